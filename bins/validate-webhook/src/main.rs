@@ -1,0 +1,3 @@
+//! validate-webhook
+
+fn main() {}

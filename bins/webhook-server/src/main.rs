@@ -1,0 +1,3 @@
+//! webhook-server
+
+fn main() {}

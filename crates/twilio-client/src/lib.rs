@@ -1,0 +1,1 @@
+//! twilio-client: work in progress.

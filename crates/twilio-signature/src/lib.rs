@@ -1,0 +1,1 @@
+//! twilio-signature: work in progress.

@@ -1,0 +1,1 @@
+//! webhook-core: work in progress.
