@@ -1,0 +1,311 @@
+//! Sending with retries that never produce a duplicate message we do not know about.
+//!
+//! Twilio's `POST Messages.json` takes no idempotency key. So a try whose outcome is unknown
+//! (timeout after the request went out, dropped connection, 5xx) is never simply repeated:
+//! before the next try the client lists recent messages to the same recipient and, if one
+//! matches what we sent, returns it instead of sending again.
+//!
+//! Waits use exponential backoff with full jitter (a random delay between zero and
+//! `base_delay · 2^n`, capped at `max_delay`); a 429's `Retry-After` replaces the backoff,
+//! capped at `max_retry_after`. Only [retryable](crate::TwilioError::is_retryable) errors are
+//! retried — never a 4xx other than 429.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::client::Client;
+use crate::error::TwilioError;
+use crate::message::{Message, SendMessage};
+
+/// How far before our first try a message found by the lookup may have been created
+/// (clock skew between us and Twilio; Twilio's dates have one-second resolution).
+pub const LOOKUP_SKEW: Duration = Duration::from_secs(60);
+
+/// How many tries and how long to wait between them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries in total, at least 1. A try is a send, or — after a send that may have gone
+    /// through — a lookup that could not be completed.
+    pub max_attempts: u32,
+    /// Backoff before the second try; doubles each time.
+    pub base_delay: Duration,
+    /// Largest backoff.
+    pub max_delay: Duration,
+    /// Largest wait taken from a `Retry-After` header.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 4 tries, 500 ms doubling up to 8 s, `Retry-After` honoured up to 30 s.
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(8),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy with the given tries and backoff, and the default `Retry-After` cap.
+    pub fn new(max_attempts: u32, base_delay: Duration, max_delay: Duration) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            base_delay,
+            max_delay,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// A single try, no retry.
+    pub fn no_retry() -> RetryPolicy {
+        RetryPolicy::new(1, Duration::ZERO, Duration::ZERO)
+    }
+
+    /// The ceiling of the full-jitter backoff before retry number `retry` (1 = first retry).
+    pub fn backoff_ceiling(&self, retry: u32) -> Duration {
+        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
+        self.base_delay.saturating_mul(factor).min(self.max_delay)
+    }
+
+    /// How long to wait before retry number `retry` after `error`.
+    pub fn delay_for(&self, retry: u32, error: &TwilioError) -> Duration {
+        match error.retry_after() {
+            Some(wait) => wait.min(self.max_retry_after),
+            None => jitter(self.backoff_ceiling(retry)),
+        }
+    }
+}
+
+/// A message that Twilio accepted, and how we got it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SendOutcome {
+    /// The created message.
+    pub message: Message,
+    /// `POST`s made (1 = the first one worked).
+    pub attempts: u32,
+    /// True when a response was lost and the message was found by listing instead:
+    /// it was sent exactly once, just not confirmed directly.
+    pub recovered: bool,
+}
+
+impl Client {
+    /// Sends `req`, retrying retryable failures per `policy`, without blind resends.
+    ///
+    /// Returns the first error that is not retryable, or the last error when the tries run
+    /// out. If that error [may have been sent](TwilioError::may_have_been_sent), the message
+    /// may exist at Twilio: record it as unknown rather than sending it again later.
+    pub fn send_with_retry(
+        &self,
+        req: &SendMessage,
+        policy: &RetryPolicy,
+    ) -> Result<SendOutcome, TwilioError> {
+        req.validate()?;
+        let started = chrono::Utc::now();
+        let max_attempts = policy.max_attempts.max(1);
+        let mut attempts = 0;
+        let mut uncertain = false;
+        let mut last_error: Option<TwilioError> = None;
+
+        for round in 0..max_attempts {
+            if let Some(error) = &last_error {
+                let wait = policy.delay_for(round, error);
+                tracing::warn!(
+                    to = %req.to,
+                    retry = round,
+                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    error = %error,
+                    "twilio send failed, retrying"
+                );
+                (self.sleeper)(wait);
+            }
+            if uncertain {
+                match self.find_sent(req, started) {
+                    Ok(Some(message)) => {
+                        tracing::info!(sid = %message.sid, "twilio: lost response, message found by lookup");
+                        return Ok(SendOutcome {
+                            message,
+                            attempts,
+                            recovered: true,
+                        });
+                    }
+                    // Not there: the earlier try did not go through, so sending is safe.
+                    Ok(None) => {}
+                    Err(lookup_error) => {
+                        tracing::warn!(error = %lookup_error, "twilio: cannot check whether the message was sent");
+                        if !lookup_error.is_retryable() {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+            }
+            attempts += 1;
+            match self.send_message(req) {
+                Ok(message) => {
+                    return Ok(SendOutcome {
+                        message,
+                        attempts,
+                        recovered: false,
+                    });
+                }
+                Err(error) if !error.is_retryable() => return Err(error),
+                Err(error) => {
+                    uncertain = error.may_have_been_sent();
+                    last_error = Some(error);
+                }
+            }
+        }
+
+        // Out of tries: one last look, so a message that did go out is reported as sent.
+        if uncertain && let Ok(Some(message)) = self.find_sent(req, started) {
+            return Ok(SendOutcome {
+                message,
+                attempts,
+                recovered: true,
+            });
+        }
+        Err(last_error.unwrap_or_else(|| {
+            TwilioError::InvalidRequest("retry policy allowed no attempt".to_owned())
+        }))
+    }
+
+    /// Looks for a message matching `req` created since `started` (minus [`LOOKUP_SKEW`]).
+    fn find_sent(
+        &self,
+        req: &SendMessage,
+        started: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Message>, TwilioError> {
+        // No DateSent filter: date_sent stays null while a message is queued.
+        let recent = self.list_messages(&req.to, req.from.as_deref(), None)?;
+        let since = started - chrono::Duration::from_std(LOOKUP_SKEW).unwrap_or_default();
+        Ok(recent
+            .into_iter()
+            .find(|m| matches_request(m, req) && m.created_at().is_some_and(|at| at >= since)))
+    }
+}
+
+/// Whether a listed message is the one `req` would have created.
+fn matches_request(message: &Message, req: &SendMessage) -> bool {
+    if message.to != req.to {
+        return false;
+    }
+    if message
+        .direction
+        .as_deref()
+        .is_some_and(|d| !d.starts_with("outbound"))
+    {
+        return false;
+    }
+    let sender_matches = match (&req.from, &req.messaging_service_sid) {
+        (Some(from), _) => message.from.as_deref() == Some(from.as_str()),
+        (None, Some(mg)) => message.messaging_service_sid.as_deref() == Some(mg.as_str()),
+        (None, None) => false,
+    };
+    if !sender_matches {
+        return false;
+    }
+    // A template's stored body is the rendered text, which we do not know; compare free text only.
+    if req.content_sid.is_none()
+        && let Some(body) = &req.body
+        && message.body.as_deref() != Some(body.as_str())
+    {
+        return false;
+    }
+    let sent_media = req.media_urls.len().to_string();
+    message
+        .num_media
+        .as_deref()
+        .is_none_or(|n| req.media_urls.is_empty() || n == sent_media)
+}
+
+/// A uniformly random duration in `[0, ceiling]` (full jitter). Not cryptographic.
+fn jitter(ceiling: Duration) -> Duration {
+    let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+    if nanos == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_nanos(next_random() % (nanos.saturating_add(1)).max(1))
+}
+
+/// splitmix64 over a counter seeded from the clock: enough to spread retries apart.
+fn next_random() -> u64 {
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+    let clock = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut z = STATE.fetch_add(GOLDEN, Ordering::Relaxed) ^ clock;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ApiError;
+
+    fn listed(json: &str) -> Message {
+        serde_json::from_str(json).expect("message json")
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = RetryPolicy::new(10, Duration::from_millis(100), Duration::from_millis(700));
+        let ceilings: Vec<u128> = (1..=5).map(|r| p.backoff_ceiling(r).as_millis()).collect();
+        assert_eq!(ceilings, [100, 200, 400, 700, 700]);
+        assert_eq!(p.backoff_ceiling(200), Duration::from_millis(700));
+    }
+
+    #[test]
+    fn jitter_stays_within_the_ceiling_and_varies() {
+        let ceiling = Duration::from_millis(50);
+        let samples: Vec<Duration> = (0..200).map(|_| jitter(ceiling)).collect();
+        assert!(samples.iter().all(|d| *d <= ceiling));
+        let first = samples[0];
+        assert!(samples.iter().any(|d| *d != first));
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn retry_after_replaces_backoff_and_is_capped() {
+        let p = RetryPolicy {
+            max_retry_after: Duration::from_secs(5),
+            ..RetryPolicy::default()
+        };
+        let limited = |secs| TwilioError::RateLimited {
+            error: ApiError::parse(429, "{}"),
+            retry_after: Some(Duration::from_secs(secs)),
+        };
+        assert_eq!(p.delay_for(1, &limited(3)), Duration::from_secs(3));
+        assert_eq!(p.delay_for(1, &limited(120)), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn lookup_matches_only_the_same_message() {
+        let req = SendMessage::text("whatsapp:+1555", "whatsapp:+1415", "hi");
+        let same = listed(
+            r#"{"sid":"SM1","status":"sent","to":"whatsapp:+1555","from":"whatsapp:+1415","body":"hi","direction":"outbound-api","num_media":"0"}"#,
+        );
+        assert!(matches_request(&same, &req));
+        let other_body = Message {
+            body: Some("hello".into()),
+            ..same.clone()
+        };
+        assert!(!matches_request(&other_body, &req));
+        let inbound = Message {
+            direction: Some("inbound".into()),
+            ..same.clone()
+        };
+        assert!(!matches_request(&inbound, &req));
+        let other_sender = Message {
+            from: Some("whatsapp:+1999".into()),
+            ..same
+        };
+        assert!(!matches_request(&other_sender, &req));
+    }
+}
