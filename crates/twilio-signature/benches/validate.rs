@@ -1,0 +1,3 @@
+//! Criterion benchmark of validation (work in progress).
+
+fn main() {}

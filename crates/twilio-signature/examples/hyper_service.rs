@@ -1,0 +1,3 @@
+//! A hyper 1 service validating Twilio webhooks (work in progress).
+
+fn main() {}

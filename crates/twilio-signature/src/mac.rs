@@ -1,0 +1,214 @@
+//! The keyed MAC and the raw signature bytes. The key is turned into HMAC's inner and outer hash
+//! states once; every signature clones those states instead of re-keying, and the raw token is
+//! not kept anywhere.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, KeyInit, Mac};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::{Algorithm, SignatureError};
+
+/// HMAC's block size for both SHA-1 and SHA-256.
+const BLOCK: usize = 64;
+
+/// HMAC's key derivation (RFC 2104): keys up to a block are zero-padded, longer keys hashed first.
+/// Done here so that keying cannot fail and no `expect` is needed.
+fn block_key<D: Digest>(secret: &[u8]) -> [u8; BLOCK] {
+    let mut key = [0u8; BLOCK];
+    if secret.len() <= BLOCK {
+        key[..secret.len()].copy_from_slice(secret);
+    } else {
+        let hash = D::digest(secret);
+        key[..hash.len()].copy_from_slice(&hash);
+    }
+    key
+}
+
+/// HMAC state right after keying, for the validator's algorithm.
+#[derive(Clone)]
+pub(crate) enum KeyedMac {
+    Sha1(Hmac<Sha1>),
+    Sha256(Hmac<Sha256>),
+}
+
+impl KeyedMac {
+    pub(crate) fn new(secret: &[u8], algorithm: Algorithm) -> Self {
+        match algorithm {
+            Algorithm::Sha1 => Self::Sha1(Hmac::new(&block_key::<Sha1>(secret).into())),
+            Algorithm::Sha256 => Self::Sha256(Hmac::new(&block_key::<Sha256>(secret).into())),
+        }
+    }
+
+    pub(crate) fn algorithm(&self) -> Algorithm {
+        match self {
+            Self::Sha1(_) => Algorithm::Sha1,
+            Self::Sha256(_) => Algorithm::Sha256,
+        }
+    }
+
+    /// The MAC of the concatenation of `pieces`.
+    pub(crate) fn tag(&self, pieces: &[&[u8]]) -> Tag {
+        fn run<M: Mac + Clone>(keyed: &M, pieces: &[&[u8]]) -> Tag {
+            let mut mac = keyed.clone();
+            for piece in pieces {
+                mac.update(piece);
+            }
+            Tag::from_slice(&mac.finalize().into_bytes())
+        }
+        match self {
+            Self::Sha1(mac) => run(mac, pieces),
+            Self::Sha256(mac) => run(mac, pieces),
+        }
+    }
+}
+
+/// Raw MAC bytes: 20 for HMAC-SHA1, 32 for HMAC-SHA256.
+#[derive(Clone, Copy)]
+pub(crate) struct Tag {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl Tag {
+    fn from_slice(raw: &[u8]) -> Self {
+        let mut bytes = [0u8; 32];
+        let len = raw.len().min(32);
+        bytes[..len].copy_from_slice(&raw[..len]);
+        Self { bytes, len }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    /// Padded standard base64, the form of the `X-Twilio-Signature` header.
+    pub(crate) fn to_base64(self) -> String {
+        STANDARD.encode(self.as_bytes())
+    }
+
+    /// Decodes an `X-Twilio-Signature` header for `algorithm`.
+    ///
+    /// The engine accepts only canonical padded base64 (no missing padding, no non-zero trailing
+    /// bits) and the length is fixed, so decoding is a bijection: comparing raw bytes is the
+    /// same as comparing the header with the base64 of the expected MAC, without encoding it.
+    pub(crate) fn decode(header: &str, algorithm: Algorithm) -> Result<Self, SignatureError> {
+        if header.is_empty() {
+            return Err(SignatureError::Missing);
+        }
+        if header.len() != algorithm.signature_len() {
+            return Err(SignatureError::Malformed {
+                reason: match (algorithm, header.len()) {
+                    (Algorithm::Sha1, 44) => {
+                        "44 characters is an HMAC-SHA256 signature, but this validator uses HMAC-SHA1 \
+                         (shared-key webhooks need Validator::shared_key)"
+                    }
+                    (Algorithm::Sha256, 28) => {
+                        "28 characters is an HMAC-SHA1 signature, but this validator uses HMAC-SHA256"
+                    }
+                    (Algorithm::Sha1, _) => "expected 28 base64 characters (HMAC-SHA1)",
+                    (Algorithm::Sha256, _) => "expected 44 base64 characters (HMAC-SHA256)",
+                },
+            });
+        }
+        let mut bytes = [0u8; 33];
+        match STANDARD.decode_slice(header, &mut bytes) {
+            Ok(len) if len == algorithm.mac_len() => Ok(Self::from_slice(&bytes[..len])),
+            _ => Err(SignatureError::Malformed {
+                reason: "not padded standard base64",
+            }),
+        }
+    }
+
+    /// Constant-time equality (the lengths are public: they follow from the algorithm).
+    pub(crate) fn matches(&self, other: &Self) -> bool {
+        self.as_bytes().ct_eq(other.as_bytes()).into()
+    }
+}
+
+/// Lowercase hex SHA-256 of `body`, the form of the `bodySHA256` query parameter.
+pub(crate) fn sha256_hex(body: &[u8]) -> [u8; 64] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(body);
+    let mut out = [0u8; 64];
+    for (pair, byte) in out.chunks_exact_mut(2).zip(digest.iter()) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0x0f)];
+    }
+    out
+}
+
+/// Constant-time comparison of the body's hex hash with the `bodySHA256` value.
+pub(crate) fn body_hash_matches(body: &[u8], expected_hex: &[u8]) -> bool {
+    sha256_hex(body).as_slice().ct_eq(expected_hex).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_keys_are_hashed_like_rfc_2104() {
+        // RFC 2202 test case 6: 80-byte key of 0xaa.
+        let mac = KeyedMac::new(&[0xaa; 80], Algorithm::Sha1);
+        let tag = mac.tag(&[b"Test Using Larger Than Block-Size Key - Hash Key First"]);
+        assert_eq!(
+            tag.as_bytes(),
+            [
+                0xaa, 0x4a, 0xe5, 0xe1, 0x52, 0x72, 0xd0, 0x0e, 0x95, 0x70, 0x56, 0x37, 0xce, 0x8a,
+                0x3b, 0x55, 0xed, 0x40, 0x21, 0x12
+            ]
+        );
+        // RFC 4231 test case 6: 131-byte key of 0xaa.
+        let mac = KeyedMac::new(&[0xaa; 131], Algorithm::Sha256);
+        let tag = mac.tag(&[
+            b"Test Using Larger Than Block-",
+            b"Size Key - Hash Key First",
+        ]);
+        assert_eq!(
+            tag.to_base64(),
+            STANDARD.encode([
+                0x60, 0xe4, 0x31, 0x59, 0x1e, 0xe0, 0xb6, 0x7f, 0x0d, 0x8a, 0x26, 0xaa, 0xcb, 0xf5,
+                0xb7, 0x7f, 0x8e, 0x0b, 0xc6, 0x21, 0x37, 0x28, 0xc5, 0x14, 0x05, 0x46, 0x04, 0x0f,
+                0x0e, 0xe3, 0x7f, 0x54,
+            ])
+        );
+    }
+
+    #[test]
+    fn decode_is_strict() {
+        let good = "0/KCTR6DLpKmkAf8muzZqo1nDgQ=";
+        assert!(Tag::decode(good, Algorithm::Sha1).is_ok());
+        assert_eq!(
+            Tag::decode("", Algorithm::Sha1).err(),
+            Some(SignatureError::Missing)
+        );
+        for bad in [
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ",   // unpadded
+            "0/KCTR6DLpKmkAf8muzZqo1nDgR=",  // non-zero trailing bits
+            "0_KCTR6DLpKmkAf8muzZqo1nDgQ=",  // URL-safe alphabet
+            " 0/KCTR6DLpKmkAf8muzZqo1nDgQ=", // whitespace
+            "0/KCTR6DLpKmkAf8muzZqo1nDg==",  // wrong padding
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ==", // too long
+            "ééééééééééééééé",               // 30 bytes of UTF-8
+        ] {
+            assert!(
+                matches!(
+                    Tag::decode(bad, Algorithm::Sha1),
+                    Err(SignatureError::Malformed { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn hex_is_lowercase() {
+        assert_eq!(
+            &sha256_hex(b"{}")[..],
+            b"44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+    }
+}
