@@ -1,0 +1,417 @@
+//! Findings: per setting, ok / warning / problem with a one-sentence fix, for the
+//! `validate-webhook` CLI (✅/⚠️/❌) and for the production gate in [`load`](crate::load).
+//!
+//! A check that is merely risky in development but unsafe in production is declared
+//! "unsafe in production": with `APP_ENV=production` it becomes a problem, and problems
+//! refuse to start.
+
+use serde::Serialize;
+use url::Url;
+
+use crate::keys::{DEFAULT_API_BASE_URL, STATUS_PATH, WEBHOOK_PATH};
+use crate::secret::{Secret, mask_sid};
+use crate::settings::{AppEnv, Sender, Settings};
+use crate::values::{is_placeholder, unreachable_host};
+
+/// How bad a finding is. Ordered: `Ok < Warning < Problem`, so the worst of a list is its max.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Fine (✅).
+    Ok,
+    /// Works, but probably not as intended (⚠️).
+    Warning,
+    /// Does not work, or is refused in production (❌).
+    Problem,
+}
+
+/// One diagnostic line about one setting.
+///
+/// Render it as `{key}: {message}` and, when present, the hint on the next line; the texts are
+/// short, user-facing, and never contain a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The key this is about (`WEBHOOK_URL`).
+    pub key: &'static str,
+    /// How bad it is.
+    pub status: Status,
+    /// What was found, without the key name: `uses http, not https`.
+    pub message: String,
+    /// The fix in one sentence; `None` for `Ok`.
+    pub hint: Option<String>,
+    /// Where the value came from (`.env line 4`, `environment`, `default`, `not set`, …).
+    pub source: String,
+}
+
+/// Suffix of a warning that `APP_ENV=production` turned into a problem.
+const REFUSED_IN_PRODUCTION: &str = " (refused with APP_ENV=production)";
+
+/// Collects findings for one `Settings`, applying the production escalation.
+struct Report<'a> {
+    settings: &'a Settings,
+    out: Vec<Finding>,
+}
+
+impl Report<'_> {
+    fn push(&mut self, key: &'static str, status: Status, message: String, hint: Option<String>) {
+        let source = self.settings.origin(key).to_owned();
+        self.out.push(Finding {
+            key,
+            status,
+            message,
+            hint,
+            source,
+        });
+    }
+
+    fn ok_from(&mut self, key: &'static str, message: String, source: &str) {
+        let source = source.to_owned();
+        self.out.push(Finding {
+            key,
+            status: Status::Ok,
+            message,
+            hint: None,
+            source,
+        });
+    }
+
+    fn ok(&mut self, key: &'static str, message: impl Into<String>) {
+        self.push(key, Status::Ok, message.into(), None);
+    }
+
+    /// A warning in development; a problem in production when `unsafe_in_production`.
+    fn warn(&mut self, key: &'static str, unsafe_in_production: bool, message: &str, hint: &str) {
+        if unsafe_in_production && self.settings.app_env == AppEnv::Production {
+            let message = format!("{message}{REFUSED_IN_PRODUCTION}");
+            self.push(key, Status::Problem, message, Some(hint.to_owned()));
+        } else {
+            self.push(
+                key,
+                Status::Warning,
+                message.to_owned(),
+                Some(hint.to_owned()),
+            );
+        }
+    }
+
+    fn problem(&mut self, key: &'static str, message: &str, hint: &str) {
+        self.push(
+            key,
+            Status::Problem,
+            message.to_owned(),
+            Some(hint.to_owned()),
+        );
+    }
+}
+
+impl Settings {
+    /// Checks every setting the CLI reports on, in a fixed order: APP_ENV, account, token,
+    /// API key, WEBHOOK_URL, status callback, sender, database, Redis, REST base URL, listen
+    /// address. Each yields one `Ok` line or one line per thing wrong with it.
+    ///
+    /// With `APP_ENV=production`, warnings that are unsafe in production are problems, and
+    /// [`load`](crate::load) refuses to start on any problem.
+    pub fn findings(&self) -> Vec<Finding> {
+        let mut r = Report {
+            settings: self,
+            out: Vec::new(),
+        };
+        r.ok("APP_ENV", self.app_env.as_str());
+        account(&mut r);
+        auth_token(&mut r);
+        api_key(&mut r);
+        webhook_url(&mut r);
+        status_callback(&mut r);
+        sender(&mut r);
+        database(&mut r);
+        redis(&mut r);
+        api_base_url(&mut r);
+        listen(&mut r);
+        r.out
+    }
+}
+
+fn account(r: &mut Report<'_>) {
+    const KEY: &str = "TWILIO_ACCOUNT_SID";
+    const HINT: &str = "copy the Account SID from the Twilio Console home page";
+    match r.settings.account_sid.as_deref() {
+        None => r.warn(
+            KEY,
+            false,
+            "not set: replies cannot be sent and online checks are skipped",
+            HINT,
+        ),
+        Some(sid) if is_placeholder(sid) => r.warn(
+            KEY,
+            true,
+            "still a placeholder: replies cannot be sent",
+            HINT,
+        ),
+        Some(sid) => r.ok(KEY, mask_sid(sid)),
+    }
+}
+
+fn auth_token(r: &mut Report<'_>) {
+    const KEY: &str = "TWILIO_AUTH_TOKEN";
+    const HINT: &str = "copy the Auth Token from the Twilio Console home page (Account Info)";
+    match r.settings.auth_token.as_ref().map(Secret::expose) {
+        None => r.problem(KEY, "not set: every webhook will be refused with 403", HINT),
+        Some(t) if is_placeholder(t) => {
+            r.problem(
+                KEY,
+                "still a placeholder: every webhook will be refused with 403",
+                HINT,
+            );
+        }
+        Some(_) => r.ok(KEY, "set (hidden)"),
+    }
+}
+
+fn api_key(r: &mut Report<'_>) {
+    let s = r.settings;
+    let Some(sid) = s.api_key_sid.as_deref() else {
+        return;
+    };
+    const HINT: &str = "create an API key in the Twilio Console, or remove TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET";
+    if is_placeholder(sid) {
+        r.warn(
+            "TWILIO_API_KEY_SID",
+            true,
+            "still a placeholder: REST calls will be refused",
+            HINT,
+        );
+    } else if s
+        .api_key_secret
+        .as_ref()
+        .is_some_and(|k| is_placeholder(k.expose()))
+    {
+        r.warn(
+            "TWILIO_API_KEY_SECRET",
+            true,
+            "still a placeholder: REST calls will be refused",
+            HINT,
+        );
+    } else {
+        r.ok(
+            "TWILIO_API_KEY_SID",
+            format!("REST calls authenticate as {}", mask_sid(sid)),
+        );
+    }
+}
+
+/// Checks shared by WEBHOOK_URL and STATUS_CALLBACK_URL; returns whether anything was wrong.
+fn public_url(r: &mut Report<'_>, key: &'static str, value: &str, path: &str) -> bool {
+    let Ok(url) = Url::parse(value) else {
+        r.problem(
+            key,
+            "not a URL",
+            "set it to the public https:// URL Twilio calls",
+        );
+        return true;
+    };
+    let before = r.out.len();
+    if url.scheme() != "https" {
+        r.warn(
+            key,
+            true,
+            "uses http, not https",
+            "use the https:// URL (ngrok and Render both serve https)",
+        );
+    }
+    if let Some(host) = unreachable_host(&url) {
+        let message = format!("points at {host}, which Twilio cannot reach");
+        r.warn(
+            key,
+            true,
+            &message,
+            "use the public URL of your tunnel (ngrok) or deployment",
+        );
+    }
+    if url.query().is_some() {
+        r.warn(
+            key,
+            false,
+            "has a query string; proxies that reorder it break the signature",
+            "remove the ?… part here and in the Twilio Console",
+        );
+    }
+    if url.fragment().is_some() {
+        r.warn(
+            key,
+            false,
+            "has a #fragment, which may not be part of the signed URL",
+            "remove the # and everything after it (connection overrides belong only in the Twilio Console)",
+        );
+    }
+    if url.path().ends_with(&format!("{path}/")) {
+        let message = format!("has a trailing slash; the server serves {path} without one");
+        r.warn(
+            key,
+            false,
+            &message,
+            "remove the trailing slash here and in the Twilio Console",
+        );
+    } else if !url.path().ends_with(path) {
+        let message = format!("does not end with {path}");
+        let hint = format!("append {path}, the path the server listens on");
+        r.warn(key, false, &message, &hint);
+    }
+    r.out.len() > before
+}
+
+fn webhook_url(r: &mut Report<'_>) {
+    const KEY: &str = "WEBHOOK_URL";
+    match r.settings.webhook_url.as_deref() {
+        None => r.warn(
+            KEY,
+            true,
+            "not set: the server rebuilds it from each request's Host header",
+            "set it to the public URL configured in Twilio, ending in /api/v1/whatsapp/webhook",
+        ),
+        Some(url) => {
+            if !public_url(r, KEY, url, WEBHOOK_PATH) {
+                r.ok(KEY, url);
+            }
+        }
+    }
+}
+
+fn status_callback(r: &mut Report<'_>) {
+    const KEY: &str = "STATUS_CALLBACK_URL";
+    let s = r.settings;
+    if let Some(url) = s.status_callback_url.as_deref() {
+        if !public_url(r, KEY, url, STATUS_PATH) {
+            r.ok(KEY, url);
+        }
+        return;
+    }
+    match s.status_callback_url() {
+        // Derived from WEBHOOK_URL, whose own checks already cover scheme and host.
+        Some(url) => r.ok_from(KEY, format!("derived from WEBHOOK_URL: {url}"), "derived"),
+        None => r.warn(
+            KEY,
+            false,
+            "not set and WEBHOOK_URL is missing: replies get no delivery status callbacks",
+            "set WEBHOOK_URL, or STATUS_CALLBACK_URL to the public URL of /api/v1/whatsapp/status",
+        ),
+    }
+}
+
+fn sender(r: &mut Report<'_>) {
+    let s = r.settings;
+    let loaded: Vec<Finding> = s.load_findings.clone();
+    let noted = |key: &str| loaded.iter().any(|f| f.key == key);
+    match &s.sender {
+        None => r.warn(
+            "TWILIO_WHATSAPP_FROM",
+            false,
+            "no sender set: replies are recorded but not sent (dry run)",
+            "set TWILIO_WHATSAPP_FROM=whatsapp:+14155238886 (the Sandbox) or TWILIO_MESSAGING_SERVICE_SID",
+        ),
+        Some(Sender::WhatsAppFrom(from)) if !noted("TWILIO_WHATSAPP_FROM") => {
+            r.ok("TWILIO_WHATSAPP_FROM", format!("replies are sent from {from}"));
+        }
+        Some(Sender::MessagingService(sid)) => {
+            let message = format!("replies are sent through Messaging Service {}", mask_sid(sid));
+            r.ok("TWILIO_MESSAGING_SERVICE_SID", message);
+        }
+        Some(Sender::WhatsAppFrom(_)) => {}
+    }
+    r.out.extend(loaded);
+}
+
+fn database(r: &mut Report<'_>) {
+    const KEY: &str = "DATABASE_URL";
+    let s = r.settings;
+    let url = s.database_url.expose();
+    let shown = s.database_url_redacted();
+    if !url.starts_with("sqlite:") {
+        r.ok(KEY, shown);
+    } else if url.contains(":memory:") || url.contains("mode=memory") {
+        r.warn(
+            KEY,
+            true,
+            "in-memory SQLite: every message is lost when the process stops",
+            "use a file (sqlite://data/webhook.db?mode=rwc) or PostgreSQL",
+        );
+    } else if s.app_env == AppEnv::Production {
+        r.warn(
+            KEY,
+            false,
+            "SQLite in production: the data stays on one instance's disk and cannot be shared",
+            "use PostgreSQL (on Render: fromDatabase with property connectionString)",
+        );
+    } else {
+        r.ok(KEY, format!("{shown} (embedded SQLite)"));
+    }
+}
+
+fn redis(r: &mut Report<'_>) {
+    match r.settings.redis_url_redacted() {
+        None => r.ok(
+            "REDIS_URL",
+            "not set: in-process queue, the database stays the source of truth",
+        ),
+        Some(shown) => r.ok("REDIS_URL", shown),
+    }
+}
+
+fn api_base_url(r: &mut Report<'_>) {
+    const KEY: &str = "TWILIO_API_BASE_URL";
+    let base = r.settings.api_base_url.as_str();
+    if base == DEFAULT_API_BASE_URL {
+        r.ok(KEY, base);
+        return;
+    }
+    let Ok(url) = Url::parse(base) else {
+        r.problem(
+            KEY,
+            "not a URL",
+            "leave TWILIO_API_BASE_URL unset to talk to Twilio",
+        );
+        return;
+    };
+    let mut fine = true;
+    if url.scheme() != "https" {
+        fine = false;
+        let hint = "use https://api.twilio.com";
+        r.warn(
+            KEY,
+            true,
+            "uses http: the Auth Token would travel unencrypted",
+            hint,
+        );
+    }
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    if host != "twilio.com" && !host.ends_with(".twilio.com") {
+        fine = false;
+        let message = format!("points at {host}, not Twilio: replies go to a test server");
+        r.warn(
+            KEY,
+            true,
+            &message,
+            "leave TWILIO_API_BASE_URL unset to talk to Twilio",
+        );
+    }
+    if fine {
+        r.ok(KEY, base);
+    }
+}
+
+fn listen(r: &mut Report<'_>) {
+    let s = r.settings;
+    let loopback = s.host == "localhost"
+        || s.host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback && s.app_env == AppEnv::Production {
+        let message = format!("{} accepts connections from this machine only", s.host);
+        r.warn(
+            "HOST",
+            false,
+            &message,
+            "set HOST=0.0.0.0 unless a proxy on this machine forwards to it",
+        );
+    }
+    r.ok("PORT", format!("listening on {}", s.listen_addr()));
+}

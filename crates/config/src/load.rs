@@ -1,0 +1,438 @@
+//! [`load`]: from merged raw values to typed [`Settings`], collecting every problem.
+//!
+//! Each key is parsed on its own; a bad value becomes a [`Problem`] and the key falls back to
+//! its default, so one run reports everything that is wrong. With `APP_ENV=production` the
+//! problems among the [findings](Settings::findings) are added before deciding.
+
+use std::collections::BTreeSet;
+
+use crate::error::{ConfigError, Problem};
+use crate::findings::{Finding, Status};
+use crate::keys::{DEFAULT_API_BASE_URL, key_spec};
+use crate::secret::Secret;
+use crate::settings::{AppEnv, LogFormat, Sender, Settings};
+use crate::sources::{EnvSource, Gathered, LoadOptions, Raw, gather, gather_env_only};
+use crate::values::{
+    Invalid, has_surrounding_whitespace, is_e164, is_hex32, is_listen_host, is_placeholder, is_sid,
+    parse_http_url, parse_number, shown,
+};
+
+/// The result of [`load`]: the settings and the files they were read from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The validated settings.
+    pub settings: Settings,
+    /// Files that were read, lowest precedence first, as shown to users
+    /// (`webhook.toml`, `.env`, or the paths given).
+    pub sources: Vec<String>,
+}
+
+/// Loads the configuration: defaults < `webhook.toml` < `.env` < environment.
+///
+/// Every wrong value is reported at once in the returned [`ConfigError`]. In development,
+/// placeholders and a missing token are findings, not errors, so the server can start and say
+/// what to fix; with `APP_ENV=production` every [`Status::Problem`] finding is an error too.
+pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
+    let gathered = gather(opts);
+    let sources = gathered.files.clone();
+    let settings = build(gathered)?;
+    Ok(Loaded { settings, sources })
+}
+
+impl Settings {
+    /// Builds settings from defaults and `vars` only (no files, no process environment): the
+    /// convenient way for tests in other crates to get a `Settings`.
+    ///
+    /// ```
+    /// let s = config::Settings::from_vars([("PORT", "8080"), ("APP_ENV", "development")])?;
+    /// assert_eq!(s.port, 8080);
+    /// # Ok::<(), config::ConfigError>(())
+    /// ```
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Settings, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let env = EnvSource::Map(
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        );
+        build(gather_env_only(&env))
+    }
+}
+
+/// Turns raw values into settings, or every problem found.
+fn build(gathered: Gathered) -> Result<Settings, ConfigError> {
+    let mut b = Builder {
+        gathered,
+        problems: Vec::new(),
+        notes: Vec::new(),
+    };
+    let app_env = b
+        .parse("APP_ENV", |v| match v.to_ascii_lowercase().as_str() {
+            "development" => Ok(AppEnv::Development),
+            "production" => Ok(AppEnv::Production),
+            _ => Err(Invalid::new(
+                format!("{} is not an environment name", shown(v)),
+                "set APP_ENV to development or production",
+            )),
+        })
+        .unwrap_or_default();
+    let mut s = Settings {
+        app_env,
+        ..Settings::default()
+    };
+    s.account_sid = b.parse("TWILIO_ACCOUNT_SID", account_sid);
+    s.auth_token = b.parse("TWILIO_AUTH_TOKEN", |v| {
+        if is_hex32(v) || is_placeholder(v) {
+            Ok(Secret::new(v))
+        } else {
+            Err(Invalid::new(
+                format!(
+                    "not an Auth Token: expected 32 hex characters, got {}",
+                    chars(v)
+                ),
+                "copy the Auth Token from the Twilio Console home page (Account Info)",
+            ))
+        }
+    });
+    s.api_key_sid = b.parse("TWILIO_API_KEY_SID", |v| {
+        sid_or_placeholder(
+            v,
+            "SK",
+            "an API key SID",
+            "copy the SID of an API key from the Twilio Console (Account, API keys & tokens)",
+        )
+    });
+    s.api_key_secret = b.parse("TWILIO_API_KEY_SECRET", |v| {
+        if (v.len() == 32 && v.bytes().all(|c| c.is_ascii_alphanumeric())) || is_placeholder(v) {
+            Ok(Secret::new(v))
+        } else {
+            Err(Invalid::new(
+                format!(
+                    "not an API key secret: expected 32 letters and digits, got {}",
+                    chars(v)
+                ),
+                "copy the secret shown once when the API key was created, or create a new key",
+            ))
+        }
+    });
+    b.require_pair("TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET");
+    s.webhook_url = b.parse("WEBHOOK_URL", |v| {
+        let fix = "set it to the public URL configured in Twilio, e.g. https://abc123.ngrok-free.app/api/v1/whatsapp/webhook";
+        parse_http_url(v, fix).map(|_| v.to_owned())
+    });
+    s.status_callback_url = b.parse("STATUS_CALLBACK_URL", |v| {
+        let fix = "set it to the public URL of /api/v1/whatsapp/status, or leave it unset to derive it from WEBHOOK_URL";
+        parse_http_url(v, fix).map(|_| v.to_owned())
+    });
+    if let Some(url) = b.parse("DATABASE_URL", database_url) {
+        s.database_url = url;
+    }
+    s.redis_url = b.parse("REDIS_URL", redis_url);
+    if let Some(host) = b.parse("HOST", |v| {
+        if is_listen_host(v) {
+            Ok(v.to_owned())
+        } else {
+            Err(Invalid::new(
+                format!("{} is not an IP address or host name", shown(v)),
+                "use 0.0.0.0 for all interfaces or 127.0.0.1 for this machine only, and set the port with PORT",
+            ))
+        }
+    }) {
+        s.host = host;
+    }
+    if let Some(port) = b.parse("PORT", |v| parse_number("PORT", v, 1, 65535)) {
+        s.port = u16::try_from(port).unwrap_or(s.port);
+    }
+    let from = b.parse("TWILIO_WHATSAPP_FROM", whatsapp_from);
+    let service = b.parse("TWILIO_MESSAGING_SERVICE_SID", |v| {
+        if is_sid(v, "MG") {
+            Ok(v.to_owned())
+        } else {
+            Err(Invalid::new(
+                format!("not a Messaging Service SID: expected \"MG\" followed by 32 hex characters, got {}", chars(v)),
+                "copy the SID from Messaging, Services in the Twilio Console",
+            ))
+        }
+    });
+    s.sender = b.sender(from, service);
+    if let Some(base) = b.parse("TWILIO_API_BASE_URL", |v| {
+        let fix = format!("use {DEFAULT_API_BASE_URL} or leave TWILIO_API_BASE_URL unset");
+        parse_http_url(v, &fix).map(|_| v.trim_end_matches('/').to_owned())
+    }) {
+        s.api_base_url = base;
+    }
+    if let Some(template) = b.parse("AUTO_REPLY_TEMPLATE", |v| {
+        let n = v.chars().count();
+        if n <= 1600 {
+            Ok(v.to_owned())
+        } else {
+            Err(Invalid::new(
+                format!("is {n} characters long; a WhatsApp message holds at most 1600"),
+                "shorten AUTO_REPLY_TEMPLATE",
+            ))
+        }
+    }) {
+        s.auto_reply = template;
+    }
+    let default_format = match s.app_env {
+        AppEnv::Production => LogFormat::Json,
+        AppEnv::Development => LogFormat::Text,
+    };
+    s.log_format = b
+        .parse("LOG_FORMAT", |v| match v.to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(Invalid::new(
+                format!("{} is not a log format", shown(v)),
+                "set LOG_FORMAT to text or json",
+            )),
+        })
+        .unwrap_or(default_format);
+    if let Some(n) = b.parse("WORKER_CONCURRENCY", |v| {
+        parse_number("WORKER_CONCURRENCY", v, 1, 1024)
+    }) {
+        s.worker_concurrency = usize::try_from(n).unwrap_or(s.worker_concurrency);
+    }
+    if let Some(n) = b.parse("STORE_BATCH_MAX", |v| {
+        parse_number("STORE_BATCH_MAX", v, 1, 10_000)
+    }) {
+        s.store_batch_max = usize::try_from(n).unwrap_or(s.store_batch_max);
+    }
+    if let Some(n) = b.parse("STORE_BATCH_LINGER_US", |v| {
+        parse_number("STORE_BATCH_LINGER_US", v, 0, 1_000_000)
+    }) {
+        s.store_batch_linger_us = n;
+    }
+    if let Some(n) = b.parse("SWEEP_INTERVAL_SECS", |v| {
+        parse_number("SWEEP_INTERVAL_SECS", v, 1, 86_400)
+    }) {
+        s.sweep_interval_secs = n;
+    }
+
+    s.origins = b
+        .gathered
+        .values
+        .iter()
+        .map(|(k, raw)| (*k, raw.origin.clone()))
+        .collect();
+    s.load_findings = std::mem::take(&mut b.notes);
+    let mut problems = std::mem::take(&mut b.gathered.problems);
+    problems.append(&mut b.problems);
+
+    if s.app_env == AppEnv::Production {
+        let already: BTreeSet<String> = problems.iter().filter_map(|p| p.key.clone()).collect();
+        for f in s.findings() {
+            if f.status == Status::Problem && !already.contains(f.key) {
+                problems.push(Problem {
+                    key: Some(f.key.to_owned()),
+                    source: f.source,
+                    message: f.message,
+                    fix: f.hint.unwrap_or_default(),
+                });
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(s)
+    } else {
+        Err(ConfigError::Invalid(problems))
+    }
+}
+
+fn chars(v: &str) -> String {
+    match v.chars().count() {
+        1 => "1 character".to_owned(),
+        n => format!("{n} characters"),
+    }
+}
+
+fn sid_or_placeholder(v: &str, prefix: &str, what: &str, fix: &str) -> Result<String, Invalid> {
+    if is_sid(v, prefix) || is_placeholder(v) {
+        Ok(v.to_owned())
+    } else {
+        Err(Invalid::new(
+            format!(
+                "not {what}: expected \"{prefix}\" followed by 32 hex characters, got {}",
+                chars(v)
+            ),
+            fix,
+        ))
+    }
+}
+
+fn account_sid(v: &str) -> Result<String, Invalid> {
+    // The usual mix-ups get a fix that says where the value belongs.
+    let fix = if is_sid(v, "SK") {
+        "this is an API key SID: move it to TWILIO_API_KEY_SID and set TWILIO_ACCOUNT_SID to the AC… SID"
+    } else if is_sid(v, "MG") {
+        "this is a Messaging Service SID: move it to TWILIO_MESSAGING_SERVICE_SID and set TWILIO_ACCOUNT_SID to the AC… SID"
+    } else if is_hex32(v) {
+        "this looks like an Auth Token: move it to TWILIO_AUTH_TOKEN and set TWILIO_ACCOUNT_SID to the AC… SID"
+    } else {
+        "copy the Account SID from the Twilio Console home page"
+    };
+    sid_or_placeholder(v, "AC", "an Account SID", fix)
+}
+
+fn database_url(v: &str) -> Result<Secret, Invalid> {
+    let fix = "use postgres://user:password@host:5432/db or sqlite://path/to/file.db?mode=rwc";
+    let scheme = v.split(':').next().unwrap_or_default();
+    match scheme {
+        "sqlite" => Ok(Secret::new(v)),
+        "postgres" | "postgresql" => match url::Url::parse(v) {
+            // The value itself is never shown: it may hold a password.
+            Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => Ok(Secret::new(v)),
+            Ok(_) => Err(Invalid::new("the PostgreSQL URL has no host", fix)),
+            Err(e) => Err(Invalid::new(
+                format!("not a valid PostgreSQL URL ({e})"),
+                "use postgres://user:password@host:5432/db and percent-encode special characters in the password",
+            )),
+        },
+        _ if !v.contains(':') => Err(Invalid::new("not a URL", fix)),
+        other => Err(Invalid::new(
+            format!("unsupported database \"{other}\""),
+            fix,
+        )),
+    }
+}
+
+fn redis_url(v: &str) -> Result<Secret, Invalid> {
+    let fix = "use redis://host:6379 (rediss:// for TLS), or leave REDIS_URL unset for the in-process queue";
+    match url::Url::parse(v) {
+        Ok(u) if matches!(u.scheme(), "redis" | "rediss") => Ok(Secret::new(v)),
+        Ok(u) => Err(Invalid::new(
+            format!("unsupported scheme \"{}\"", u.scheme()),
+            fix,
+        )),
+        Err(e) => Err(Invalid::new(format!("not a valid Redis URL ({e})"), fix)),
+    }
+}
+
+/// The sender number, normalised to `whatsapp:+E.164`. `Ok((value, was_bare))`.
+fn whatsapp_from(v: &str) -> Result<(String, bool), Invalid> {
+    let fix = "use whatsapp: followed by the number in E.164 format, e.g. whatsapp:+14155238886";
+    if let Some(rest) = v.strip_prefix("whatsapp:") {
+        if rest.starts_with("whatsapp:") || rest.starts_with("+whatsapp:") {
+            return Err(Invalid::new("has the whatsapp: prefix twice", fix));
+        }
+        if is_e164(rest) {
+            return Ok((v.to_owned(), false));
+        }
+    } else if v.starts_with("+whatsapp:") {
+        return Err(Invalid::new(
+            "has a + in front of the whatsapp: prefix",
+            fix,
+        ));
+    } else if is_e164(v) {
+        // Twilio would send a bare number as SMS (error 21910), so add the prefix and say so.
+        return Ok((format!("whatsapp:{v}"), true));
+    }
+    Err(Invalid::new(
+        format!("{} is not a WhatsApp sender", shown(v)),
+        fix,
+    ))
+}
+
+struct Builder {
+    gathered: Gathered,
+    problems: Vec<Problem>,
+    notes: Vec<Finding>,
+}
+
+impl Builder {
+    fn raw(&self, key: &str) -> Option<&Raw> {
+        self.gathered.values.get(key)
+    }
+
+    fn fail(&mut self, key: &str, origin: String, invalid: Invalid) {
+        self.problems.push(Problem {
+            key: Some(key.to_owned()),
+            source: origin,
+            message: invalid.message,
+            fix: invalid.fix,
+        });
+    }
+
+    /// Parses the value of `key` if one is set; a bad value is recorded and gives `None`.
+    fn parse<T>(&mut self, key: &str, parse: impl FnOnce(&str) -> Result<T, Invalid>) -> Option<T> {
+        let raw = self.raw(key)?.clone();
+        let spec = key_spec(key);
+        if has_surrounding_whitespace(&raw.value) && key != "AUTO_REPLY_TEMPLATE" {
+            let what = if spec.is_some_and(|s| s.secret) {
+                "the value"
+            } else {
+                "it"
+            };
+            let invalid = Invalid::new(
+                "has spaces or line breaks around the value",
+                format!("remove the spaces or line breaks around {what}"),
+            );
+            self.fail(key, raw.origin, invalid);
+            return None;
+        }
+        match parse(&raw.value) {
+            Ok(v) => Some(v),
+            Err(invalid) => {
+                self.fail(key, raw.origin, invalid);
+                None
+            }
+        }
+    }
+
+    /// Both keys or neither.
+    fn require_pair(&mut self, first: &str, second: &str) {
+        let (a, b) = (self.raw(first).is_some(), self.raw(second).is_some());
+        if a != b {
+            let (set, missing) = if a { (first, second) } else { (second, first) };
+            self.fail(
+                missing,
+                "not set".to_owned(),
+                Invalid::new(
+                    format!("{set} is set but {missing} is not"),
+                    format!("set both {first} and {second}, or neither"),
+                ),
+            );
+        }
+    }
+
+    fn note(&mut self, key: &'static str, message: String, hint: &str) {
+        let source = self
+            .raw(key)
+            .map_or_else(|| "not set".to_owned(), |r| r.origin.clone());
+        self.notes.push(Finding {
+            key,
+            status: Status::Warning,
+            message,
+            hint: Some(hint.to_owned()),
+            source,
+        });
+    }
+
+    fn sender(&mut self, from: Option<(String, bool)>, service: Option<String>) -> Option<Sender> {
+        if let Some((number, true)) = &from {
+            let message = format!("has no whatsapp: prefix; replies are sent from {number}");
+            self.note(
+                "TWILIO_WHATSAPP_FROM",
+                message,
+                "write it as whatsapp:+E.164 to make that explicit",
+            );
+        }
+        match (from, service) {
+            (Some(_), Some(sid)) => {
+                self.note(
+                    "TWILIO_MESSAGING_SERVICE_SID",
+                    "set together with TWILIO_WHATSAPP_FROM; replies go through the Messaging Service".to_owned(),
+                    "remove one of the two",
+                );
+                Some(Sender::MessagingService(sid))
+            }
+            (None, Some(sid)) => Some(Sender::MessagingService(sid)),
+            (Some((number, _)), None) => Some(Sender::WhatsAppFrom(number)),
+            (None, None) => None,
+        }
+    }
+}

@@ -1,0 +1,619 @@
+//! Where values come from: defaults, `webhook.toml`, `.env` and the environment, layered with
+//! figment so that every value keeps the name of the source that set it.
+//!
+//! Each file line becomes its own figment provider named after the line (`.env line 4`,
+//! `webhook.toml line 2`), so figment's per-value metadata is exactly the text a problem shows.
+//! Only known keys are taken from the environment; unknown keys in `.env` are ignored (people
+//! keep `RUST_LOG` and friends there), unknown keys in `webhook.toml` are problems (the file
+//! is ours, so an unknown key is a typo).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+
+use crate::error::Problem;
+use crate::keys::{KEYS, key_spec};
+
+/// Where environment variables are read from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum EnvSource {
+    /// The process environment (`std::env::var_os` for each known key; never modified).
+    #[default]
+    Process,
+    /// An injected map, for tests and embedding: the process environment is not read.
+    Map(BTreeMap<String, String>),
+}
+
+/// What [`load`](crate::load) reads.
+///
+/// Relative paths are resolved against `cwd`. Without an explicit file, `webhook.toml` and
+/// `.env` in `cwd` are read when they exist; an explicit file that does not exist is a problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// `--env-file`: read this file instead of `<cwd>/.env`; it must exist.
+    pub env_file: Option<PathBuf>,
+    /// Read this TOML file instead of `<cwd>/webhook.toml`; it must exist.
+    pub config_file: Option<PathBuf>,
+    /// The environment, highest precedence.
+    pub env: EnvSource,
+    /// Directory searched for `webhook.toml` and `.env`, and base of relative paths.
+    pub cwd: PathBuf,
+}
+
+impl Default for LoadOptions {
+    /// The process environment and the current directory (`.`).
+    fn default() -> Self {
+        LoadOptions::new(".")
+    }
+}
+
+impl LoadOptions {
+    /// Reads `webhook.toml` and `.env` from `cwd` and the process environment.
+    pub fn new(cwd: impl Into<PathBuf>) -> Self {
+        LoadOptions {
+            env_file: None,
+            config_file: None,
+            env: EnvSource::Process,
+            cwd: cwd.into(),
+        }
+    }
+
+    /// Uses `path` instead of `<cwd>/.env` (the CLI's `--env-file`).
+    pub fn env_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.env_file = Some(path.into());
+        self
+    }
+
+    /// Uses `path` instead of `<cwd>/webhook.toml`.
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config_file = Some(path.into());
+        self
+    }
+
+    /// Takes environment variables from `vars` instead of the process environment.
+    pub fn env_vars<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.env = EnvSource::Map(
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        );
+        self
+    }
+}
+
+/// A value with the name of the source that set it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Raw {
+    pub(crate) value: String,
+    pub(crate) origin: String,
+}
+
+/// Everything read from the sources, merged.
+#[derive(Debug, Default)]
+pub(crate) struct Gathered {
+    /// Winning value per known key; keys nobody set (no default either) are absent.
+    pub(crate) values: BTreeMap<&'static str, Raw>,
+    /// Files that were read, as shown to users.
+    pub(crate) files: Vec<String>,
+    /// Problems with the files themselves (missing, unreadable, syntax, unknown keys).
+    pub(crate) problems: Vec<Problem>,
+}
+
+/// One figment provider: a named set of values.
+struct Layer {
+    name: String,
+    values: Dict,
+}
+
+impl Layer {
+    fn new(name: impl Into<String>) -> Self {
+        Layer {
+            name: name.into(),
+            values: Dict::new(),
+        }
+    }
+
+    fn with(mut self, key: &str, value: &str) -> Self {
+        self.values
+            .insert(key.to_owned(), Value::from(value.to_owned()));
+        self
+    }
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.name.clone())
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.values.clone()))
+    }
+}
+
+/// Reads every source named by `opts` and merges them, lowest first.
+pub(crate) fn gather(opts: &LoadOptions) -> Gathered {
+    let mut gathered = Gathered::default();
+    let mut layers = vec![defaults_layer()];
+    if let Some(file) = locate(
+        &opts.cwd,
+        opts.config_file.as_deref(),
+        "webhook.toml",
+        &mut gathered,
+    ) {
+        layers.extend(toml_layers(&file, &mut gathered));
+    }
+    if let Some(file) = locate(&opts.cwd, opts.env_file.as_deref(), ".env", &mut gathered) {
+        layers.extend(dotenv_layers(&file, &mut gathered));
+    }
+    layers.push(env_layer(&opts.env, &mut gathered));
+    merge(layers, &mut gathered);
+    gathered
+}
+
+/// Defaults and `env` only: no file is looked for.
+pub(crate) fn gather_env_only(env: &EnvSource) -> Gathered {
+    let mut gathered = Gathered::default();
+    let mut layers = vec![defaults_layer()];
+    layers.push(env_layer(env, &mut gathered));
+    merge(layers, &mut gathered);
+    gathered
+}
+
+/// A file to read, with the name problems show for it.
+struct SourceFile {
+    path: PathBuf,
+    shown: String,
+}
+
+fn locate(
+    cwd: &Path,
+    explicit: Option<&Path>,
+    default_name: &str,
+    gathered: &mut Gathered,
+) -> Option<SourceFile> {
+    match explicit {
+        Some(given) => {
+            let path = cwd.join(given);
+            let shown = given.display().to_string();
+            if path.is_file() {
+                Some(SourceFile { path, shown })
+            } else {
+                gathered.problems.push(Problem {
+                    key: None,
+                    source: shown,
+                    message: "file not found".to_owned(),
+                    fix: format!(
+                        "create the file or give the path of an existing one (relative paths start at {})",
+                        cwd.display()
+                    ),
+                });
+                None
+            }
+        }
+        None => {
+            let path = cwd.join(default_name);
+            path.is_file().then(|| SourceFile {
+                path,
+                shown: default_name.to_owned(),
+            })
+        }
+    }
+}
+
+fn read(file: &SourceFile, gathered: &mut Gathered) -> Option<String> {
+    match std::fs::read_to_string(&file.path) {
+        Ok(text) => {
+            gathered.files.push(file.shown.clone());
+            // A byte-order mark (Windows editors) would otherwise become part of the first key.
+            Some(
+                text.strip_prefix('\u{feff}')
+                    .map(str::to_owned)
+                    .unwrap_or(text),
+            )
+        }
+        Err(e) => {
+            gathered.problems.push(Problem {
+                key: None,
+                source: file.shown.clone(),
+                message: format!("cannot read the file ({e})"),
+                fix: "make it a readable UTF-8 text file".to_owned(),
+            });
+            None
+        }
+    }
+}
+
+fn defaults_layer() -> Layer {
+    KEYS.iter()
+        .filter_map(|k| k.default.map(|d| (k.name, d)))
+        .fold(Layer::new("default"), |layer, (k, d)| layer.with(k, d))
+}
+
+fn line_of(text: &str, byte: usize) -> usize {
+    text[..byte.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn toml_layers(file: &SourceFile, gathered: &mut Gathered) -> Vec<Layer> {
+    let Some(text) = read(file, gathered) else {
+        return Vec::new();
+    };
+    let table: BTreeMap<String, toml::Spanned<toml::Value>> = match toml::from_str(&text) {
+        Ok(table) => table,
+        Err(e) => {
+            let source = match e.span() {
+                Some(span) => format!("{} line {}", file.shown, line_of(&text, span.start)),
+                None => file.shown.clone(),
+            };
+            gathered.problems.push(Problem {
+                key: None,
+                source,
+                message: format!("invalid TOML: {}", e.message().trim_end()),
+                fix: "write each setting on its own line as key = \"value\"".to_owned(),
+            });
+            return Vec::new();
+        }
+    };
+    // In file order, so problems read top to bottom and "set twice" names the later line.
+    let mut entries: Vec<_> = table.into_iter().collect();
+    entries.sort_by_key(|(_, value)| value.span().start);
+    let mut seen: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut layers = Vec::new();
+    for (written, value) in entries {
+        let line = line_of(&text, value.span().start);
+        let source = format!("{} line {line}", file.shown);
+        let Some(spec) = key_spec(&written.to_ascii_uppercase()) else {
+            gathered.problems.push(Problem {
+                key: Some(written),
+                source,
+                message: "unknown setting".to_owned(),
+                fix: "remove it, or use a key from .env.example in lower case (e.g. webhook_url)"
+                    .to_owned(),
+            });
+            continue;
+        };
+        if let Some(first) = seen.insert(spec.name, line) {
+            gathered.problems.push(Problem {
+                key: Some(spec.name.to_owned()),
+                source,
+                message: format!("set twice (lines {first} and {line})"),
+                fix: "keep only one of the two lines".to_owned(),
+            });
+            continue;
+        }
+        let text_value = match value.into_inner() {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            _ => {
+                gathered.problems.push(Problem {
+                    key: Some(spec.name.to_owned()),
+                    source,
+                    message: "expected a string or a number".to_owned(),
+                    fix: format!("write it as {} = \"value\"", spec.name.to_ascii_lowercase()),
+                });
+                continue;
+            }
+        };
+        if !text_value.is_empty() {
+            layers.push(Layer::new(source).with(spec.name, &text_value));
+        }
+    }
+    layers
+}
+
+fn dotenv_layers(file: &SourceFile, gathered: &mut Gathered) -> Vec<Layer> {
+    let Some(text) = read(file, gathered) else {
+        return Vec::new();
+    };
+    // dotenvy parses the values (quotes, escapes, multi-line values); the line of each
+    // assignment comes from a scan of the raw lines for `KEY=` / `export KEY=`.
+    let mut lines_of: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        let line = line.strip_prefix("export ").map_or(line, str::trim_start);
+        if let Some((key, _)) = line.split_once('=')
+            && !key.starts_with('#')
+        {
+            lines_of
+                .entry(key.trim().to_owned())
+                .or_default()
+                .push(i + 1);
+        }
+    }
+    let mut layers = Vec::new();
+    let mut taken: BTreeSet<String> = BTreeSet::new();
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        let (key, value) = match item {
+            Ok(pair) => pair,
+            Err(dotenvy::Error::LineParse(bad, _)) => {
+                let first = bad.lines().next().unwrap_or_default().trim();
+                let source = match text.lines().position(|l| l.trim() == first) {
+                    Some(i) => format!("{} line {}", file.shown, i + 1),
+                    None => file.shown.clone(),
+                };
+                gathered.problems.push(Problem {
+                    key: None,
+                    source,
+                    message: "cannot parse this line".to_owned(),
+                    fix: "write KEY=value and put values with spaces, quotes or # in single quotes"
+                        .to_owned(),
+                });
+                continue;
+            }
+            Err(e) => {
+                gathered.problems.push(Problem {
+                    key: None,
+                    source: file.shown.clone(),
+                    message: format!("cannot read the file ({e})"),
+                    fix: "make it a readable UTF-8 text file".to_owned(),
+                });
+                break;
+            }
+        };
+        let Some(spec) = key_spec(&key) else { continue };
+        let lines = lines_of.get(&key).map(Vec::as_slice).unwrap_or_default();
+        let source = match lines.first() {
+            Some(line) => format!("{} line {line}", file.shown),
+            None => file.shown.clone(),
+        };
+        if !taken.insert(key.clone()) {
+            continue; // reported once below
+        }
+        if lines.len() > 1 {
+            let list: Vec<String> = lines.iter().map(usize::to_string).collect();
+            gathered.problems.push(Problem {
+                key: Some(key.clone()),
+                source: file.shown.clone(),
+                message: format!("set {} times (lines {})", lines.len(), list.join(", ")),
+                fix: "keep only one of the lines".to_owned(),
+            });
+            continue;
+        }
+        if !value.is_empty() {
+            layers.push(Layer::new(source).with(spec.name, &value));
+        }
+    }
+    layers
+}
+
+fn env_layer(env: &EnvSource, gathered: &mut Gathered) -> Layer {
+    let mut layer = Layer::new("environment");
+    for spec in KEYS {
+        let value = match env {
+            EnvSource::Map(map) => map.get(spec.name).cloned(),
+            EnvSource::Process => match std::env::var_os(spec.name) {
+                None => None,
+                Some(os) => match os.into_string() {
+                    Ok(s) => Some(s),
+                    Err(_) => {
+                        gathered.problems.push(Problem {
+                            key: Some(spec.name.to_owned()),
+                            source: "environment".to_owned(),
+                            message: "not valid UTF-8".to_owned(),
+                            fix: format!("set {} to plain text", spec.name),
+                        });
+                        None
+                    }
+                },
+            },
+        };
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            layer = layer.with(spec.name, &value);
+        }
+    }
+    layer
+}
+
+fn merge(layers: Vec<Layer>, gathered: &mut Gathered) {
+    let figment = layers.into_iter().fold(Figment::new(), Figment::merge);
+    for spec in KEYS {
+        let Ok(value) = figment.find_value(spec.name) else {
+            continue;
+        };
+        let Some(value) = value.as_str() else {
+            continue;
+        };
+        let origin = figment
+            .find_metadata(spec.name)
+            .map_or_else(|| "unknown source".to_owned(), |m| m.name.to_string());
+        gathered.values.insert(
+            spec.name,
+            Raw {
+                value: value.to_owned(),
+                origin,
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gather_in(dir: &Path, env: &[(&str, &str)]) -> Gathered {
+        gather(&LoadOptions::new(dir).env_vars(env.iter().copied()))
+    }
+
+    fn origin(g: &Gathered, key: &str) -> Option<(String, String)> {
+        g.values
+            .get(key)
+            .map(|r| (r.value.clone(), r.origin.clone()))
+    }
+
+    fn pair(v: &str, o: &str) -> Option<(String, String)> {
+        Some((v.to_owned(), o.to_owned()))
+    }
+
+    #[test]
+    fn precedence_default_then_toml_then_dotenv_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("webhook.toml"),
+            "port = 6000\nhost = \"127.0.0.1\"\nworker_concurrency = 2\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join(".env"), "# comment\nPORT=7000\nHOST=::1\n").unwrap();
+        let g = gather_in(dir.path(), &[("PORT", "8000")]);
+        assert!(g.problems.is_empty(), "{:?}", g.problems);
+        assert_eq!(origin(&g, "PORT"), pair("8000", "environment"));
+        assert_eq!(origin(&g, "HOST"), pair("::1", ".env line 3"));
+        assert_eq!(
+            origin(&g, "WORKER_CONCURRENCY"),
+            pair("2", "webhook.toml line 3")
+        );
+        assert_eq!(origin(&g, "SWEEP_INTERVAL_SECS"), pair("30", "default"));
+        assert_eq!(origin(&g, "WEBHOOK_URL"), None);
+        assert_eq!(g.files, vec!["webhook.toml".to_owned(), ".env".to_owned()]);
+    }
+
+    #[test]
+    fn empty_values_do_not_hide_lower_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("webhook.toml"), "port = 6000\n").unwrap();
+        std::fs::write(dir.path().join(".env"), "PORT=\n").unwrap();
+        let g = gather_in(dir.path(), &[("PORT", "")]);
+        assert_eq!(origin(&g, "PORT"), pair("6000", "webhook.toml line 1"));
+    }
+
+    #[test]
+    fn only_known_keys_are_read_and_unknown_dotenv_keys_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(".env"),
+            "RUST_LOG=debug\nexport PORT=7000\n",
+        )
+        .unwrap();
+        let g = gather_in(dir.path(), &[("HOME", "/root")]);
+        assert!(g.problems.is_empty(), "{:?}", g.problems);
+        assert_eq!(origin(&g, "PORT"), pair("7000", ".env line 2"));
+        assert!(!g.values.contains_key("RUST_LOG"));
+    }
+
+    #[test]
+    fn quoted_dotenv_values_and_inline_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(".env"),
+            "AUTO_REPLY_TEMPLATE='Hello {name} #1'\nHOST=127.0.0.1 # local only\n",
+        )
+        .unwrap();
+        let g = gather_in(dir.path(), &[]);
+        assert_eq!(
+            origin(&g, "AUTO_REPLY_TEMPLATE"),
+            pair("Hello {name} #1", ".env line 1")
+        );
+        assert_eq!(origin(&g, "HOST"), pair("127.0.0.1", ".env line 2"));
+    }
+
+    #[test]
+    fn explicit_files_must_exist_and_keep_the_given_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("conf")).unwrap();
+        std::fs::write(dir.path().join("conf/prod.env"), "PORT=9000\n").unwrap();
+        std::fs::write(dir.path().join(".env"), "PORT=1\n").unwrap();
+        let g = gather(
+            &LoadOptions::new(dir.path())
+                .env_file("conf/prod.env")
+                .env_vars([("A", "b")]),
+        );
+        assert_eq!(origin(&g, "PORT"), pair("9000", "conf/prod.env line 1"));
+
+        let g = gather(
+            &LoadOptions::new(dir.path())
+                .env_file("missing.env")
+                .config_file("missing.toml")
+                .env_vars([("A", "b")]),
+        );
+        let shown: Vec<String> = g.problems.iter().map(ToString::to_string).collect();
+        let cwd = dir.path().display();
+        assert_eq!(
+            shown,
+            vec![
+                format!(
+                    "missing.toml: file not found; fix: create the file or give the path of an existing one (relative paths start at {cwd})"
+                ),
+                format!(
+                    "missing.env: file not found; fix: create the file or give the path of an existing one (relative paths start at {cwd})"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn toml_problems_name_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("webhook.toml"),
+            "port = 6000\nwebhok_url = \"https://x\"\nPORT = 7000\nhost = [1]\n",
+        )
+        .unwrap();
+        let g = gather_in(dir.path(), &[]);
+        let shown: Vec<String> = g.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            vec![
+                "webhok_url (webhook.toml line 2): unknown setting; fix: remove it, or use a key from .env.example in lower case (e.g. webhook_url)",
+                "PORT (webhook.toml line 3): set twice (lines 1 and 3); fix: keep only one of the two lines",
+                "HOST (webhook.toml line 4): expected a string or a number; fix: write it as host = \"value\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn toml_syntax_errors_name_the_line_but_not_the_content() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("webhook.toml"),
+            "port = 6000\ntwilio_auth_token = abc123secret\n",
+        )
+        .unwrap();
+        let g = gather_in(dir.path(), &[]);
+        assert_eq!(g.problems.len(), 1);
+        let p = &g.problems[0];
+        assert_eq!(p.source, "webhook.toml line 2");
+        assert!(!p.to_string().contains("abc123secret"), "{p}");
+    }
+
+    #[test]
+    fn duplicate_dotenv_keys_are_a_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".env"), "PORT=1\nHOST=::\nPORT=2\n").unwrap();
+        let g = gather_in(dir.path(), &[]);
+        let shown: Vec<String> = g.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            vec!["PORT (.env): set 2 times (lines 1, 3); fix: keep only one of the lines"]
+        );
+    }
+
+    #[test]
+    fn unparsable_dotenv_lines_name_the_line_but_not_the_content() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(".env"),
+            "PORT=1\nTWILIO_AUTH_TOKEN s3cr3t\nHOST=::\n",
+        )
+        .unwrap();
+        let g = gather_in(dir.path(), &[]);
+        let shown: Vec<String> = g.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            vec![
+                ".env line 2: cannot parse this line; fix: write KEY=value and put values with spaces, quotes or # in single quotes"
+            ]
+        );
+        assert_eq!(origin(&g, "HOST"), pair("::", ".env line 3"));
+    }
+}
