@@ -24,7 +24,7 @@ pub enum SignatureError {
 
     /// The signature is well formed but matches none of the URL variants tried.
     #[error(
-        "X-Twilio-Signature does not match: check that the URL is exactly the one configured in Twilio \
+        "signature mismatch: X-Twilio-Signature does not match the request; check that the URL is exactly the one configured in Twilio \
          (scheme, host, path and query as Twilio sees them, not as a proxy forwards them) and that the \
          auth token is the one of the account that owns the number"
     )]
@@ -38,7 +38,7 @@ pub enum SignatureError {
 
     /// A JSON body was validated against a URL that has no `bodySHA256` query parameter.
     #[error(
-        "URL has no bodySHA256 query parameter: Twilio signs JSON webhooks with one \
+        "no bodySHA256 query parameter in the URL: Twilio signs JSON webhooks with one \
          (validate form-encoded webhooks with validate_form_body instead)"
     )]
     MissingBodyHash,
@@ -46,7 +46,7 @@ pub enum SignatureError {
     /// A form entry point was given a URL that carries `bodySHA256`: that is a JSON webhook, whose
     /// body must be checked against the hash.
     #[error(
-        "URL carries bodySHA256, so this is a JSON webhook: validate it with validate_json_body so the body is checked"
+        "bodySHA256 in the URL marks a JSON webhook: validate it with validate_json_body so the body is checked"
     )]
     UnexpectedBodyHash,
 
