@@ -478,6 +478,35 @@ mod tests {
     }
 
     #[test]
+    fn only_connect_and_dns_failures_prove_nothing_was_sent() {
+        let not_sent = [
+            ureq::Error::Timeout(ureq::Timeout::Connect),
+            ureq::Error::Timeout(ureq::Timeout::Resolve),
+            ureq::Error::HostNotFound,
+            ureq::Error::ConnectionFailed,
+            ureq::Error::Io(io::ErrorKind::ConnectionRefused.into()),
+        ];
+        for error in not_sent {
+            let shown = error.to_string();
+            let mapped = from_transport(error);
+            assert!(mapped.is_retryable(), "{shown}");
+            assert!(!mapped.may_have_been_sent(), "{shown}");
+        }
+        let maybe_sent = [
+            ureq::Error::Timeout(ureq::Timeout::RecvResponse),
+            ureq::Error::Timeout(ureq::Timeout::Global),
+            ureq::Error::Io(io::ErrorKind::ConnectionReset.into()),
+            ureq::Error::Io(io::ErrorKind::UnexpectedEof.into()),
+        ];
+        for error in maybe_sent {
+            let shown = error.to_string();
+            let mapped = from_transport(error);
+            assert!(mapped.is_retryable(), "{shown}");
+            assert!(mapped.may_have_been_sent(), "{shown}");
+        }
+    }
+
+    #[test]
     fn client_debug_hides_the_token() {
         let client = Client::new(
             "https://api.twilio.com",

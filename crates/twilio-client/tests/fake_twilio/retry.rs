@@ -1,0 +1,222 @@
+//! `send_with_retry`: what is retried, how long it waits, and that a lost response never
+//! turns into a second message.
+
+use std::time::Duration;
+
+use serde_json::json;
+use test_support::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio};
+use twilio_client::{Auth, RetryPolicy, TwilioError};
+
+use super::timeouts::{CLIENT_TIMEOUT, FAKE_DELAY};
+use crate::{FROM, Sleeps, TO, client, client_with, lookups, reply};
+
+fn policy(max_attempts: u32) -> RetryPolicy {
+    RetryPolicy::new(
+        max_attempts,
+        Duration::from_millis(100),
+        Duration::from_millis(250),
+    )
+}
+
+#[test]
+fn server_errors_are_retried_until_success_with_a_lookup_before_each_resend() {
+    let fake = FakeTwilio::start_blocking();
+    fake.fail_next_sends(2, 500, "error-500.json");
+    let sleeps = Sleeps::default();
+    let client = sleeps.attach(client(&fake));
+
+    let outcome = client
+        .send_with_retry(&reply("hi"), &policy(4))
+        .expect("third try works");
+    assert_eq!(outcome.attempts, 3);
+    assert!(!outcome.recovered);
+    assert_eq!(fake.sent_messages().len(), 3);
+    assert_eq!(
+        fake.created_messages().len(),
+        1,
+        "exactly one message exists"
+    );
+    assert_eq!(
+        lookups(&fake),
+        2,
+        "a 5xx may have been processed: look before resending"
+    );
+    let taken = sleeps.taken();
+    assert_eq!(taken.len(), 2);
+    assert!(taken[0] <= Duration::from_millis(100), "{taken:?}");
+    assert!(taken[1] <= Duration::from_millis(200), "{taken:?}");
+}
+
+#[test]
+fn rate_limit_is_retried_after_retry_after_without_lookup() {
+    let fake = FakeTwilio::start_blocking();
+    fake.rate_limit_next(1, 7);
+    let sleeps = Sleeps::default();
+    let client = sleeps.attach(client(&fake));
+
+    let outcome = client
+        .send_with_retry(&reply("hi"), &RetryPolicy::default())
+        .expect("second try works");
+    assert_eq!(outcome.attempts, 2);
+    assert_eq!(sleeps.taken(), [Duration::from_secs(7)]);
+    assert_eq!(lookups(&fake), 0, "a 429 was never processed");
+}
+
+#[test]
+fn retry_after_is_capped() {
+    let fake = FakeTwilio::start_blocking();
+    fake.rate_limit_next(2, 3600);
+    let sleeps = Sleeps::default();
+    let client = sleeps.attach(client(&fake));
+    let capped = RetryPolicy {
+        max_retry_after: Duration::from_secs(20),
+        ..RetryPolicy::default()
+    };
+    client
+        .send_with_retry(&reply("hi"), &capped)
+        .expect("third try works");
+    assert_eq!(sleeps.taken(), [Duration::from_secs(20); 2]);
+}
+
+#[test]
+fn client_errors_are_not_retried() {
+    for (status, fixture, code) in [
+        (400, "error-21211.json", 21211),
+        (401, "error-20003.json", 20003),
+    ] {
+        let fake = FakeTwilio::start_blocking();
+        fake.fail_next(1, status, fixture);
+        let sleeps = Sleeps::default();
+        let client = sleeps.attach(client(&fake));
+        let err = client
+            .send_with_retry(&reply("hi"), &RetryPolicy::default())
+            .expect_err("not retryable");
+        assert_eq!(err.code(), Some(code));
+        assert_eq!(
+            fake.requests().len(),
+            1,
+            "{code}: one request, no retry, no lookup"
+        );
+        assert!(sleeps.taken().is_empty(), "{code}");
+    }
+}
+
+#[test]
+fn attempts_are_capped_and_the_last_error_is_returned() {
+    let fake = FakeTwilio::start_blocking();
+    fake.fail_next_sends(10, 503, "error-500.json");
+    let sleeps = Sleeps::default();
+    let client = sleeps.attach(client(&fake));
+    let err = client
+        .send_with_retry(&reply("hi"), &policy(3))
+        .expect_err("always failing");
+    assert!(matches!(err, TwilioError::Server(_)), "{err:?}");
+    assert_eq!(fake.sent_messages().len(), 3);
+    let taken = sleeps.taken();
+    assert_eq!(taken.len(), 2);
+    assert!(
+        taken.iter().all(|d| *d <= Duration::from_millis(250)),
+        "{taken:?}"
+    );
+}
+
+#[test]
+fn lost_response_is_found_by_lookup_instead_of_resending() {
+    let fake = FakeTwilio::start_blocking();
+    fake.delay_next_sends(1, FAKE_DELAY);
+    let sleeps = Sleeps::default();
+    let client = sleeps.attach(client_with(
+        &fake,
+        Auth::token(ACCOUNT_SID, AUTH_TOKEN),
+        CLIENT_TIMEOUT,
+    ));
+
+    let outcome = client
+        .send_with_retry(&reply("only once"), &policy(4))
+        .expect("found");
+    assert!(outcome.recovered);
+    assert_eq!(outcome.attempts, 1);
+    assert_eq!(fake.sent_messages().len(), 1, "no duplicate send");
+    let created = fake.created_messages();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["sid"], outcome.message.sid.as_str());
+    let list = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "GET")
+        .expect("lookup");
+    assert_eq!(list.query_value("To"), Some(TO));
+    assert_eq!(list.query_value("From"), Some(FROM));
+}
+
+#[test]
+fn timeout_without_a_created_message_is_resent_after_the_lookup() {
+    let fake = FakeTwilio::start_blocking();
+    // The first send fails (nothing created) and its answer is also too slow to arrive.
+    fake.fail_next_sends(1, 500, "error-500.json");
+    fake.delay_next_sends(1, FAKE_DELAY);
+    let client = Sleeps::default().attach(client_with(
+        &fake,
+        Auth::token(ACCOUNT_SID, AUTH_TOKEN),
+        CLIENT_TIMEOUT,
+    ));
+    let outcome = client
+        .send_with_retry(&reply("hi"), &policy(4))
+        .expect("resent");
+    assert!(!outcome.recovered);
+    assert_eq!(outcome.attempts, 2);
+    assert_eq!(lookups(&fake), 1);
+    assert_eq!(fake.created_messages().len(), 1);
+}
+
+#[test]
+fn an_identical_older_message_is_not_mistaken_for_the_lost_one() {
+    let fake = FakeTwilio::start_blocking();
+    let old = json!({
+        "sid": "SM99999999999999999999999999999999", "status": "delivered",
+        "to": TO, "from": FROM, "body": "hi", "direction": "outbound-api", "num_media": "0",
+        "date_created": "Wed, 14 Oct 2015 09:21:07 +0000", "error_code": null, "error_message": null
+    });
+    fake.respond(
+        "GET",
+        &format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"),
+        200,
+        &json!({"messages": [old]}).to_string(),
+    );
+    fake.fail_next_sends(1, 500, "error-500.json");
+    let client = Sleeps::default().attach(client(&fake));
+    let outcome = client
+        .send_with_retry(&reply("hi"), &policy(4))
+        .expect("resent");
+    assert!(!outcome.recovered);
+    assert_ne!(outcome.message.sid, "SM99999999999999999999999999999999");
+    assert_eq!(fake.sent_messages().len(), 2);
+}
+
+#[test]
+fn never_resends_while_the_lookup_fails() {
+    let fake = FakeTwilio::start_blocking();
+    fake.delay_next_sends(1, FAKE_DELAY);
+    fake.respond(
+        "GET",
+        &format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"),
+        503,
+        r#"{"code":20503,"message":"Service Unavailable","status":503}"#,
+    );
+    let sleeps = Sleeps::default();
+    let client = sleeps.attach(client_with(
+        &fake,
+        Auth::token(ACCOUNT_SID, AUTH_TOKEN),
+        CLIENT_TIMEOUT,
+    ));
+    let err = client
+        .send_with_retry(&reply("hi"), &policy(3))
+        .expect_err("cannot tell whether it went out");
+    assert!(matches!(err, TwilioError::Timeout { .. }), "{err:?}");
+    assert!(
+        err.may_have_been_sent(),
+        "the caller must record an unknown outcome"
+    );
+    assert_eq!(fake.sent_messages().len(), 1, "never resent blindly");
+    assert!(lookups(&fake) >= 2, "it kept trying to find out");
+}
