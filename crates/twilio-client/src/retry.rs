@@ -172,8 +172,14 @@ impl Client {
         }))
     }
 
-    /// Looks for a message matching `req` created since `started` (minus [`LOOKUP_SKEW`]).
-    fn find_sent(
+    /// Looks for a message matching `req` (same `To`, sender, body and media count, outbound)
+    /// that Twilio created since `started` minus [`LOOKUP_SKEW`]; `None` when there is none.
+    ///
+    /// `send_with_retry` calls this after a try whose response was lost. Call it yourself
+    /// before re-sending a reply whose earlier send was interrupted (for example a crash
+    /// while the outbound row said "sending"), with `started` = when that send began.
+    /// Only the newest 50 messages to `To` are searched.
+    pub fn find_sent(
         &self,
         req: &SendMessage,
         started: chrono::DateTime<chrono::Utc>,

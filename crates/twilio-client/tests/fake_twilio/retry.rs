@@ -220,3 +220,22 @@ fn never_resends_while_the_lookup_fails() {
     assert_eq!(fake.sent_messages().len(), 1, "never resent blindly");
     assert!(lookups(&fake) >= 2, "it kept trying to find out");
 }
+
+#[test]
+fn find_sent_lets_a_caller_check_an_interrupted_send() {
+    let fake = FakeTwilio::start_blocking();
+    let client = client(&fake);
+    let before = chrono::Utc::now();
+    let sent = client.send_message(&reply("after a crash")).expect("sent");
+    let found = client
+        .find_sent(&reply("after a crash"), before)
+        .expect("listed")
+        .expect("found");
+    assert_eq!(found.sid, sent.sid);
+    assert_eq!(
+        client
+            .find_sent(&reply("something else"), before)
+            .expect("listed"),
+        None
+    );
+}
