@@ -1,0 +1,276 @@
+//! ngrok: ask the local agent API (`GET http://127.0.0.1:4040/api/tunnels`) whether a tunnel's
+//! public URL is WEBHOOK_URL's origin and whether it forwards to PORT.
+
+use serde::Deserialize;
+
+use super::Ctx;
+use crate::http::{self, Failure};
+use crate::report::{Check, Section, Status};
+
+const S: Section = Section::Ngrok;
+
+#[derive(Debug, Deserialize)]
+struct Tunnels {
+    #[serde(default)]
+    tunnels: Vec<Tunnel>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Tunnel {
+    public_url: String,
+    #[serde(default)]
+    proto: String,
+    #[serde(default)]
+    config: TunnelConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct TunnelConfig {
+    #[serde(default)]
+    addr: String,
+}
+
+/// Hosts ngrok hands out; a WEBHOOK_URL on one of these needs a running agent.
+fn is_ngrok_host(host: &str) -> bool {
+    [
+        ".ngrok-free.app",
+        ".ngrok-free.dev",
+        ".ngrok.app",
+        ".ngrok.dev",
+        ".ngrok.io",
+    ]
+    .iter()
+    .any(|suffix| host.ends_with(suffix))
+}
+
+/// `scheme://host[:port]` of a URL, as ngrok reports `public_url`.
+fn origin(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    Some(u.origin().ascii_serialization())
+}
+
+/// The local port a tunnel forwards to: `http://localhost:8080`, `localhost:80`, `8080`.
+fn forward_port(addr: &str) -> Option<u16> {
+    let (scheme, rest) = match addr.split_once("://") {
+        Some((s, r)) => (s, r),
+        None => ("http", addr),
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    match authority.rsplit_once(':') {
+        Some((_, port)) => port.parse().ok(),
+        None if authority.bytes().all(|b| b.is_ascii_digit()) => authority.parse().ok(),
+        None => Some(if scheme == "https" { 443 } else { 80 }),
+    }
+}
+
+/// The ngrok section's checks.
+pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
+    let api = format!("{}/api/tunnels", ctx.ngrok_api_url.trim_end_matches('/'));
+    let webhook = ctx.setup.webhook_url.as_deref();
+    let webhook_origin = webhook.and_then(origin);
+    let webhook_host = webhook
+        .and_then(|w| url::Url::parse(w).ok())
+        .and_then(|u| u.host_str().map(str::to_owned));
+    let uses_ngrok = webhook_host.as_deref().is_none_or(is_ngrok_host);
+    let port = ctx.setup.port;
+    // Not running is expected before the server starts; with --online it breaks the chain.
+    let missing_status = if ctx.online {
+        Status::Error
+    } else {
+        Status::Warning
+    };
+
+    let agent = http::agent(ctx.timeout, true);
+    let answer = match http::get(&agent, &api) {
+        Ok(a) => a,
+        Err(f) => {
+            if !uses_ngrok {
+                return vec![Check::ok(
+                    S,
+                    "agent",
+                    format!(
+                        "not running, and not needed: WEBHOOK_URL points at {}",
+                        webhook_host.unwrap_or_default()
+                    ),
+                )];
+            }
+            let detail = match f {
+                Failure::Refused => format!("ngrok is not running (nothing answers at {api})"),
+                other => format!(
+                    "ngrok's agent API at {api} did not answer: {}",
+                    other.describe()
+                ),
+            };
+            return vec![Check::new(
+                S,
+                "agent",
+                missing_status,
+                detail,
+                Some(format!(
+                    "Start it with `ngrok http {port}`, then put its https URL + /api/v1/whatsapp/webhook in WEBHOOK_URL and in the Twilio Console."
+                )),
+            )];
+        }
+    };
+    let tunnels = match serde_json::from_str::<Tunnels>(&answer.body) {
+        Ok(t) if answer.status == 200 => t.tunnels,
+        _ => {
+            return vec![Check::warning(
+                S,
+                "agent",
+                format!(
+                    "{api} answered {} with something that is not ngrok's tunnel list",
+                    answer.status
+                ),
+                Some(
+                    "Another program uses ngrok's port 4040; stop it or check ngrok's web_addr setting.",
+                ),
+            )];
+        }
+    };
+    let mut out = vec![Check::ok(
+        S,
+        "agent",
+        format!(
+            "ngrok is running ({} tunnel{})",
+            tunnels.len(),
+            if tunnels.len() == 1 { "" } else { "s" }
+        ),
+    )];
+    let https: Vec<&Tunnel> = tunnels
+        .iter()
+        .filter(|t| t.proto == "https" || t.public_url.starts_with("https://"))
+        .collect();
+
+    let matching = webhook_origin.as_deref().and_then(|o| {
+        https
+            .iter()
+            .find(|t| origin(&t.public_url).as_deref() == Some(o))
+    });
+    match matching {
+        Some(t) => {
+            out.push(Check::ok(
+                S,
+                "public URL",
+                format!("{} is WEBHOOK_URL's origin", t.public_url),
+            ));
+            out.push(forwarding(t, port));
+        }
+        None => {
+            // The tunnel most likely meant for this server: https and forwarding to PORT.
+            let best = https
+                .iter()
+                .find(|t| forward_port(&t.config.addr) == Some(port))
+                .or_else(|| https.first())
+                .copied();
+            let Some(t) = best else {
+                out.push(Check::new(
+                    S,
+                    "public URL",
+                    missing_status,
+                    "ngrok runs no https tunnel",
+                    Some(format!("Start one with `ngrok http {port}` and use its https URL in WEBHOOK_URL and the Twilio Console.")),
+                ));
+                return out;
+            };
+            let suggested = format!(
+                "{}/api/v1/whatsapp/webhook",
+                t.public_url.trim_end_matches('/')
+            );
+            match webhook {
+                Some(w) if !uses_ngrok => out.push(Check::warning(
+                    S,
+                    "public URL",
+                    format!("ngrok serves {} but WEBHOOK_URL points at {w}: Twilio will not use this tunnel", t.public_url),
+                    Some("Fine if this server is deployed elsewhere; for local testing use the ngrok URL in WEBHOOK_URL and the Twilio Console."),
+                )),
+                Some(w) => out.push(Check::error(
+                    S,
+                    "public URL",
+                    format!("ngrok's URL {} differs from WEBHOOK_URL {w}", t.public_url),
+                    format!("ngrok gives a new URL on every restart: set WEBHOOK_URL={suggested} and paste the same URL into the Twilio Console (\"When a message comes in\", HTTP POST)."),
+                )),
+                None => out.push(Check::error(
+                    S,
+                    "public URL",
+                    format!("ngrok serves {} but WEBHOOK_URL is not set", t.public_url),
+                    format!("Set WEBHOOK_URL={suggested} and paste the same URL into the Twilio Console (\"When a message comes in\", HTTP POST)."),
+                )),
+            }
+            if uses_ngrok {
+                out.push(forwarding(t, port));
+            }
+        }
+    }
+    out
+}
+
+fn forwarding(t: &Tunnel, port: u16) -> Check {
+    match forward_port(&t.config.addr) {
+        Some(p) if p == port => Check::ok(
+            S,
+            "forwarding",
+            format!(
+                "{} forwards to {} (PORT {port})",
+                t.public_url, t.config.addr
+            ),
+        ),
+        Some(p) => Check::error(
+            S,
+            "forwarding",
+            format!(
+                "{} forwards to {}, but the server listens on PORT {port}",
+                t.public_url, t.config.addr
+            ),
+            format!(
+                "Restart ngrok with `ngrok http {port}` (then update WEBHOOK_URL and the Twilio Console), or set PORT={p}."
+            ),
+        ),
+        None => Check::warning(
+            S,
+            "forwarding",
+            format!(
+                "cannot tell which port {} forwards to ({:?})",
+                t.public_url, t.config.addr
+            ),
+            Some(format!(
+                "Make sure ngrok forwards to PORT {port}: `ngrok http {port}`."
+            )),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forward_ports_in_every_shape_ngrok_reports() {
+        assert_eq!(forward_port("http://localhost:8080"), Some(8080));
+        assert_eq!(forward_port("localhost:80"), Some(80));
+        assert_eq!(forward_port("5000"), Some(5000));
+        assert_eq!(forward_port("https://localhost"), Some(443));
+        assert_eq!(forward_port("http://localhost"), Some(80));
+        assert_eq!(forward_port("http://[::1]:5000"), Some(5000));
+    }
+
+    #[test]
+    fn ngrok_hosts() {
+        assert!(is_ngrok_host("3f2a-203-0-113-7.ngrok-free.app"));
+        assert!(is_ngrok_host("abc.ngrok.io"));
+        assert!(!is_ngrok_host("whatsapp-bot.onrender.com"));
+        assert!(!is_ngrok_host("ngrok-free.app.evil.example"));
+    }
+
+    #[test]
+    fn parses_the_fixture() {
+        let t: Tunnels =
+            serde_json::from_str(include_str!("../../../../fixtures/ngrok-tunnels.json"))
+                .expect("parses");
+        assert_eq!(
+            t.tunnels[0].public_url,
+            "https://3f2a-203-0-113-7.ngrok-free.app"
+        );
+        assert_eq!(forward_port(&t.tunnels[0].config.addr), Some(8080));
+    }
+}

@@ -1,0 +1,382 @@
+//! `--online` Twilio checks: the credentials are accepted, the account is active, and the
+//! number or Messaging Service behind the sender sends inbound messages to exactly WEBHOOK_URL
+//! with POST. The only module that talks to Twilio's REST API for `check`.
+
+use twilio_client::{Auth, Client, TwilioError, redact_sid};
+
+use super::Ctx;
+use crate::report::{Check, Section};
+use crate::setup::{SANDBOX_NUMBER, SenderSetup, Setup};
+
+const S: Section = Section::Twilio;
+
+/// The Twilio client for REST calls: the API key when one is configured, else the Auth Token.
+pub(crate) fn rest_client(setup: &Setup, timeout: std::time::Duration) -> Result<Client, Check> {
+    let missing = || {
+        Check::error(
+            S,
+            "credentials",
+            "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or an API key) are needed to ask Twilio",
+            "Copy the Account SID and Auth Token from the Twilio Console home page into .env.",
+        )
+    };
+    let account = setup.account_sid.clone().ok_or_else(missing)?;
+    let auth = match (&setup.api_key, &setup.auth_token) {
+        (Some((key, secret)), _) => Auth::api_key(account, key.clone(), secret.clone()),
+        (None, Some(token)) => Auth::token(account, token.clone()),
+        (None, None) => return Err(missing()),
+    };
+    Client::new(&setup.api_base_url, auth, timeout).map_err(|e| {
+        Check::error(
+            S,
+            "credentials",
+            format!("cannot use the Twilio settings: {}", describe(&e)),
+            capitalised(e.hint()),
+        )
+    })
+}
+
+/// Twilio's error without the hint that `Display` appends (the hint goes on its own line).
+pub(crate) fn describe(e: &TwilioError) -> String {
+    if let Some(api) = e.api_error() {
+        let code = api.code.map(|c| format!(", code {c}")).unwrap_or_default();
+        let more = api
+            .detail
+            .as_deref()
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default();
+        return format!("{}{more} (HTTP {}{code})", api.message, api.status);
+    }
+    let text = e.to_string();
+    text.strip_suffix(&format!(". {}", e.hint()))
+        .map(str::to_owned)
+        .unwrap_or(text)
+}
+
+/// A hint as a sentence: capital first letter, final period.
+pub(crate) fn capitalised(s: &str) -> String {
+    let mut c = s.trim().chars();
+    let mut out: String = match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
+
+/// The Twilio section's checks.
+pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
+    let setup = &ctx.setup;
+    let client = match rest_client(setup, ctx.timeout) {
+        Ok(c) => c,
+        Err(check) => return vec![check],
+    };
+    let account = redact_sid(client.account_sid());
+    let mut out = Vec::new();
+    match client.check_credentials() {
+        Ok(()) => {
+            let how = if setup.api_key.is_some() {
+                "API key"
+            } else {
+                "Auth Token"
+            };
+            out.push(Check::ok(
+                S,
+                "credentials",
+                format!("Twilio accepted the {how} for account {account}"),
+            ));
+        }
+        Err(e @ TwilioError::Authentication(_)) => {
+            let fix = if setup.api_key.is_some() {
+                "Check TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET (Console › Account › API keys & tokens) and that the key belongs to TWILIO_ACCOUNT_SID."
+            } else {
+                "Copy the Account SID and Auth Token again from the Twilio Console home page (Account Info); rotating the token invalidates the old one."
+            };
+            out.push(Check::error(
+                S,
+                "credentials",
+                format!(
+                    "Twilio rejected the credentials for {account}: {}",
+                    describe(&e)
+                ),
+                fix,
+            ));
+            return out;
+        }
+        Err(e) => {
+            out.push(Check::error(
+                S,
+                "credentials",
+                format!("cannot check the credentials with Twilio: {}", describe(&e)),
+                capitalised(e.hint()),
+            ));
+            return out;
+        }
+    }
+    out.extend(account_status(setup, ctx));
+    out.push(webhook_target(&client, setup));
+    out
+}
+
+/// `GET /Accounts/{Sid}.json` needs the Auth Token: skipped with only an API key.
+fn account_status(setup: &Setup, ctx: &Ctx) -> Option<Check> {
+    let (Some(sid), Some(token)) = (&setup.account_sid, &setup.auth_token) else {
+        return None;
+    };
+    let client = Client::new(
+        &setup.api_base_url,
+        Auth::token(sid.clone(), token.clone()),
+        ctx.timeout,
+    )
+    .ok()?;
+    Some(match client.fetch_account() {
+        Ok(a) if !a.is_active() => Check::error(
+            S,
+            "account",
+            format!("account {} is {}", redact_sid(&a.sid), a.status),
+            "Reactivate the account in the Twilio Console (Billing) or use the SID and token of an active one.",
+        ),
+        Ok(a) if a.is_trial() => Check::warning(
+            S,
+            "account",
+            format!("account {} is active, Trial", redact_sid(&a.sid)),
+            Some(
+                "Trial accounts only message verified numbers and Sandbox participants (error 21608); upgrade to reach anyone.",
+            ),
+        ),
+        Ok(a) => Check::ok(
+            S,
+            "account",
+            format!(
+                "account {} is active ({})",
+                redact_sid(&a.sid),
+                a.account_type.as_deref().unwrap_or("type unknown")
+            ),
+        ),
+        Err(e) => Check::error(
+            S,
+            "account",
+            format!("cannot read the account: {}", describe(&e)),
+            capitalised(e.hint()),
+        ),
+    })
+}
+
+/// Compares the URL Twilio has for the sender with WEBHOOK_URL.
+fn webhook_target(client: &Client, setup: &Setup) -> Check {
+    let expected = setup.webhook_url.as_deref();
+    let shown_expected = expected.unwrap_or("WEBHOOK_URL");
+    match &setup.sender {
+        None => Check::warning(
+            S,
+            "webhook",
+            "no sender configured (TWILIO_WHATSAPP_FROM or TWILIO_MESSAGING_SERVICE_SID), so the URL Twilio calls cannot be looked up",
+            Some(format!(
+                "Check that \"When a message comes in\" of your WhatsApp sender in the Twilio Console is {shown_expected} (HTTP POST)."
+            )),
+        ),
+        Some(SenderSetup::WhatsAppFrom(from))
+            if from.trim_start_matches("whatsapp:") == SANDBOX_NUMBER =>
+        {
+            Check::warning(
+                S,
+                "webhook",
+                "the WhatsApp Sandbox's \"When a message comes in\" URL cannot be read through Twilio's API",
+                Some(format!(
+                    "Check it in the Twilio Console: Messaging › Try it out › Send a WhatsApp message › Sandbox settings; it must be exactly {shown_expected} with method POST."
+                )),
+            )
+        }
+        Some(SenderSetup::WhatsAppFrom(from)) => {
+            let number = from.trim_start_matches("whatsapp:");
+            match client.find_incoming_number(number) {
+                Ok(Some(n))
+                    if n.sms_application_sid
+                        .as_deref()
+                        .is_some_and(|s| !s.is_empty()) =>
+                {
+                    Check::warning(
+                        S,
+                        "webhook",
+                        format!(
+                            "{number} hands inbound messages to TwiML App {}, whose URL is not checked here",
+                            redact_sid(n.sms_application_sid.as_deref().unwrap_or_default())
+                        ),
+                        Some(format!(
+                            "Make the app's Messaging URL {shown_expected} (HTTP POST), or configure the number directly."
+                        )),
+                    )
+                }
+                Ok(Some(n)) => compare(
+                    &format!("the number {number}"),
+                    n.webhook_url(),
+                    n.sms_method.as_deref(),
+                    expected,
+                    &format!(
+                        "Phone Numbers › Manage › Active numbers › {number} › Messaging, \"A message comes in\""
+                    ),
+                ),
+                Ok(None) => Check::warning(
+                    S,
+                    "webhook",
+                    format!(
+                        "{number} is not a phone number of this account; a WhatsApp sender keeps its webhook on the sender, which is not checked here"
+                    ),
+                    Some(format!(
+                        "Check it in the Twilio Console: Messaging › Senders › WhatsApp senders › {number}; the webhook URL must be exactly {shown_expected} (POST)."
+                    )),
+                ),
+                Err(e) => Check::error(
+                    S,
+                    "webhook",
+                    format!("cannot look up {number}: {}", describe(&e)),
+                    capitalised(e.hint()),
+                ),
+            }
+        }
+        Some(SenderSetup::MessagingService(sid)) => match client.fetch_messaging_service(sid) {
+            Ok(service) if service.use_inbound_webhook_on_number => Check::warning(
+                S,
+                "webhook",
+                format!(
+                    "Messaging Service {} uses each number's own webhook (use_inbound_webhook_on_number)",
+                    redact_sid(sid)
+                ),
+                Some(format!(
+                    "Check that the service's numbers send \"A message comes in\" to {shown_expected} (HTTP POST)."
+                )),
+            ),
+            Ok(service) => compare(
+                &format!("Messaging Service {}", redact_sid(sid)),
+                service.webhook_url(),
+                service.inbound_method.as_deref(),
+                expected,
+                "Messaging › Services › your service › Integration, \"Send a webhook\"",
+            ),
+            Err(e) => Check::error(
+                S,
+                "webhook",
+                format!(
+                    "cannot read Messaging Service {}: {}",
+                    redact_sid(sid),
+                    describe(&e)
+                ),
+                capitalised(e.hint()),
+            ),
+        },
+    }
+}
+
+fn compare(
+    what: &str,
+    actual: Option<&str>,
+    method: Option<&str>,
+    expected: Option<&str>,
+    console: &str,
+) -> Check {
+    let Some(actual) = actual else {
+        return Check::error(
+            S,
+            "webhook",
+            format!(
+                "{what} has no inbound webhook URL, so Twilio does not forward incoming messages"
+            ),
+            format!(
+                "Set it to {} (HTTP POST) in the Twilio Console: {console}.",
+                expected.unwrap_or("your WEBHOOK_URL")
+            ),
+        );
+    };
+    let Some(expected) = expected else {
+        return Check::warning(
+            S,
+            "webhook",
+            format!(
+                "Twilio sends inbound messages for {what} to {actual}; WEBHOOK_URL is not set to compare"
+            ),
+            Some(format!(
+                "Set WEBHOOK_URL={actual} if that URL reaches this server."
+            )),
+        );
+    };
+    if actual != expected {
+        let slash = if actual.trim_end_matches('/') == expected.trim_end_matches('/') {
+            " (they differ only by a trailing slash, which breaks the signature)"
+        } else {
+            ""
+        };
+        return Check::error(
+            S,
+            "webhook",
+            format!(
+                "Twilio sends inbound messages for {what} to {actual}, but WEBHOOK_URL is {expected}{slash}"
+            ),
+            format!(
+                "Make them the same: set {expected} (HTTP POST) in the Twilio Console ({console}), or change WEBHOOK_URL if the Console is right."
+            ),
+        );
+    }
+    match method.map(str::to_ascii_uppercase).as_deref() {
+        Some("POST") | None => Check::ok(
+            S,
+            "webhook",
+            format!("Twilio sends inbound messages for {what} to WEBHOOK_URL with POST"),
+        ),
+        Some(other) => Check::error(
+            S,
+            "webhook",
+            format!("Twilio calls WEBHOOK_URL for {what} with HTTP {other}, not POST"),
+            format!("Set the method to HTTP POST in the Twilio Console ({console})."),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Status;
+
+    #[test]
+    fn comparison_names_both_urls() {
+        let c = compare(
+            "the number +1",
+            Some("https://old.example/api/v1/whatsapp/webhook"),
+            Some("POST"),
+            Some("https://new.example/api/v1/whatsapp/webhook"),
+            "X",
+        );
+        assert_eq!(c.status, Status::Error);
+        assert!(
+            c.detail.contains("https://old.example") && c.detail.contains("https://new.example"),
+            "{c:?}"
+        );
+        let c = compare(
+            "the number +1",
+            Some("https://a.example/x/"),
+            Some("POST"),
+            Some("https://a.example/x"),
+            "X",
+        );
+        assert!(c.detail.contains("trailing slash"), "{c:?}");
+        let c = compare(
+            "the number +1",
+            Some("https://a.example/x"),
+            Some("GET"),
+            Some("https://a.example/x"),
+            "X",
+        );
+        assert!(c.detail.contains("HTTP GET"), "{c:?}");
+        assert_eq!(
+            compare("n", Some("u"), Some("POST"), Some("u"), "X").status,
+            Status::Ok
+        );
+    }
+
+    #[test]
+    fn hints_become_sentences() {
+        assert_eq!(capitalised("check the SID"), "Check the SID.");
+        assert_eq!(capitalised("Done."), "Done.");
+    }
+}

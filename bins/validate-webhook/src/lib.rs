@@ -1,0 +1,144 @@
+//! `validate-webhook`: says exactly what is wrong with a Twilio WhatsApp webhook setup before
+//! anyone stares at an empty log.
+//!
+//! It loads the configuration with the same loader as the server (`config`), then checks what
+//! that configuration points at — ngrok's tunnel, the local server, the database, Redis — and
+//! with `--online` asks Twilio where it sends inbound messages and proves the whole chain with
+//! a signed test request. Every check is data ([`report::Check`]: section, name, ordered
+//! status, detail, hint); one printer ([`printer`]) renders them as ✅/⚠️/❌ lines or as the
+//! versioned JSON document described in the README.
+//!
+//! # What it deliberately does not do
+//!
+//! - It never changes anything: no migrations, no Twilio Console updates, no files created
+//!   (a SQLite file is inspected, never opened for writing).
+//! - It does not depend on `webhook-core`: the probe marker is the same literal
+//!   ([`probe::PROBE_PARAM`]), so the CLI can diagnose a server that does not build.
+//! - `send-test` is the only command with an effect outside this machine, and only when asked.
+//!
+//! # Layout
+//!
+//! - `cli.rs` — clap arguments; usage errors exit 2.
+//! - `report.rs` — [`report::Check`], [`report::Status`], [`report::Section`], [`report::Report`].
+//! - `printer.rs` — text and JSON rendering, the summary line.
+//! - `settings.rs` — the only user of the `config` crate: `.env`, findings, load problems.
+//! - `setup.rs` — [`setup::Setup`], what the checks need from the configuration.
+//! - `checks/` — one module per section (`ngrok`, `backend`, `storage`, `twilio`, `probe`).
+//! - `commands/` — `simulate` and `send-test`.
+//! - `probe.rs` — signed sample messages; `diagnose.rs` — what an answer means; `http.rs` —
+//!   ureq helpers.
+//!
+//! # Example
+//!
+//! ```
+//! use validate_webhook::report::{Check, Report, Section};
+//! use validate_webhook::printer::render_text;
+//!
+//! let mut report = Report::default();
+//! report.push(Check::error(Section::WebhookUrl, "WEBHOOK_URL", "uses http, not https",
+//!     "Use the https:// URL (ngrok and Render both serve https)."));
+//! assert!(render_text(&report).contains("uses http, not https"));
+//! assert_eq!(report.exit_code(), 1);
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+pub mod checks;
+pub mod cli;
+mod commands;
+pub mod diagnose;
+pub mod http;
+pub mod printer;
+pub mod probe;
+pub mod report;
+pub mod settings;
+pub mod setup;
+
+use cli::{Cli, Command};
+use report::{Check, Report, Section};
+
+/// Runs the parsed command, prints its report and returns the exit code (0 or 1).
+pub fn run(cli: Cli) -> ExitCode {
+    let cwd = settings::current_dir();
+    let (name, report) = build_report(&cli, &cwd);
+    let text = if cli.global.json {
+        printer::render_json(&report, name)
+    } else {
+        printer::render_text(&report)
+    };
+    // anstream drops colour codes when stdout is not a terminal or NO_COLOR is set.
+    let mut out = anstream::stdout();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    ExitCode::from(report.exit_code())
+}
+
+/// Runs the command and collects its lines; `name` is the command for the JSON document.
+pub fn build_report(cli: &Cli, cwd: &Path) -> (&'static str, Report) {
+    let timeout = Duration::from_secs(cli.global.timeout);
+    let loaded = settings::load(cwd, cli.global.env_file.as_deref());
+    let mut report = Report::default();
+    let name = match &cli.command {
+        None | Some(Command::Check(_)) => "check",
+        Some(Command::Simulate(_)) => "simulate",
+        Some(Command::SendTest(_)) => "send-test",
+    };
+    let Some(setup) = loaded.setup else {
+        report.extend(loaded.checks);
+        report.push(Check::warning(
+            Section::Config,
+            "other checks",
+            "skipped: the configuration does not load",
+            Some("Fix the ❌ lines above, then run validate-webhook again."),
+        ));
+        return (name, report);
+    };
+    match &cli.command {
+        None | Some(Command::Check(_)) => {
+            let online =
+                cli.check.online || matches!(&cli.command, Some(Command::Check(a)) if a.online);
+            report.extend(loaded.checks);
+            let ctx = checks::Ctx {
+                setup,
+                online,
+                timeout,
+                ngrok_api_url: cli.global.ngrok_api_url.clone(),
+                cwd: cwd.to_path_buf(),
+            };
+            report.extend(checks::run(&ctx));
+        }
+        Some(Command::Simulate(args)) => {
+            // Only the configuration's errors matter here; the rest is `check`'s job.
+            report.extend(
+                loaded
+                    .checks
+                    .into_iter()
+                    .filter(|c| c.status == report::Status::Error),
+            );
+            report.extend(commands::simulate::run(
+                &setup,
+                args.url.as_deref(),
+                &args.fixture,
+                cwd,
+                timeout,
+            ));
+        }
+        Some(Command::SendTest(args)) => {
+            report.extend(
+                loaded
+                    .checks
+                    .into_iter()
+                    .filter(|c| c.status == report::Status::Error),
+            );
+            report.extend(commands::send_test::run(
+                &setup, &args.to, &args.body, timeout,
+            ));
+        }
+    }
+    (name, report)
+}

@@ -1,0 +1,240 @@
+//! The one module that uses the `config` crate: loads the configuration exactly as the server
+//! does, turns the `.env` discovery, every `Settings::findings()` entry and every load
+//! problem into [`Check`] lines, and copies what the other checks need into a [`Setup`].
+
+use std::path::{Path, PathBuf};
+
+use config::{AppEnv, ConfigError, EnvSource, LoadOptions, Sender, Settings, is_placeholder};
+
+use crate::checks::twilio::capitalised;
+use crate::report::{Check, Section, Status};
+use crate::setup::{SenderSetup, Setup};
+
+/// Keys whose findings are shown under "Webhook URL" rather than "Configuration".
+const WEBHOOK_KEYS: &[&str] = &["WEBHOOK_URL", "STATUS_CALLBACK_URL"];
+
+/// The configuration as the checks see it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Lines about files, keys and problems.
+    pub checks: Vec<Check>,
+    /// The settings, when they could be built (possibly leniently, see [`load`]).
+    pub setup: Option<Setup>,
+}
+
+fn section_for(key: &str) -> Section {
+    if WEBHOOK_KEYS.contains(&key) {
+        Section::WebhookUrl
+    } else {
+        Section::Config
+    }
+}
+
+/// Loads `.env` (or `env_file`) and the process environment from `cwd`.
+///
+/// A configuration that does not load becomes one `❌` per problem. With `APP_ENV=production`
+/// the loader refuses unsafe values; the remaining checks then run on the same values loaded
+/// as development, so one run still reports on ngrok, the backend and the database.
+pub fn load(cwd: &Path, env_file: Option<&Path>) -> Loaded {
+    let mut opts = LoadOptions::new(cwd);
+    if let Some(path) = env_file {
+        opts = opts.env_file(path);
+    }
+    let mut checks = Vec::new();
+    match config::load(&opts) {
+        Ok(loaded) => {
+            checks.extend(file_checks(
+                cwd,
+                env_file,
+                &loaded.sources,
+                loaded.settings.app_env,
+            ));
+            checks.extend(findings(&loaded.settings));
+            let setup = to_setup(&loaded.settings);
+            Loaded {
+                checks,
+                setup: Some(setup),
+            }
+        }
+        Err(err) => {
+            checks.extend(problem_checks(&err));
+            let lenient = lenient(&opts).map(|l| {
+                // The file lines are still useful; the findings would repeat the problems.
+                checks.splice(
+                    0..0,
+                    file_checks(cwd, env_file, &l.sources, AppEnv::Production),
+                );
+                to_setup(&l.settings)
+            });
+            Loaded {
+                checks,
+                setup: lenient,
+            }
+        }
+    }
+}
+
+/// The same sources with `APP_ENV=development` on top, so production-only refusals do not
+/// hide the other checks. `None` when the values themselves are broken.
+fn lenient(opts: &LoadOptions) -> Option<config::Loaded> {
+    let mut vars: std::collections::BTreeMap<String, String> = match &opts.env {
+        EnvSource::Process => config::KEYS
+            .iter()
+            .filter_map(|k| std::env::var(k.name).ok().map(|v| (k.name.to_owned(), v)))
+            .collect(),
+        EnvSource::Map(m) => m.clone(),
+    };
+    vars.insert("APP_ENV".to_owned(), "development".to_owned());
+    let mut dev = opts.clone();
+    dev.env = EnvSource::Map(vars);
+    config::load(&dev).ok()
+}
+
+fn file_checks(
+    cwd: &Path,
+    env_file: Option<&Path>,
+    sources: &[String],
+    app_env: AppEnv,
+) -> Vec<Check> {
+    let mut out: Vec<Check> = sources
+        .iter()
+        .map(|shown| {
+            let path = cwd.join(shown);
+            let name = if path.extension().is_some_and(|e| e == "toml") {
+                "config file"
+            } else {
+                "env file"
+            };
+            Check::ok(Section::Config, name, format!("read {}", path.display()))
+        })
+        .collect();
+    let env_read = env_file.is_some() || cwd.join(".env").is_file();
+    if !env_read {
+        let detail = format!(
+            "no .env in {}; using the process environment only",
+            cwd.display()
+        );
+        out.push(if app_env == AppEnv::Production {
+            Check::ok(Section::Config, "env file", detail)
+        } else {
+            Check::warning(
+                Section::Config,
+                "env file",
+                detail,
+                Some("Copy .env.example to .env and fill it in, or pass --env-file PATH."),
+            )
+        });
+    }
+    out
+}
+
+/// Every finding as a line; the source is shown on lines that need a change.
+fn findings(settings: &Settings) -> Vec<Check> {
+    settings
+        .findings()
+        .into_iter()
+        .map(|f| {
+            let status = match f.status {
+                config::Status::Ok => Status::Ok,
+                config::Status::Warning if breaks_delivery(settings, f.key, &f.message) => {
+                    Status::Error
+                }
+                config::Status::Warning => Status::Warning,
+                config::Status::Problem => Status::Error,
+            };
+            let detail = if status == Status::Ok
+                || matches!(f.source.as_str(), "not set" | "default" | "derived")
+            {
+                f.message
+            } else {
+                format!("{} ({})", f.message, f.source)
+            };
+            Check::new(
+                section_for(f.key),
+                f.key,
+                status,
+                detail,
+                f.hint.as_deref().map(capitalised),
+            )
+        })
+        .collect()
+}
+
+/// Warnings the server can live with at start but that lose every inbound message, so the
+/// CLI shows them as `❌`: a WEBHOOK_URL on the wrong path (Twilio gets 404), and a plain-http
+/// WEBHOOK_URL on a public host (Twilio's URL and the signed URL differ in scheme). A plain-http
+/// localhost URL stays a warning: it is how `simulate` tests a local server.
+fn breaks_delivery(settings: &Settings, key: &str, message: &str) -> bool {
+    if key != "WEBHOOK_URL" {
+        return false;
+    }
+    let public = settings
+        .webhook_url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| !matches!(h, "localhost" | "127.0.0.1" | "[::1]"))
+        })
+        .unwrap_or(false);
+    message.starts_with("does not end with")
+        || message.starts_with("has a trailing slash")
+        || (public && message.starts_with("uses http,"))
+}
+
+fn problem_checks(err: &ConfigError) -> Vec<Check> {
+    err.problems()
+        .iter()
+        .map(|p| {
+            let (section, name) = match &p.key {
+                Some(k) => (section_for(k), k.clone()),
+                None => (Section::Config, p.source.clone()),
+            };
+            let detail = if p.key.is_some() {
+                format!("{} ({})", p.message, p.source)
+            } else {
+                p.message.clone()
+            };
+            Check::error(section, name, detail, capitalised(&p.fix))
+        })
+        .collect()
+}
+
+fn real(value: Option<&str>) -> Option<String> {
+    value
+        .filter(|v| !v.trim().is_empty() && !is_placeholder(v))
+        .map(str::to_owned)
+}
+
+fn to_setup(s: &Settings) -> Setup {
+    Setup {
+        production: s.app_env == AppEnv::Production,
+        webhook_url: s.webhook_url.clone(),
+        port: s.port,
+        host: s.host.clone(),
+        database_url: s.database_url.expose().to_owned(),
+        database_url_shown: s.database_url_redacted(),
+        redis_url: s.redis_url.as_ref().map(|r| r.expose().to_owned()),
+        redis_url_shown: s.redis_url_redacted(),
+        account_sid: real(s.account_sid.as_deref()),
+        auth_token: real(s.auth_token.as_ref().map(|t| t.expose())),
+        api_key: match (
+            real(s.api_key_sid.as_deref()),
+            real(s.api_key_secret.as_ref().map(|t| t.expose())),
+        ) {
+            (Some(k), Some(v)) => Some((k, v)),
+            _ => None,
+        },
+        sender: s.sender.as_ref().map(|sender| match sender {
+            Sender::WhatsAppFrom(f) => SenderSetup::WhatsAppFrom(f.clone()),
+            Sender::MessagingService(m) => SenderSetup::MessagingService(m.clone()),
+        }),
+        api_base_url: s.api_base_url.clone(),
+        status_callback_url: s.status_callback_url(),
+    }
+}
+
+/// The working directory, for `.env` discovery and relative paths.
+pub fn current_dir() -> PathBuf {
+    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+}
