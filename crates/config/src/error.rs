@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+/// The source of a key no source sets.
+pub(crate) const NOT_SET: &str = "not set";
+
 /// One thing wrong with the configuration: which key, where its value came from, what is
 /// wrong and how to fix it. Never contains a secret value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,9 +21,13 @@ pub struct Problem {
 }
 
 impl fmt::Display for Problem {
-    /// `PORT (environment): "80a" is not a whole number; fix: set PORT to …`
+    /// `PORT (environment): "80a" is not a whole number; fix: set PORT to …`; a key that is
+    /// not set has no source to show: `TWILIO_AUTH_TOKEN: not set: …`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.key {
+            Some(key) if self.source == NOT_SET => {
+                write!(f, "{key}: {}; fix: {}", self.message, self.fix)
+            }
             Some(key) => write!(
                 f,
                 "{key} ({}): {}; fix: {}",
@@ -98,6 +105,20 @@ mod tests {
              webhook.toml line 3: invalid TOML: expected `=`; fix: write each setting as key = \"value\""
         );
         assert_eq!(err.problems().len(), 2);
+    }
+
+    #[test]
+    fn a_key_that_is_not_set_shows_no_source() {
+        let p = Problem {
+            key: Some("TWILIO_AUTH_TOKEN".into()),
+            source: "not set".into(),
+            message: "not set: every webhook will be refused with 403".into(),
+            fix: "set it".into(),
+        };
+        assert_eq!(
+            p.to_string(),
+            "TWILIO_AUTH_TOKEN: not set: every webhook will be refused with 403; fix: set it"
+        );
     }
 
     #[test]

@@ -261,12 +261,21 @@ fn public_url(r: &mut Report<'_>, key: &'static str, value: &str, path: &str) ->
 
 fn webhook_url(r: &mut Report<'_>) {
     const KEY: &str = "WEBHOOK_URL";
+    const HINT: &str =
+        "set it to the public URL configured in Twilio, ending in /api/v1/whatsapp/webhook";
     match r.settings.webhook_url.as_deref() {
+        None if r.settings.app_env == AppEnv::Production => {
+            r.problem(
+                KEY,
+                "not set: production checks signatures against it",
+                HINT,
+            );
+        }
         None => r.warn(
             KEY,
-            true,
+            false,
             "not set: the server rebuilds it from each request's Host header",
-            "set it to the public URL configured in Twilio, ending in /api/v1/whatsapp/webhook",
+            HINT,
         ),
         Some(url) => {
             if !public_url(r, KEY, url, WEBHOOK_PATH) {
@@ -415,3 +424,6 @@ fn listen(r: &mut Report<'_>) {
     }
     r.ok("PORT", format!("listening on {}", s.listen_addr()));
 }
+
+#[cfg(test)]
+mod tests;

@@ -312,6 +312,17 @@ mod tests {
     }
 
     #[test]
+    fn crate_docs_show_the_current_table() {
+        let docs = include_str!("lib.rs");
+        for row in markdown_table().lines() {
+            assert!(
+                docs.contains(&format!("//! {row}\n")),
+                "lib.rs docs lack this row (regenerate with `cargo run -p config --example env_example -- --markdown`):\n{row}"
+            );
+        }
+    }
+
+    #[test]
     fn markdown_table_has_a_row_per_key() {
         let table = markdown_table();
         assert_eq!(table.lines().count(), KEYS.len() + 2);

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::error::{ConfigError, Problem};
+use crate::error::{ConfigError, NOT_SET, Problem};
 use crate::findings::{Finding, Status};
 use crate::keys::{DEFAULT_API_BASE_URL, key_spec};
 use crate::secret::Secret;
@@ -390,7 +390,7 @@ impl Builder {
             let (set, missing) = if a { (first, second) } else { (second, first) };
             self.fail(
                 missing,
-                "not set".to_owned(),
+                NOT_SET.to_owned(),
                 Invalid::new(
                     format!("{set} is set but {missing} is not"),
                     format!("set both {first} and {second}, or neither"),
@@ -402,7 +402,7 @@ impl Builder {
     fn note(&mut self, key: &'static str, message: String, hint: &str) {
         let source = self
             .raw(key)
-            .map_or_else(|| "not set".to_owned(), |r| r.origin.clone());
+            .map_or_else(|| NOT_SET.to_owned(), |r| r.origin.clone());
         self.notes.push(Finding {
             key,
             status: Status::Warning,
@@ -436,3 +436,6 @@ impl Builder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
+use crate::error::NOT_SET;
 use crate::findings::Finding;
 use crate::keys::{
     DEFAULT_API_BASE_URL, DEFAULT_AUTO_REPLY, DEFAULT_DATABASE_URL, STATUS_PATH, WEBHOOK_PATH,
@@ -183,7 +184,7 @@ impl Settings {
     /// Where the value of `key` came from: `.env line 4`, `webhook.toml line 2`,
     /// `environment`, `default`, or `not set`.
     pub fn origin(&self, key: &str) -> &str {
-        self.origins.get(key).map_or("not set", String::as_str)
+        self.origins.get(key).map_or(NOT_SET, String::as_str)
     }
 
     /// The URL for delivery status callbacks: `STATUS_CALLBACK_URL` if set, else derived from
@@ -337,3 +338,6 @@ impl Serialize for Settings {
         self.view().serialize(serializer)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,496 @@
+//! Tests for `load`: every key's default and override, every error text, production gating.
+
+use std::collections::BTreeMap;
+
+use crate::{AppEnv, ConfigError, KEYS, LoadOptions, LogFormat, Sender, Settings, load};
+
+const SID: &str = "AC0123456789abcdef0123456789abcdef";
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+const KEY_SID: &str = "SK0123456789abcdef0123456789abcdef";
+const KEY_SECRET: &str = "abcdefghijABCDEFGHIJ0123456789ab";
+const MG: &str = "MG0123456789abcdef0123456789abcdef";
+const HOOK: &str = "https://bot.example.com/api/v1/whatsapp/webhook";
+
+fn vars(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    Settings::from_vars(pairs.iter().copied())
+}
+
+/// The user-visible lines of the error for `pairs`.
+fn problems(pairs: &[(&str, &str)]) -> Vec<String> {
+    match vars(pairs) {
+        Ok(_) => panic!("expected {pairs:?} to be refused"),
+        Err(e) => e.problems().iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn one_problem(pairs: &[(&str, &str)]) -> String {
+    let mut all = problems(pairs);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    all.remove(0)
+}
+
+#[test]
+fn nothing_set_gives_the_documented_defaults() {
+    let s = vars(&[]).unwrap();
+    assert_eq!(s, Settings::default());
+    assert_eq!(s.app_env, AppEnv::Development);
+    assert_eq!(s.account_sid, None);
+    assert_eq!(s.auth_token, None);
+    assert_eq!(s.api_key_sid, None);
+    assert_eq!(s.api_key_secret, None);
+    assert_eq!(s.webhook_url, None);
+    assert_eq!(s.status_callback_url, None);
+    assert_eq!(s.database_url.expose(), "sqlite://data/webhook.db?mode=rwc");
+    assert_eq!(s.redis_url, None);
+    assert_eq!(s.host, "0.0.0.0");
+    assert_eq!(s.port, 5000);
+    assert_eq!(s.sender, None);
+    assert_eq!(s.api_base_url, "https://api.twilio.com");
+    assert_eq!(s.auto_reply, "Hi {name}! We received your message: {text}");
+    assert_eq!(s.log_format, LogFormat::Text);
+    assert_eq!(s.worker_concurrency, 8);
+    assert_eq!(s.store_batch_max, 256);
+    assert_eq!(s.store_batch_linger_us, 0);
+    assert_eq!(s.sweep_interval_secs, 30);
+    for k in KEYS {
+        let expected = if k.default.is_some() {
+            "default"
+        } else {
+            "not set"
+        };
+        assert_eq!(s.origin(k.name), expected, "{}", k.name);
+    }
+}
+
+/// Every key set to a valid non-default value; kept in step with `KEYS` by the first assert.
+fn every_key_overridden() -> BTreeMap<&'static str, &'static str> {
+    BTreeMap::from([
+        ("APP_ENV", "production"),
+        ("TWILIO_ACCOUNT_SID", SID),
+        ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("TWILIO_API_KEY_SID", KEY_SID),
+        ("TWILIO_API_KEY_SECRET", KEY_SECRET),
+        ("WEBHOOK_URL", HOOK),
+        (
+            "STATUS_CALLBACK_URL",
+            "https://bot.example.com/hooks/api/v1/whatsapp/status",
+        ),
+        ("TWILIO_WHATSAPP_FROM", "whatsapp:+14155238886"),
+        ("TWILIO_MESSAGING_SERVICE_SID", MG),
+        (
+            "DATABASE_URL",
+            "postgres://app:s3cret@db.internal:5432/webhook",
+        ),
+        ("REDIS_URL", "rediss://:hunter2@red-abc:6380"),
+        ("HOST", "::"),
+        ("PORT", "10000"),
+        ("TWILIO_API_BASE_URL", "https://api.dublin.ie1.twilio.com/"),
+        ("AUTO_REPLY_TEMPLATE", "Thanks {name}"),
+        ("LOG_FORMAT", "text"),
+        ("WORKER_CONCURRENCY", "16"),
+        ("STORE_BATCH_MAX", "512"),
+        ("STORE_BATCH_LINGER_US", "250"),
+        ("SWEEP_INTERVAL_SECS", "5"),
+    ])
+}
+
+#[test]
+fn every_key_can_be_overridden() {
+    let map = every_key_overridden();
+    let names: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+    let mut listed: Vec<&str> = map.keys().copied().collect();
+    listed.sort_by_key(|k| names.iter().position(|n| n == k));
+    assert_eq!(listed, names, "every key of the table is overridden here");
+
+    let s = Settings::from_vars(map.clone()).unwrap();
+    assert_eq!(s.app_env, AppEnv::Production);
+    assert_eq!(s.account_sid.as_deref(), Some(SID));
+    assert_eq!(s.auth_token.as_ref().map(|t| t.expose()), Some(TOKEN));
+    assert_eq!(s.api_key_sid.as_deref(), Some(KEY_SID));
+    assert_eq!(
+        s.api_key_secret.as_ref().map(|t| t.expose()),
+        Some(KEY_SECRET)
+    );
+    assert_eq!(s.webhook_url.as_deref(), Some(HOOK));
+    assert_eq!(
+        s.status_callback_url.as_deref(),
+        Some("https://bot.example.com/hooks/api/v1/whatsapp/status")
+    );
+    assert_eq!(s.sender, Some(Sender::MessagingService(MG.to_owned())));
+    assert_eq!(
+        s.database_url.expose(),
+        "postgres://app:s3cret@db.internal:5432/webhook"
+    );
+    assert_eq!(
+        s.redis_url.as_ref().map(|r| r.expose()),
+        Some("rediss://:hunter2@red-abc:6380")
+    );
+    assert_eq!(s.host, "::");
+    assert_eq!(s.port, 10000);
+    assert_eq!(
+        s.api_base_url, "https://api.dublin.ie1.twilio.com",
+        "trailing slash removed"
+    );
+    assert_eq!(s.auto_reply, "Thanks {name}");
+    assert_eq!(s.log_format, LogFormat::Text);
+    assert_eq!(s.worker_concurrency, 16);
+    assert_eq!(s.store_batch_max, 512);
+    assert_eq!(s.store_batch_linger_us, 250);
+    assert_eq!(s.sweep_interval_secs, 5);
+    for k in KEYS {
+        assert_eq!(s.origin(k.name), "environment", "{}", k.name);
+    }
+}
+
+#[test]
+fn whatsapp_from_alone_is_the_sender() {
+    let s = vars(&[("TWILIO_WHATSAPP_FROM", "whatsapp:+14155238886")]).unwrap();
+    assert_eq!(
+        s.sender,
+        Some(Sender::WhatsAppFrom("whatsapp:+14155238886".into()))
+    );
+}
+
+#[test]
+fn a_bare_number_gets_the_whatsapp_prefix() {
+    let s = vars(&[("TWILIO_WHATSAPP_FROM", "+14155238886")]).unwrap();
+    assert_eq!(
+        s.sender,
+        Some(Sender::WhatsAppFrom("whatsapp:+14155238886".into()))
+    );
+}
+
+#[test]
+fn log_format_defaults_to_json_in_production() {
+    let s = vars(&[
+        ("APP_ENV", "production"),
+        ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("WEBHOOK_URL", HOOK),
+    ])
+    .unwrap();
+    assert_eq!(s.log_format, LogFormat::Json);
+    let s = vars(&[
+        ("APP_ENV", "Production"),
+        ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("WEBHOOK_URL", HOOK),
+    ])
+    .unwrap();
+    assert_eq!(s.app_env, AppEnv::Production, "case does not matter");
+}
+
+#[test]
+fn placeholders_load_in_development() {
+    let s = vars(&[
+        ("TWILIO_ACCOUNT_SID", "ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        ("TWILIO_AUTH_TOKEN", "your_auth_token"),
+    ])
+    .unwrap();
+    assert_eq!(
+        s.auth_token.as_ref().map(|t| t.expose()),
+        Some("your_auth_token")
+    );
+}
+
+#[test]
+fn each_bad_value_names_key_source_and_fix() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "APP_ENV",
+            "prod",
+            r#"APP_ENV (environment): "prod" is not an environment name; fix: set APP_ENV to development or production"#,
+        ),
+        (
+            "TWILIO_ACCOUNT_SID",
+            "AC123",
+            r#"TWILIO_ACCOUNT_SID (environment): not an Account SID: expected "AC" followed by 32 hex characters, got 5 characters; fix: copy the Account SID from the Twilio Console home page"#,
+        ),
+        (
+            "TWILIO_ACCOUNT_SID",
+            KEY_SID,
+            r#"TWILIO_ACCOUNT_SID (environment): not an Account SID: expected "AC" followed by 32 hex characters, got 34 characters; fix: this is an API key SID: move it to TWILIO_API_KEY_SID and set TWILIO_ACCOUNT_SID to the AC… SID"#,
+        ),
+        (
+            "TWILIO_ACCOUNT_SID",
+            MG,
+            r#"TWILIO_ACCOUNT_SID (environment): not an Account SID: expected "AC" followed by 32 hex characters, got 34 characters; fix: this is a Messaging Service SID: move it to TWILIO_MESSAGING_SERVICE_SID and set TWILIO_ACCOUNT_SID to the AC… SID"#,
+        ),
+        (
+            "TWILIO_ACCOUNT_SID",
+            TOKEN,
+            r#"TWILIO_ACCOUNT_SID (environment): not an Account SID: expected "AC" followed by 32 hex characters, got 32 characters; fix: this looks like an Auth Token: move it to TWILIO_AUTH_TOKEN and set TWILIO_ACCOUNT_SID to the AC… SID"#,
+        ),
+        (
+            "TWILIO_AUTH_TOKEN",
+            "0123456789abcdef0123456789abcdefg",
+            "TWILIO_AUTH_TOKEN (environment): not an Auth Token: expected 32 hex characters, got 33 characters; fix: copy the Auth Token from the Twilio Console home page (Account Info)",
+        ),
+        (
+            "WEBHOOK_URL",
+            "not a url",
+            r#"WEBHOOK_URL (environment): "not a url" is not a URL (relative URL without a base); fix: set it to the public URL configured in Twilio, e.g. https://abc123.ngrok-free.app/api/v1/whatsapp/webhook"#,
+        ),
+        (
+            "WEBHOOK_URL",
+            "ftp://x.example/api/v1/whatsapp/webhook",
+            r#"WEBHOOK_URL (environment): "ftp://x.example/api/v1/whatsapp/webhook" must start with https:// (got "ftp:"); fix: set it to the public URL configured in Twilio, e.g. https://abc123.ngrok-free.app/api/v1/whatsapp/webhook"#,
+        ),
+        (
+            "WEBHOOK_URL",
+            " https://x.example/api/v1/whatsapp/webhook",
+            "WEBHOOK_URL (environment): has spaces or line breaks around the value; fix: remove the spaces or line breaks around it",
+        ),
+        (
+            "STATUS_CALLBACK_URL",
+            "ws://x.example/s",
+            r#"STATUS_CALLBACK_URL (environment): "ws://x.example/s" must start with https:// (got "ws:"); fix: set it to the public URL of /api/v1/whatsapp/status, or leave it unset to derive it from WEBHOOK_URL"#,
+        ),
+        (
+            "DATABASE_URL",
+            "mysql://u:pw@h/db",
+            r#"DATABASE_URL (environment): unsupported database "mysql"; fix: use postgres://user:password@host:5432/db or sqlite://path/to/file.db?mode=rwc"#,
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://app:s3cret@db:notaport/x",
+            "DATABASE_URL (environment): not a valid PostgreSQL URL (invalid port number); fix: use postgres://user:password@host:5432/db and percent-encode special characters in the password",
+        ),
+        (
+            "DATABASE_URL",
+            "data/webhook.db",
+            "DATABASE_URL (environment): not a URL; fix: use postgres://user:password@host:5432/db or sqlite://path/to/file.db?mode=rwc",
+        ),
+        (
+            "REDIS_URL",
+            "http://red:6379",
+            r#"REDIS_URL (environment): unsupported scheme "http"; fix: use redis://host:6379 (rediss:// for TLS), or leave REDIS_URL unset for the in-process queue"#,
+        ),
+        (
+            "REDIS_URL",
+            "red:6379",
+            "REDIS_URL (environment): unsupported scheme \"red\"; fix: use redis://host:6379 (rediss:// for TLS), or leave REDIS_URL unset for the in-process queue",
+        ),
+        (
+            "HOST",
+            "0.0.0.0:5000",
+            r#"HOST (environment): "0.0.0.0:5000" is not an IP address or host name; fix: use 0.0.0.0 for all interfaces or 127.0.0.1 for this machine only, and set the port with PORT"#,
+        ),
+        (
+            "PORT",
+            "80a",
+            r#"PORT (environment): "80a" is not a whole number; fix: set PORT to a whole number from 1 to 65535"#,
+        ),
+        (
+            "PORT",
+            "0",
+            "PORT (environment): 0 is outside 1 to 65535; fix: set PORT to a whole number from 1 to 65535",
+        ),
+        (
+            "PORT",
+            "70000",
+            "PORT (environment): 70000 is outside 1 to 65535; fix: set PORT to a whole number from 1 to 65535",
+        ),
+        (
+            "TWILIO_WHATSAPP_FROM",
+            "14155238886",
+            r#"TWILIO_WHATSAPP_FROM (environment): "14155238886" is not a WhatsApp sender; fix: use whatsapp: followed by the number in E.164 format, e.g. whatsapp:+14155238886"#,
+        ),
+        (
+            "TWILIO_WHATSAPP_FROM",
+            "whatsapp:whatsapp:+14155238886",
+            "TWILIO_WHATSAPP_FROM (environment): has the whatsapp: prefix twice; fix: use whatsapp: followed by the number in E.164 format, e.g. whatsapp:+14155238886",
+        ),
+        (
+            "TWILIO_WHATSAPP_FROM",
+            "+whatsapp:+14155238886",
+            "TWILIO_WHATSAPP_FROM (environment): has a + in front of the whatsapp: prefix; fix: use whatsapp: followed by the number in E.164 format, e.g. whatsapp:+14155238886",
+        ),
+        (
+            "TWILIO_MESSAGING_SERVICE_SID",
+            "MG1",
+            r#"TWILIO_MESSAGING_SERVICE_SID (environment): not a Messaging Service SID: expected "MG" followed by 32 hex characters, got 3 characters; fix: copy the SID from Messaging, Services in the Twilio Console"#,
+        ),
+        (
+            "TWILIO_API_BASE_URL",
+            "api.twilio.com",
+            r#"TWILIO_API_BASE_URL (environment): "api.twilio.com" is not a URL (relative URL without a base); fix: use https://api.twilio.com or leave TWILIO_API_BASE_URL unset"#,
+        ),
+        (
+            "LOG_FORMAT",
+            "yaml",
+            r#"LOG_FORMAT (environment): "yaml" is not a log format; fix: set LOG_FORMAT to text or json"#,
+        ),
+        (
+            "WORKER_CONCURRENCY",
+            "0",
+            "WORKER_CONCURRENCY (environment): 0 is outside 1 to 1024; fix: set WORKER_CONCURRENCY to a whole number from 1 to 1024",
+        ),
+        (
+            "STORE_BATCH_MAX",
+            "10001",
+            "STORE_BATCH_MAX (environment): 10001 is outside 1 to 10000; fix: set STORE_BATCH_MAX to a whole number from 1 to 10000",
+        ),
+        (
+            "STORE_BATCH_LINGER_US",
+            "-5",
+            r#"STORE_BATCH_LINGER_US (environment): "-5" is not a whole number; fix: set STORE_BATCH_LINGER_US to a whole number from 0 to 1000000"#,
+        ),
+        (
+            "SWEEP_INTERVAL_SECS",
+            "1.5",
+            r#"SWEEP_INTERVAL_SECS (environment): "1.5" is not a whole number; fix: set SWEEP_INTERVAL_SECS to a whole number from 1 to 86400"#,
+        ),
+    ];
+    for (key, value, expected) in cases {
+        assert_eq!(one_problem(&[(key, value)]), *expected, "{key}={value}");
+    }
+}
+
+#[test]
+fn api_key_needs_both_halves_of_the_right_shape() {
+    assert_eq!(
+        one_problem(&[("TWILIO_API_KEY_SID", KEY_SID)]),
+        "TWILIO_API_KEY_SECRET: TWILIO_API_KEY_SID is set but TWILIO_API_KEY_SECRET is not; fix: set both TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET, or neither"
+    );
+    assert_eq!(
+        one_problem(&[
+            ("TWILIO_API_KEY_SID", "SK12"),
+            ("TWILIO_API_KEY_SECRET", KEY_SECRET)
+        ]),
+        r#"TWILIO_API_KEY_SID (environment): not an API key SID: expected "SK" followed by 32 hex characters, got 4 characters; fix: copy the SID of an API key from the Twilio Console (Account, API keys & tokens)"#
+    );
+    assert_eq!(
+        one_problem(&[
+            ("TWILIO_API_KEY_SID", KEY_SID),
+            ("TWILIO_API_KEY_SECRET", "short")
+        ]),
+        "TWILIO_API_KEY_SECRET (environment): not an API key secret: expected 32 letters and digits, got 5 characters; fix: copy the secret shown once when the API key was created, or create a new key"
+    );
+}
+
+#[test]
+fn a_template_longer_than_a_whatsapp_message_is_refused() {
+    let long = "x".repeat(1601);
+    assert_eq!(
+        one_problem(&[("AUTO_REPLY_TEMPLATE", &long)]),
+        "AUTO_REPLY_TEMPLATE (environment): is 1601 characters long; a WhatsApp message holds at most 1600; fix: shorten AUTO_REPLY_TEMPLATE"
+    );
+    let spaced = vars(&[("AUTO_REPLY_TEMPLATE", " Hi {name} ")]).unwrap();
+    assert_eq!(
+        spaced.auto_reply, " Hi {name} ",
+        "spaces are allowed in the template"
+    );
+}
+
+#[test]
+fn all_problems_are_reported_together() {
+    let err = vars(&[
+        ("PORT", "80a"),
+        ("APP_ENV", "prod"),
+        ("TWILIO_ACCOUNT_SID", "AC123"),
+        ("REDIS_URL", "http://red:6379"),
+    ])
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid configuration (4 problems):\n  \
+         APP_ENV (environment): \"prod\" is not an environment name; fix: set APP_ENV to development or production\n  \
+         TWILIO_ACCOUNT_SID (environment): not an Account SID: expected \"AC\" followed by 32 hex characters, got 5 characters; fix: copy the Account SID from the Twilio Console home page\n  \
+         REDIS_URL (environment): unsupported scheme \"http\"; fix: use redis://host:6379 (rediss:// for TLS), or leave REDIS_URL unset for the in-process queue\n  \
+         PORT (environment): \"80a\" is not a whole number; fix: set PORT to a whole number from 1 to 65535"
+    );
+}
+
+#[test]
+fn production_refuses_a_missing_token_and_webhook_url() {
+    let err = vars(&[("APP_ENV", "production")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid configuration (2 problems):\n  \
+         TWILIO_AUTH_TOKEN: not set: every webhook will be refused with 403; fix: copy the Auth Token from the Twilio Console home page (Account Info)\n  \
+         WEBHOOK_URL: not set: production checks signatures against it; fix: set it to the public URL configured in Twilio, ending in /api/v1/whatsapp/webhook"
+    );
+}
+
+#[test]
+fn production_refuses_placeholders_and_unsafe_urls_with_their_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "TWILIO_ACCOUNT_SID=ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\nTWILIO_AUTH_TOKEN=changeme\nWEBHOOK_URL=http://localhost:5000/api/v1/whatsapp/webhook\n",
+    )
+    .unwrap();
+    let opts = LoadOptions::new(dir.path()).env_vars([
+        ("APP_ENV", "production"),
+        ("DATABASE_URL", "sqlite::memory:"),
+        ("TWILIO_API_BASE_URL", "http://127.0.0.1:9999"),
+    ]);
+    let err = load(&opts).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid configuration (7 problems):\n  \
+         TWILIO_ACCOUNT_SID (.env line 1): still a placeholder: replies cannot be sent (refused with APP_ENV=production); fix: copy the Account SID from the Twilio Console home page\n  \
+         TWILIO_AUTH_TOKEN (.env line 2): still a placeholder: every webhook will be refused with 403; fix: copy the Auth Token from the Twilio Console home page (Account Info)\n  \
+         WEBHOOK_URL (.env line 3): uses http, not https (refused with APP_ENV=production); fix: use the https:// URL (ngrok and Render both serve https)\n  \
+         WEBHOOK_URL (.env line 3): points at localhost, which Twilio cannot reach (refused with APP_ENV=production); fix: use the public URL of your tunnel (ngrok) or deployment\n  \
+         DATABASE_URL (environment): in-memory SQLite: every message is lost when the process stops (refused with APP_ENV=production); fix: use a file (sqlite://data/webhook.db?mode=rwc) or PostgreSQL\n  \
+         TWILIO_API_BASE_URL (environment): uses http: the Auth Token would travel unencrypted (refused with APP_ENV=production); fix: use https://api.twilio.com\n  \
+         TWILIO_API_BASE_URL (environment): points at 127.0.0.1, not Twilio: replies go to a test server (refused with APP_ENV=production); fix: leave TWILIO_API_BASE_URL unset to talk to Twilio"
+    );
+    // The same file starts in development: these are findings there.
+    let dev = LoadOptions::new(dir.path()).env_vars([("APP_ENV", "development")]);
+    assert!(load(&dev).is_ok());
+}
+
+#[test]
+fn production_accepts_a_safe_configuration_with_sqlite_on_disk() {
+    let s = vars(&[
+        ("APP_ENV", "production"),
+        ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("WEBHOOK_URL", HOOK),
+    ])
+    .unwrap();
+    assert_eq!(s.app_env, AppEnv::Production);
+}
+
+#[test]
+fn a_bad_value_is_not_reported_twice_in_production() {
+    let problems = problems(&[
+        ("APP_ENV", "production"),
+        ("TWILIO_AUTH_TOKEN", "abc"),
+        ("WEBHOOK_URL", HOOK),
+    ]);
+    assert_eq!(
+        problems,
+        vec![
+            "TWILIO_AUTH_TOKEN (environment): not an Auth Token: expected 32 hex characters, got 3 characters; fix: copy the Auth Token from the Twilio Console home page (Account Info)"
+        ]
+    );
+}
+
+#[test]
+fn errors_never_contain_secret_values() {
+    let secrets = [
+        ("TWILIO_AUTH_TOKEN", "0123456789abcdef0123456789abcdeZ"),
+        ("TWILIO_API_KEY_SECRET", "tooshort-s3cr3t-value"),
+        ("TWILIO_API_KEY_SID", KEY_SID),
+        ("DATABASE_URL", "postgres://app:s3cr3tpw@db:notaport/x"),
+        ("REDIS_URL", "redis://:s3cr3tred@red:badport"),
+    ];
+    let text = vars(&secrets).unwrap_err().to_string();
+    assert_eq!(text.lines().count(), 5, "{text}");
+    for needle in [
+        "0123456789abcdef0123456789abcdeZ",
+        "s3cr3t",
+        "s3cr3tpw",
+        "s3cr3tred",
+    ] {
+        assert!(!text.contains(needle), "{needle} leaked into:\n{text}");
+    }
+    let text = vars(&[("TWILIO_AUTH_TOKEN", "0123456789abcdef0123456789abcdef\n")])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        text,
+        "invalid configuration (1 problem):\n  TWILIO_AUTH_TOKEN (environment): has spaces or line breaks around the value; fix: remove the spaces or line breaks around the value"
+    );
+}

@@ -1,0 +1,177 @@
+//! Tests for reading and layering sources: precedence, provenance, file problems.
+use super::*;
+
+fn gather_in(dir: &Path, env: &[(&str, &str)]) -> Gathered {
+    gather(&LoadOptions::new(dir).env_vars(env.iter().copied()))
+}
+
+fn origin(g: &Gathered, key: &str) -> Option<(String, String)> {
+    g.values
+        .get(key)
+        .map(|r| (r.value.clone(), r.origin.clone()))
+}
+
+fn pair(v: &str, o: &str) -> Option<(String, String)> {
+    Some((v.to_owned(), o.to_owned()))
+}
+
+#[test]
+fn precedence_default_then_toml_then_dotenv_then_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("webhook.toml"),
+        "port = 6000\nhost = \"127.0.0.1\"\nworker_concurrency = 2\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join(".env"), "# comment\nPORT=7000\nHOST=::1\n").unwrap();
+    let g = gather_in(dir.path(), &[("PORT", "8000")]);
+    assert!(g.problems.is_empty(), "{:?}", g.problems);
+    assert_eq!(origin(&g, "PORT"), pair("8000", "environment"));
+    assert_eq!(origin(&g, "HOST"), pair("::1", ".env line 3"));
+    assert_eq!(
+        origin(&g, "WORKER_CONCURRENCY"),
+        pair("2", "webhook.toml line 3")
+    );
+    assert_eq!(origin(&g, "SWEEP_INTERVAL_SECS"), pair("30", "default"));
+    assert_eq!(origin(&g, "WEBHOOK_URL"), None);
+    assert_eq!(g.files, vec!["webhook.toml".to_owned(), ".env".to_owned()]);
+}
+
+#[test]
+fn empty_values_do_not_hide_lower_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("webhook.toml"), "port = 6000\n").unwrap();
+    std::fs::write(dir.path().join(".env"), "PORT=\n").unwrap();
+    let g = gather_in(dir.path(), &[("PORT", "")]);
+    assert_eq!(origin(&g, "PORT"), pair("6000", "webhook.toml line 1"));
+}
+
+#[test]
+fn only_known_keys_are_read_and_unknown_dotenv_keys_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "RUST_LOG=debug\nexport PORT=7000\n",
+    )
+    .unwrap();
+    let g = gather_in(dir.path(), &[("HOME", "/root")]);
+    assert!(g.problems.is_empty(), "{:?}", g.problems);
+    assert_eq!(origin(&g, "PORT"), pair("7000", ".env line 2"));
+    assert!(!g.values.contains_key("RUST_LOG"));
+}
+
+#[test]
+fn quoted_dotenv_values_and_inline_comments() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "AUTO_REPLY_TEMPLATE='Hello {name} #1'\nHOST=127.0.0.1 # local only\n",
+    )
+    .unwrap();
+    let g = gather_in(dir.path(), &[]);
+    assert_eq!(
+        origin(&g, "AUTO_REPLY_TEMPLATE"),
+        pair("Hello {name} #1", ".env line 1")
+    );
+    assert_eq!(origin(&g, "HOST"), pair("127.0.0.1", ".env line 2"));
+}
+
+#[test]
+fn explicit_files_must_exist_and_keep_the_given_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("conf")).unwrap();
+    std::fs::write(dir.path().join("conf/prod.env"), "PORT=9000\n").unwrap();
+    std::fs::write(dir.path().join(".env"), "PORT=1\n").unwrap();
+    let g = gather(
+        &LoadOptions::new(dir.path())
+            .env_file("conf/prod.env")
+            .env_vars([("A", "b")]),
+    );
+    assert_eq!(origin(&g, "PORT"), pair("9000", "conf/prod.env line 1"));
+
+    let g = gather(
+        &LoadOptions::new(dir.path())
+            .env_file("missing.env")
+            .config_file("missing.toml")
+            .env_vars([("A", "b")]),
+    );
+    let shown: Vec<String> = g.problems.iter().map(ToString::to_string).collect();
+    let cwd = dir.path().display();
+    assert_eq!(
+        shown,
+        vec![
+            format!(
+                "missing.toml: file not found; fix: create the file or give the path of an existing one (relative paths start at {cwd})"
+            ),
+            format!(
+                "missing.env: file not found; fix: create the file or give the path of an existing one (relative paths start at {cwd})"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn toml_problems_name_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("webhook.toml"),
+        "port = 6000\nwebhok_url = \"https://x\"\nPORT = 7000\nhost = [1]\n",
+    )
+    .unwrap();
+    let g = gather_in(dir.path(), &[]);
+    let shown: Vec<String> = g.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        vec![
+            "webhok_url (webhook.toml line 2): unknown setting; fix: remove it, or use a key from .env.example in lower case (e.g. webhook_url)",
+            "PORT (webhook.toml line 3): set twice (lines 1 and 3); fix: keep only one of the two lines",
+            "HOST (webhook.toml line 4): expected a string or a number; fix: write it as host = \"value\"",
+        ]
+    );
+}
+
+#[test]
+fn toml_syntax_errors_name_the_line_but_not_the_content() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("webhook.toml"),
+        "port = 6000\ntwilio_auth_token = abc123secret\n",
+    )
+    .unwrap();
+    let g = gather_in(dir.path(), &[]);
+    assert_eq!(g.problems.len(), 1);
+    let p = &g.problems[0];
+    assert_eq!(p.source, "webhook.toml line 2");
+    assert!(!p.to_string().contains("abc123secret"), "{p}");
+}
+
+#[test]
+fn duplicate_dotenv_keys_are_a_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), "PORT=1\nHOST=::\nPORT=2\n").unwrap();
+    let g = gather_in(dir.path(), &[]);
+    let shown: Vec<String> = g.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        vec!["PORT (.env): set 2 times (lines 1, 3); fix: keep only one of the lines"]
+    );
+}
+
+#[test]
+fn unparsable_dotenv_lines_name_the_line_but_not_the_content() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "PORT=1\nTWILIO_AUTH_TOKEN s3cr3t\nHOST=::\n",
+    )
+    .unwrap();
+    let g = gather_in(dir.path(), &[]);
+    let shown: Vec<String> = g.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        vec![
+            ".env line 2: cannot parse this line; fix: write KEY=value and put values with spaces, quotes or # in single quotes"
+        ]
+    );
+    assert_eq!(origin(&g, "HOST"), pair("::", ".env line 3"));
+}
