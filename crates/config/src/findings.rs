@@ -33,6 +33,10 @@ pub enum Status {
 pub struct Finding {
     /// The key this is about (`WEBHOOK_URL`).
     pub key: &'static str,
+    /// Stable name of the check within the key, for programs (`ok`, `missing`,
+    /// `placeholder`, `not_https`, `wrong_path`, …); together with `key` it identifies the
+    /// finding without parsing `message`. Listed in [`Settings::findings`].
+    pub check: &'static str,
     /// How bad it is.
     pub status: Status,
     /// What was found, without the key name: `uses http, not https`.
@@ -53,10 +57,17 @@ struct Report<'a> {
 }
 
 impl Report<'_> {
-    fn push(&mut self, key: &'static str, status: Status, message: String, hint: Option<String>) {
+    fn push(
+        &mut self,
+        (key, check): (&'static str, &'static str),
+        status: Status,
+        message: String,
+        hint: Option<String>,
+    ) {
         let source = self.settings.origin(key).to_owned();
         self.out.push(Finding {
             key,
+            check,
             status,
             message,
             hint,
@@ -64,39 +75,31 @@ impl Report<'_> {
         });
     }
 
-    fn ok_from(&mut self, key: &'static str, message: String, source: &str) {
-        let source = source.to_owned();
-        self.out.push(Finding {
-            key,
-            status: Status::Ok,
-            message,
-            hint: None,
-            source,
-        });
-    }
-
     fn ok(&mut self, key: &'static str, message: impl Into<String>) {
-        self.push(key, Status::Ok, message.into(), None);
+        self.push((key, "ok"), Status::Ok, message.into(), None);
     }
 
     /// A warning in development; a problem in production when `unsafe_in_production`.
-    fn warn(&mut self, key: &'static str, unsafe_in_production: bool, message: &str, hint: &str) {
+    fn warn(
+        &mut self,
+        key: &'static str,
+        check: &'static str,
+        unsafe_in_production: bool,
+        message: &str,
+        hint: &str,
+    ) {
+        let hint = Some(hint.to_owned());
         if unsafe_in_production && self.settings.app_env == AppEnv::Production {
             let message = format!("{message}{REFUSED_IN_PRODUCTION}");
-            self.push(key, Status::Problem, message, Some(hint.to_owned()));
+            self.push((key, check), Status::Problem, message, hint);
         } else {
-            self.push(
-                key,
-                Status::Warning,
-                message.to_owned(),
-                Some(hint.to_owned()),
-            );
+            self.push((key, check), Status::Warning, message.to_owned(), hint);
         }
     }
 
-    fn problem(&mut self, key: &'static str, message: &str, hint: &str) {
+    fn problem(&mut self, key: &'static str, check: &'static str, message: &str, hint: &str) {
         self.push(
-            key,
+            (key, check),
             Status::Problem,
             message.to_owned(),
             Some(hint.to_owned()),
@@ -108,6 +111,16 @@ impl Settings {
     /// Checks every setting the CLI reports on, in a fixed order: APP_ENV, account, token,
     /// API key, WEBHOOK_URL, status callback, sender, database, Redis, REST base URL, listen
     /// address. Each yields one `Ok` line or one line per thing wrong with it.
+    ///
+    /// The `(key, check)` pairs: `(APP_ENV, ok)`; `TWILIO_ACCOUNT_SID`: `ok`, `missing`,
+    /// `placeholder`; `TWILIO_AUTH_TOKEN`: `ok`, `missing`, `placeholder`;
+    /// `TWILIO_API_KEY_SID`/`TWILIO_API_KEY_SECRET`: `ok`, `placeholder`; `WEBHOOK_URL` and
+    /// `STATUS_CALLBACK_URL`: `ok`, `missing`, `not_a_url`, `not_https`, `unreachable_host`,
+    /// `query_string`, `fragment`, `trailing_slash`, `wrong_path`, plus `derived` for the
+    /// status URL; `TWILIO_WHATSAPP_FROM`: `ok`, `missing` (dry run), `bare_number`;
+    /// `TWILIO_MESSAGING_SERVICE_SID`: `ok`, `both_senders`; `DATABASE_URL`: `ok`,
+    /// `in_memory`, `sqlite_in_production`; `REDIS_URL`: `ok`; `TWILIO_API_BASE_URL`: `ok`,
+    /// `not_a_url`, `not_https`, `not_twilio`; `HOST`: `loopback`; `PORT`: `ok`.
     ///
     /// With `APP_ENV=production`, warnings that are unsafe in production are problems, and
     /// [`load`](crate::load) refuses to start on any problem.
@@ -137,12 +150,14 @@ fn account(r: &mut Report<'_>) {
     match r.settings.account_sid.as_deref() {
         None => r.warn(
             KEY,
+            "missing",
             false,
             "not set: replies cannot be sent and online checks are skipped",
             HINT,
         ),
         Some(sid) if is_placeholder(sid) => r.warn(
             KEY,
+            "placeholder",
             true,
             "still a placeholder: replies cannot be sent",
             HINT,
@@ -155,10 +170,16 @@ fn auth_token(r: &mut Report<'_>) {
     const KEY: &str = "TWILIO_AUTH_TOKEN";
     const HINT: &str = "copy the Auth Token from the Twilio Console home page (Account Info)";
     match r.settings.auth_token.as_ref().map(Secret::expose) {
-        None => r.problem(KEY, "not set: every webhook will be refused with 403", HINT),
+        None => r.problem(
+            KEY,
+            "missing",
+            "not set: every webhook will be refused with 403",
+            HINT,
+        ),
         Some(t) if is_placeholder(t) => {
             r.problem(
                 KEY,
+                "placeholder",
                 "still a placeholder: every webhook will be refused with 403",
                 HINT,
             );
@@ -176,6 +197,7 @@ fn api_key(r: &mut Report<'_>) {
     if is_placeholder(sid) {
         r.warn(
             "TWILIO_API_KEY_SID",
+            "placeholder",
             true,
             "still a placeholder: REST calls will be refused",
             HINT,
@@ -187,6 +209,7 @@ fn api_key(r: &mut Report<'_>) {
     {
         r.warn(
             "TWILIO_API_KEY_SECRET",
+            "placeholder",
             true,
             "still a placeholder: REST calls will be refused",
             HINT,
@@ -204,6 +227,7 @@ fn public_url(r: &mut Report<'_>, key: &'static str, value: &str, path: &str) ->
     let Ok(url) = Url::parse(value) else {
         r.problem(
             key,
+            "not_a_url",
             "not a URL",
             "set it to the public https:// URL Twilio calls",
         );
@@ -213,6 +237,7 @@ fn public_url(r: &mut Report<'_>, key: &'static str, value: &str, path: &str) ->
     if url.scheme() != "https" {
         r.warn(
             key,
+            "not_https",
             true,
             "uses http, not https",
             "use the https:// URL (ngrok and Render both serve https)",
@@ -222,6 +247,7 @@ fn public_url(r: &mut Report<'_>, key: &'static str, value: &str, path: &str) ->
         let message = format!("points at {host}, which Twilio cannot reach");
         r.warn(
             key,
+            "unreachable_host",
             true,
             &message,
             "use the public URL of your tunnel (ngrok) or deployment",
@@ -230,6 +256,7 @@ fn public_url(r: &mut Report<'_>, key: &'static str, value: &str, path: &str) ->
     if url.query().is_some() {
         r.warn(
             key,
+            "query_string",
             false,
             "has a query string; proxies that reorder it break the signature",
             "remove the ?… part here and in the Twilio Console",
@@ -237,7 +264,7 @@ fn public_url(r: &mut Report<'_>, key: &'static str, value: &str, path: &str) ->
     }
     if url.fragment().is_some() {
         r.warn(
-            key,
+            key, "fragment",
             false,
             "has a #fragment, which may not be part of the signed URL",
             "remove the # and everything after it (connection overrides belong only in the Twilio Console)",
@@ -247,6 +274,7 @@ fn public_url(r: &mut Report<'_>, key: &'static str, value: &str, path: &str) ->
         let message = format!("has a trailing slash; the server serves {path} without one");
         r.warn(
             key,
+            "trailing_slash",
             false,
             &message,
             "remove the trailing slash here and in the Twilio Console",
@@ -254,7 +282,7 @@ fn public_url(r: &mut Report<'_>, key: &'static str, value: &str, path: &str) ->
     } else if !url.path().ends_with(path) {
         let message = format!("does not end with {path}");
         let hint = format!("append {path}, the path the server listens on");
-        r.warn(key, false, &message, &hint);
+        r.warn(key, "wrong_path", false, &message, &hint);
     }
     r.out.len() > before
 }
@@ -267,12 +295,14 @@ fn webhook_url(r: &mut Report<'_>) {
         None if r.settings.app_env == AppEnv::Production => {
             r.problem(
                 KEY,
+                "missing",
                 "not set: production checks signatures against it",
                 HINT,
             );
         }
         None => r.warn(
             KEY,
+            "missing",
             false,
             "not set: the server rebuilds it from each request's Host header",
             HINT,
@@ -296,9 +326,17 @@ fn status_callback(r: &mut Report<'_>) {
     }
     match s.status_callback_url() {
         // Derived from WEBHOOK_URL, whose own checks already cover scheme and host.
-        Some(url) => r.ok_from(KEY, format!("derived from WEBHOOK_URL: {url}"), "derived"),
+        Some(url) => r.out.push(Finding {
+            key: KEY,
+            check: "derived",
+            status: Status::Ok,
+            message: format!("derived from WEBHOOK_URL: {url}"),
+            hint: None,
+            source: "derived".to_owned(),
+        }),
         None => r.warn(
             KEY,
+            "missing",
             false,
             "not set and WEBHOOK_URL is missing: replies get no delivery status callbacks",
             "set WEBHOOK_URL, or STATUS_CALLBACK_URL to the public URL of /api/v1/whatsapp/status",
@@ -312,7 +350,7 @@ fn sender(r: &mut Report<'_>) {
     let noted = |key: &str| loaded.iter().any(|f| f.key == key);
     match &s.sender {
         None => r.warn(
-            "TWILIO_WHATSAPP_FROM",
+            "TWILIO_WHATSAPP_FROM", "missing",
             false,
             "no sender set: replies are recorded but not sent (dry run)",
             "set TWILIO_WHATSAPP_FROM=whatsapp:+14155238886 (the Sandbox) or TWILIO_MESSAGING_SERVICE_SID",
@@ -339,6 +377,7 @@ fn database(r: &mut Report<'_>) {
     } else if url.contains(":memory:") || url.contains("mode=memory") {
         r.warn(
             KEY,
+            "in_memory",
             true,
             "in-memory SQLite: every message is lost when the process stops",
             "use a file (sqlite://data/webhook.db?mode=rwc) or PostgreSQL",
@@ -346,6 +385,7 @@ fn database(r: &mut Report<'_>) {
     } else if s.app_env == AppEnv::Production {
         r.warn(
             KEY,
+            "sqlite_in_production",
             false,
             "SQLite in production: the data stays on one instance's disk and cannot be shared",
             "use PostgreSQL (on Render: fromDatabase with property connectionString)",
@@ -375,6 +415,7 @@ fn api_base_url(r: &mut Report<'_>) {
     let Ok(url) = Url::parse(base) else {
         r.problem(
             KEY,
+            "not_a_url",
             "not a URL",
             "leave TWILIO_API_BASE_URL unset to talk to Twilio",
         );
@@ -386,6 +427,7 @@ fn api_base_url(r: &mut Report<'_>) {
         let hint = "use https://api.twilio.com";
         r.warn(
             KEY,
+            "not_https",
             true,
             "uses http: the Auth Token would travel unencrypted",
             hint,
@@ -397,6 +439,7 @@ fn api_base_url(r: &mut Report<'_>) {
         let message = format!("points at {host}, not Twilio: replies go to a test server");
         r.warn(
             KEY,
+            "not_twilio",
             true,
             &message,
             "leave TWILIO_API_BASE_URL unset to talk to Twilio",
@@ -417,6 +460,7 @@ fn listen(r: &mut Report<'_>) {
         let message = format!("{} accepts connections from this machine only", s.host);
         r.warn(
             "HOST",
+            "loopback",
             false,
             &message,
             "set HOST=0.0.0.0 unless a proxy on this machine forwards to it",

@@ -399,15 +399,18 @@ impl Builder {
         }
     }
 
-    fn note(&mut self, key: &'static str, message: String, hint: &str) {
+    fn note(&mut self, (key, check): (&'static str, &'static str), message: String, hint: &str) {
         let source = self
             .raw(key)
             .map_or_else(|| NOT_SET.to_owned(), |r| r.origin.clone());
+        let hint = Some(hint.to_owned());
+        let status = Status::Warning;
         self.notes.push(Finding {
             key,
-            status: Status::Warning,
+            check,
+            status,
             message,
-            hint: Some(hint.to_owned()),
+            hint,
             source,
         });
     }
@@ -416,7 +419,7 @@ impl Builder {
         if let Some((number, true)) = &from {
             let message = format!("has no whatsapp: prefix; replies are sent from {number}");
             self.note(
-                "TWILIO_WHATSAPP_FROM",
+                ("TWILIO_WHATSAPP_FROM", "bare_number"),
                 message,
                 "write it as whatsapp:+E.164 to make that explicit",
             );
@@ -424,7 +427,7 @@ impl Builder {
         match (from, service) {
             (Some(_), Some(sid)) => {
                 self.note(
-                    "TWILIO_MESSAGING_SERVICE_SID",
+                    ("TWILIO_MESSAGING_SERVICE_SID", "both_senders"),
                     "set together with TWILIO_WHATSAPP_FROM; replies go through the Messaging Service".to_owned(),
                     "remove one of the two",
                 );

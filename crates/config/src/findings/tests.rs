@@ -559,3 +559,80 @@ fn findings_never_contain_secrets() {
         assert!(!text.contains(secret), "{secret} in {text}");
     }
 }
+
+#[test]
+fn each_finding_has_a_stable_check_name() {
+    let checks = |s: &Settings, key: &str| -> Vec<&'static str> {
+        s.findings()
+            .into_iter()
+            .filter(|f| f.key == key)
+            .map(|f| f.check)
+            .collect()
+    };
+    let s = dev(&[
+        ("TWILIO_ACCOUNT_SID", "ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        ("WEBHOOK_URL", "http://localhost:5000/hook/?a=1#b"),
+        ("TWILIO_WHATSAPP_FROM", "+14155238886"),
+        (
+            "TWILIO_MESSAGING_SERVICE_SID",
+            "MG0123456789abcdef0123456789abcdef",
+        ),
+        ("DATABASE_URL", "sqlite::memory:"),
+        ("TWILIO_API_BASE_URL", "http://127.0.0.1:1"),
+    ]);
+    assert_eq!(checks(&s, "APP_ENV"), ["ok"]);
+    assert_eq!(checks(&s, "TWILIO_ACCOUNT_SID"), ["placeholder"]);
+    assert_eq!(checks(&s, "TWILIO_AUTH_TOKEN"), ["missing"]);
+    assert_eq!(
+        checks(&s, "WEBHOOK_URL"),
+        [
+            "not_https",
+            "unreachable_host",
+            "query_string",
+            "fragment",
+            "wrong_path"
+        ]
+    );
+    assert_eq!(checks(&s, "STATUS_CALLBACK_URL"), ["derived"]);
+    assert_eq!(checks(&s, "TWILIO_WHATSAPP_FROM"), ["bare_number"]);
+    assert_eq!(
+        checks(&s, "TWILIO_MESSAGING_SERVICE_SID"),
+        ["ok", "both_senders"]
+    );
+    assert_eq!(checks(&s, "DATABASE_URL"), ["in_memory"]);
+    assert_eq!(
+        checks(&s, "TWILIO_API_BASE_URL"),
+        ["not_https", "not_twilio"]
+    );
+    assert_eq!(checks(&dev(&[]), "TWILIO_WHATSAPP_FROM"), ["missing"]);
+    assert_eq!(checks(&dev(&[]), "STATUS_CALLBACK_URL"), ["missing"]);
+    assert_eq!(checks(&prod(&[]), "DATABASE_URL"), ["sqlite_in_production"]);
+    assert_eq!(
+        checks(
+            &dev(&[("WEBHOOK_URL", "https://x.example/api/v1/whatsapp/webhook/")]),
+            "WEBHOOK_URL"
+        ),
+        ["trailing_slash"]
+    );
+}
+
+#[test]
+fn findings_serialize_for_scripts() {
+    let s = dev(&[("WEBHOOK_URL", "http://x.example/api/v1/whatsapp/webhook")]);
+    let f = s
+        .findings()
+        .into_iter()
+        .find(|f| f.key == "WEBHOOK_URL")
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&f).unwrap(),
+        serde_json::json!({
+            "key": "WEBHOOK_URL",
+            "check": "not_https",
+            "status": "warning",
+            "message": "uses http, not https",
+            "hint": "use the https:// URL (ngrok and Render both serve https)",
+            "source": "environment",
+        })
+    );
+}
