@@ -56,7 +56,8 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    /// Every problem found, in the order of the key table.
+    /// Every problem found: problems with files first (in file order), then bad values in the
+    /// order of [`KEYS`](crate::KEYS), then what `APP_ENV=production` refuses.
     pub fn problems(&self) -> &[Problem] {
         match self {
             ConfigError::Invalid(problems) => problems,

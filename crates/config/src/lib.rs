@@ -64,6 +64,9 @@
 //!   missing, non-https or unreachable (localhost, private address) `WEBHOOK_URL` or
 //!   `STATUS_CALLBACK_URL`, an in-memory SQLite database, a non-https or non-Twilio
 //!   `TWILIO_API_BASE_URL`. SQLite on disk in production stays a warning.
+//! - Findings are data, not text: each has a `key`, a stable `check` name
+//!   (`(WEBHOOK_URL, wrong_path)`), a [`Status`], a short message, a one-sentence hint and
+//!   the source of the value; the CLI renders them, and `--json` can serialise them as they are.
 //! - `TWILIO_API_BASE_URL` is stored without a trailing slash; `WEBHOOK_URL` is stored exactly
 //!   as given, because signatures are computed over that exact string.
 //!

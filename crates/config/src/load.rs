@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use crate::error::{ConfigError, NOT_SET, Problem};
 use crate::findings::{Finding, Status};
-use crate::keys::{DEFAULT_API_BASE_URL, key_spec};
+use crate::keys::{DEFAULT_API_BASE_URL, KEYS, key_spec};
 use crate::secret::Secret;
 use crate::settings::{AppEnv, LogFormat, Sender, Settings};
 use crate::sources::{EnvSource, Gathered, LoadOptions, Raw, gather, gather_env_only};
@@ -220,7 +220,10 @@ fn build(gathered: Gathered) -> Result<Settings, ConfigError> {
         .map(|(k, raw)| (*k, raw.origin.clone()))
         .collect();
     s.load_findings = std::mem::take(&mut b.notes);
+    // File problems first, in file order; then bad values in the order of the key table.
     let mut problems = std::mem::take(&mut b.gathered.problems);
+    let position = |p: &Problem| KEYS.iter().position(|k| Some(k.name) == p.key.as_deref());
+    b.problems.sort_by_key(position);
     problems.append(&mut b.problems);
 
     if s.app_env == AppEnv::Production {

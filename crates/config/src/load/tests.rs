@@ -494,3 +494,29 @@ fn errors_never_contain_secret_values() {
         "invalid configuration (1 problem):\n  TWILIO_AUTH_TOKEN (environment): has spaces or line breaks around the value; fix: remove the spaces or line breaks around the value"
     );
 }
+
+#[test]
+fn problems_follow_the_key_table_order() {
+    let keys: Vec<String> = vars(&[
+        ("SWEEP_INTERVAL_SECS", "x"),
+        ("TWILIO_MESSAGING_SERVICE_SID", "MG1"),
+        ("PORT", "x"),
+        ("TWILIO_WHATSAPP_FROM", "x"),
+        ("APP_ENV", "x"),
+    ])
+    .unwrap_err()
+    .problems()
+    .iter()
+    .filter_map(|p| p.key.clone())
+    .collect();
+    assert_eq!(
+        keys,
+        [
+            "APP_ENV",
+            "TWILIO_WHATSAPP_FROM",
+            "TWILIO_MESSAGING_SERVICE_SID",
+            "PORT",
+            "SWEEP_INTERVAL_SECS"
+        ]
+    );
+}
