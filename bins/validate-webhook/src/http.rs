@@ -130,6 +130,8 @@ fn classify(err: ureq::Error) -> Failure {
         ureq::Error::Io(e) => match e.kind() {
             io::ErrorKind::ConnectionRefused => Failure::Refused,
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Failure::Timeout,
+            // getaddrinfo failures arrive as plain I/O errors.
+            _ if e.to_string().contains("failed to lookup address") => Failure::Dns,
             _ => Failure::Other(e.to_string()),
         },
         ureq::Error::Tls(d) => Failure::Tls(d.to_owned()),

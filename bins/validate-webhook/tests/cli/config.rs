@@ -1,0 +1,165 @@
+//! Configuration and WEBHOOK_URL lines: the seed's "placeholder token" and "wrong URL" flows.
+
+use crate::support::{NGROK_WEBHOOK, Project, dotenv};
+
+#[test]
+fn placeholder_token_is_an_error_with_its_fix() {
+    let p = Project::new(
+        "TWILIO_ACCOUNT_SID=ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\nTWILIO_AUTH_TOKEN=your_auth_token\n",
+    );
+    let run = p.run(&[]);
+    run.lines_pair(
+        "  ❌ TWILIO_AUTH_TOKEN: still a placeholder: every webhook will be refused with 403 (.env line 2)",
+        "     Fix: Copy the Auth Token from the Twilio Console home page (Account Info).",
+    );
+    run.lines_pair(
+        "  ⚠️ TWILIO_ACCOUNT_SID: still a placeholder: replies cannot be sent (.env line 1)",
+        "     Note: Copy the Account SID from the Twilio Console home page.",
+    );
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn the_env_file_that_was_read_is_named() {
+    let p = Project::new(&dotenv(""));
+    let run = p.run(&[]);
+    run.line(&format!(
+        "  ✅ env file: read {}",
+        p.path().join(".env").display()
+    ));
+
+    let other = p.path().join("staging.env");
+    std::fs::write(&other, dotenv("PORT=5050\n")).expect("write");
+    let run = p.run(&["--env-file", "staging.env"]);
+    run.line(&format!("  ✅ env file: read {}", other.display()));
+}
+
+#[test]
+fn a_missing_env_file_given_explicitly_is_an_error() {
+    let p = Project::new("");
+    let run = p.run(&["--env-file", "nope.env"]);
+    run.line("  ❌ nope.env: file not found");
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn no_env_file_in_development_is_a_warning() {
+    let p = Project::new("");
+    std::fs::remove_file(p.path().join(".env")).expect("rm");
+    let run = p.run(&[]);
+    run.lines_pair(
+        &format!(
+            "  ⚠️ env file: no .env in {}; using the process environment only",
+            p.path().display()
+        ),
+        "     Note: Copy .env.example to .env and fill it in, or pass --env-file PATH.",
+    );
+}
+
+#[test]
+fn missing_webhook_url_is_a_warning_offline() {
+    let run = Project::new(&dotenv("")).run(&[]);
+    run.lines_pair(
+        "  ⚠️ WEBHOOK_URL: not set: the server rebuilds it from each request's Host header",
+        "     Note: Set it to the public URL configured in Twilio, ending in /api/v1/whatsapp/webhook.",
+    );
+}
+
+#[test]
+fn plain_http_public_url_is_an_error() {
+    let run = Project::new(&dotenv(
+        "WEBHOOK_URL=http://3f2a-203-0-113-7.ngrok-free.app/api/v1/whatsapp/webhook\n",
+    ))
+    .run(&[]);
+    run.lines_pair(
+        "  ❌ WEBHOOK_URL: uses http, not https (.env line 3)",
+        "     Fix: Use the https:// URL (ngrok and Render both serve https).",
+    );
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn plain_http_localhost_is_only_a_warning() {
+    let run = Project::new(&dotenv(
+        "WEBHOOK_URL=http://localhost:5000/api/v1/whatsapp/webhook\n",
+    ))
+    .run(&[]);
+    run.line("  ⚠️ WEBHOOK_URL: uses http, not https (.env line 3)");
+}
+
+#[test]
+fn wrong_path_is_an_error() {
+    let run = Project::new(&dotenv(
+        "WEBHOOK_URL=https://3f2a-203-0-113-7.ngrok-free.app/webhook\n",
+    ))
+    .run(&[]);
+    run.lines_pair(
+        "  ❌ WEBHOOK_URL: does not end with /api/v1/whatsapp/webhook (.env line 3)",
+        "     Fix: Append /api/v1/whatsapp/webhook, the path the server listens on.",
+    );
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn trailing_slash_is_an_error() {
+    let run = Project::new(&dotenv(&format!("WEBHOOK_URL={NGROK_WEBHOOK}/\n"))).run(&[]);
+    run.line("  ❌ WEBHOOK_URL: has a trailing slash; the server serves /api/v1/whatsapp/webhook without one (.env line 3)");
+}
+
+#[test]
+fn a_good_url_is_shown_under_its_own_heading() {
+    let run = Project::new(&dotenv(&format!("WEBHOOK_URL={NGROK_WEBHOOK}\n"))).run(&[]);
+    assert_eq!(
+        run.line("Webhook URL"),
+        format!("  ✅ WEBHOOK_URL: {NGROK_WEBHOOK}")
+    );
+}
+
+#[test]
+fn production_refusals_are_listed_and_the_other_checks_still_run() {
+    let p = Project::new(
+        "APP_ENV=production\nTWILIO_AUTH_TOKEN=changeme\nWEBHOOK_URL=http://example.com/api/v1/whatsapp/webhook\n",
+    );
+    let run = p.run(&[]);
+    let errors: Vec<&str> = run
+        .lines()
+        .into_iter()
+        .filter(|l| l.starts_with("  ❌"))
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.starts_with("  ❌ TWILIO_AUTH_TOKEN:")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        errors.iter().any(|l| l.starts_with("  ❌ WEBHOOK_URL:")),
+        "{}",
+        run.stdout
+    );
+    // Lenient reload: the backend check still reports.
+    run.line(&format!(
+        "  ⚠️ port: nothing is listening on 127.0.0.1:{}",
+        p.port()
+    ));
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn a_value_that_does_not_parse_is_one_error_line_and_the_rest_is_skipped() {
+    let p = Project::new(&dotenv("")).env("PORT", "80a");
+    let run = p.run(&[]);
+    let line = run
+        .lines()
+        .into_iter()
+        .find(|l| l.starts_with("  ❌ PORT: "))
+        .unwrap_or_else(|| panic!("no PORT line in\n{}", run.stdout))
+        .to_owned();
+    assert!(line.ends_with("(environment)"), "{line}");
+    run.lines_pair(
+        "  ⚠️ other checks: skipped: the configuration does not load",
+        "     Note: Fix the ❌ lines above, then run validate-webhook again.",
+    );
+    assert_eq!(run.code, 1);
+}

@@ -1,0 +1,100 @@
+//! ngrok: not running vs. running with another URL vs. forwarding to the wrong port.
+
+use test_support::FakeNgrok;
+
+use crate::support::{NGROK_URL, NGROK_WEBHOOK, Project, dotenv};
+
+#[test]
+fn not_running_is_a_warning_offline_and_an_error_online() {
+    let p = Project::new(&dotenv(&format!("WEBHOOK_URL={NGROK_WEBHOOK}\n")));
+    let port = p.port();
+    let api = p
+        .run(&[])
+        .stdout
+        .lines()
+        .find(|l| l.contains("ngrok is not running"))
+        .map(str::to_owned);
+    let api = api.expect("ngrok line");
+    assert!(
+        api.starts_with("  ⚠️ agent: ngrok is not running (nothing answers at http://127.0.0.1:"),
+        "{api}"
+    );
+    let run = p.run(&[]);
+    assert_eq!(
+        run.line(&api),
+        format!(
+            "     Note: Start it with `ngrok http {port}`, then put its https URL + /api/v1/whatsapp/webhook in WEBHOOK_URL and in the Twilio Console."
+        )
+    );
+    let online = p.run(&["--online"]);
+    online.line(&api.replacen("⚠️", "❌", 1));
+    assert_eq!(online.code, 1);
+}
+
+#[test]
+fn not_running_is_fine_when_webhook_url_is_not_ngrok() {
+    let run = Project::new(&dotenv(
+        "WEBHOOK_URL=https://whatsapp-bot.onrender.com/api/v1/whatsapp/webhook\n",
+    ))
+    .run(&[]);
+    run.line(
+        "  ✅ agent: not running, and not needed: WEBHOOK_URL points at whatsapp-bot.onrender.com",
+    );
+}
+
+#[test]
+fn a_new_ngrok_url_is_an_error_with_the_exact_fix() {
+    let p = Project::new(&dotenv(
+        "WEBHOOK_URL=https://old-1234.ngrok-free.app/api/v1/whatsapp/webhook\n",
+    ));
+    let ngrok = FakeNgrok::start_blocking(NGROK_URL, &format!("http://localhost:{}", p.port()));
+    let run = p.env("NGROK_API_URL", ngrok.base_url()).run(&[]);
+    run.line("  ✅ agent: ngrok is running (1 tunnel)");
+    run.lines_pair(
+        &format!("  ❌ public URL: ngrok's URL {NGROK_URL} differs from WEBHOOK_URL https://old-1234.ngrok-free.app/api/v1/whatsapp/webhook"),
+        &format!("     Fix: ngrok gives a new URL on every restart: set WEBHOOK_URL={NGROK_WEBHOOK} and paste the same URL into the Twilio Console (\"When a message comes in\", HTTP POST)."),
+    );
+    assert_eq!(run.code, 1);
+    assert_eq!(ngrok.requests()[0].path, "/api/tunnels");
+}
+
+#[test]
+fn matching_url_and_port_are_ok() {
+    let p = Project::new(&dotenv(&format!("WEBHOOK_URL={NGROK_WEBHOOK}\n")));
+    let addr = format!("http://localhost:{}", p.port());
+    let ngrok = FakeNgrok::start_blocking(NGROK_URL, &addr);
+    let port = p.port();
+    let run = p.env("NGROK_API_URL", ngrok.base_url()).run(&[]);
+    run.line(&format!(
+        "  ✅ public URL: {NGROK_URL} is WEBHOOK_URL's origin"
+    ));
+    run.line(&format!(
+        "  ✅ forwarding: {NGROK_URL} forwards to {addr} (PORT {port})"
+    ));
+}
+
+#[test]
+fn forwarding_to_another_port_is_an_error() {
+    let p = Project::new(&dotenv(&format!("WEBHOOK_URL={NGROK_WEBHOOK}\n")));
+    let port = p.port();
+    let ngrok = FakeNgrok::start_blocking(NGROK_URL, "http://localhost:8080");
+    let run = p.env("NGROK_API_URL", ngrok.base_url()).run(&[]);
+    run.lines_pair(
+        &format!("  ❌ forwarding: {NGROK_URL} forwards to http://localhost:8080, but the server listens on PORT {port}"),
+        &format!("     Fix: Restart ngrok with `ngrok http {port}` (then update WEBHOOK_URL and the Twilio Console), or set PORT=8080."),
+    );
+}
+
+#[test]
+fn an_agent_without_tunnels_is_reported() {
+    let p = Project::new(&dotenv(&format!("WEBHOOK_URL={NGROK_WEBHOOK}\n")));
+    let port = p.port();
+    let ngrok = FakeNgrok::start_blocking(NGROK_URL, "http://localhost:8080");
+    ngrok.set_tunnels(&[]);
+    let run = p.env("NGROK_API_URL", ngrok.base_url()).run(&[]);
+    run.line("  ✅ agent: ngrok is running (0 tunnels)");
+    run.lines_pair(
+        "  ⚠️ public URL: ngrok runs no https tunnel",
+        &format!("     Note: Start one with `ngrok http {port}` and use its https URL in WEBHOOK_URL and the Twilio Console."),
+    );
+}

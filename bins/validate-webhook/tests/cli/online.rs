@@ -1,0 +1,238 @@
+//! `--online` against FakeTwilio and local stand-ins for the server: credentials, account,
+//! the webhook URL Twilio has, and the signed / tampered probe.
+
+use test_support::{FakeTwilio, fixture};
+
+use crate::support::{ACCOUNT, Project, TOKEN, TinyServer, closed_port, dotenv, webhook_server};
+
+const NUMBER: &str = "+14155550100";
+const SERVICE: &str = "MG0d4f8b2e6a1c9e3f7b5d1a8c4e2f6b9d";
+const RENDER_URL: &str = "https://whatsapp-bot.onrender.com/api/v1/whatsapp/webhook";
+
+/// A project talking to `twilio`, with WEBHOOK_URL on 127.0.0.1 so the probe stays local.
+fn project(twilio: &FakeTwilio, webhook: &str, extra: &str) -> Project {
+    Project::new(&dotenv(&format!(
+        "TWILIO_API_BASE_URL={}\nWEBHOOK_URL={webhook}\n{extra}",
+        twilio.base_url()
+    )))
+}
+
+/// FakeTwilio whose number +14155550100 sends inbound messages to `sms_url`.
+fn twilio_with_number_url(sms_url: &str) -> FakeTwilio {
+    let twilio = FakeTwilio::start_blocking();
+    let body = fixture("incoming-phone-numbers.json").replace(RENDER_URL, sms_url);
+    twilio.set_fixture("incoming-phone-numbers.json", &body);
+    twilio
+}
+
+fn local_server() -> TinyServer {
+    webhook_server(TOKEN, |port| {
+        format!("http://127.0.0.1:{port}/api/v1/whatsapp/webhook")
+    })
+}
+
+#[test]
+fn accepted_credentials_active_account_and_sandbox_note() {
+    let twilio = FakeTwilio::start_blocking();
+    let server = local_server();
+    let p = project(
+        &twilio,
+        &server.url("/api/v1/whatsapp/webhook"),
+        "TWILIO_WHATSAPP_FROM=whatsapp:+14155238886\n",
+    );
+    let run = p.run(&["--online"]);
+    run.line("Twilio (online)");
+    run.line("  ✅ credentials: Twilio accepted the Auth Token for account AC3f…5c7e");
+    run.line("  ✅ account: account AC3f…5c7e is active (Full)");
+    run.lines_pair(
+        "  ⚠️ webhook: the WhatsApp Sandbox's \"When a message comes in\" URL cannot be read through Twilio's API",
+        &format!("     Note: Check it in the Twilio Console: Messaging › Try it out › Send a WhatsApp message › Sandbox settings; it must be exactly {} with method POST.", server.url("/api/v1/whatsapp/webhook")),
+    );
+    let auth = twilio.requests()[0].basic_auth().expect("basic auth");
+    assert_eq!(auth, (ACCOUNT.to_owned(), TOKEN.to_owned()));
+}
+
+#[test]
+fn rejected_credentials_are_an_error_with_the_fix() {
+    let twilio = FakeTwilio::start_blocking();
+    twilio.fail_next(1, 401, "error-20003.json");
+    let server = local_server();
+    let run = project(&twilio, &server.url("/api/v1/whatsapp/webhook"), "").run(&["--online"]);
+    run.lines_pair(
+        "  ❌ credentials: Twilio rejected the credentials for AC3f…5c7e: Authenticate: Your AccountSid or AuthToken was incorrect. (HTTP 401, code 20003)",
+        "     Fix: Copy the Account SID and Auth Token again from the Twilio Console home page (Account Info); rotating the token invalidates the old one.",
+    );
+    run.no_line_starting("  ✅ account:");
+    assert_eq!(run.code, 1);
+    assert!(!run.stdout.contains(TOKEN));
+}
+
+#[test]
+fn number_webhook_matching_webhook_url_is_ok() {
+    let server = local_server();
+    let url = server.url("/api/v1/whatsapp/webhook");
+    let twilio = twilio_with_number_url(&url);
+    let run = project(
+        &twilio,
+        &url,
+        &format!("TWILIO_WHATSAPP_FROM=whatsapp:{NUMBER}\n"),
+    )
+    .run(&["--online"]);
+    run.line(&format!("  ✅ webhook: Twilio sends inbound messages for the number {NUMBER} to WEBHOOK_URL with POST"));
+    let lookup = twilio
+        .requests()
+        .into_iter()
+        .find(|r| r.query_value("PhoneNumber").is_some())
+        .expect("number lookup");
+    assert_eq!(lookup.query_value("PhoneNumber"), Some(NUMBER));
+}
+
+#[test]
+fn number_webhook_elsewhere_names_both_urls() {
+    let server = local_server();
+    let url = server.url("/api/v1/whatsapp/webhook");
+    let twilio = FakeTwilio::start_blocking();
+    let run = project(
+        &twilio,
+        &url,
+        &format!("TWILIO_WHATSAPP_FROM=whatsapp:{NUMBER}\n"),
+    )
+    .run(&["--online"]);
+    run.lines_pair(
+        &format!("  ❌ webhook: Twilio sends inbound messages for the number {NUMBER} to {RENDER_URL}, but WEBHOOK_URL is {url}"),
+        &format!("     Fix: Make them the same: set {url} (HTTP POST) in the Twilio Console (Phone Numbers › Manage › Active numbers › {NUMBER} › Messaging, \"A message comes in\"), or change WEBHOOK_URL if the Console is right."),
+    );
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn messaging_service_webhook_elsewhere_names_both_urls() {
+    let server = local_server();
+    let url = server.url("/api/v1/whatsapp/webhook");
+    let twilio = FakeTwilio::start_blocking();
+    let run = project(
+        &twilio,
+        &url,
+        &format!("TWILIO_MESSAGING_SERVICE_SID={SERVICE}\n"),
+    )
+    .run(&["--online"]);
+    run.line(&format!("  ❌ webhook: Twilio sends inbound messages for Messaging Service MG0d…6b9d to {RENDER_URL}, but WEBHOOK_URL is {url}"));
+}
+
+#[test]
+fn signed_probe_gets_200_and_tampered_probe_gets_403() {
+    let server = local_server();
+    let url = server.url("/api/v1/whatsapp/webhook");
+    let twilio = FakeTwilio::start_blocking();
+    let run = project(
+        &twilio,
+        &url,
+        "TWILIO_WHATSAPP_FROM=whatsapp:+14155238886\n",
+    )
+    .run(&["--online"]);
+    run.line("Signed test request (online)");
+    run.line(&format!("  ✅ signed request: {url} answered 200: the signature was accepted and the message recorded (it is marked as a test, so nobody gets a reply)"));
+    run.line(&format!(
+        "  ✅ tampered request: {url} refused the same request with a wrong signature (403)"
+    ));
+    let posts: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 2);
+    let first = &posts[0];
+    assert_eq!(first.form("ValidateWebhookProbe").as_deref(), Some("1"));
+    assert_eq!(first.form("AccountSid").as_deref(), Some(ACCOUNT));
+    assert_eq!(first.form("To").as_deref(), Some("whatsapp:+14155238886"));
+    let sid = first.form("MessageSid").expect("MessageSid");
+    assert!(
+        sid.starts_with("SM") && sid.len() == 34 && sid != "SM1a2b3c4d5e6f708192a3b4c5d6e7f809",
+        "{sid}"
+    );
+    assert_eq!(
+        first.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(
+        posts[1].body, first.body,
+        "the tampered request is the same message"
+    );
+    assert_ne!(
+        posts[1].header("x-twilio-signature"),
+        first.header("x-twilio-signature")
+    );
+}
+
+#[test]
+fn server_with_another_token_refuses_the_signed_probe() {
+    let server = webhook_server("ffffffffffffffffffffffffffffffff", |port| {
+        format!("http://127.0.0.1:{port}/api/v1/whatsapp/webhook")
+    });
+    let url = server.url("/api/v1/whatsapp/webhook");
+    let twilio = FakeTwilio::start_blocking();
+    let run = project(&twilio, &url, "").run(&["--online"]);
+    run.lines_pair(
+        &format!("  ❌ signed request: {url} refused a correctly signed request (403)"),
+        "     Fix: The server validates signatures with a different TWILIO_AUTH_TOKEN or WEBHOOK_URL than this .env: give it the same values (WEBHOOK_URL exactly as Twilio calls it: https, same host, no trailing slash) and restart it.",
+    );
+    run.no_line_starting("  ✅ tampered request");
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn wrong_path_answers_404() {
+    let server = TinyServer::start(|_| (404, vec![], "Not Found".to_owned()));
+    let url = server.url("/webhook/api/v1/whatsapp/webhook");
+    let twilio = FakeTwilio::start_blocking();
+    let run = project(&twilio, &url, "").run(&["--online"]);
+    run.lines_pair(
+        &format!("  ❌ signed request: {url} answered 404: nothing handles inbound messages at this path"),
+        "     Fix: Make WEBHOOK_URL end in /api/v1/whatsapp/webhook, point it at webhook-server, and use the same URL in the Twilio Console.",
+    );
+}
+
+#[test]
+fn ngrok_up_backend_down_answers_502() {
+    let server = TinyServer::start(|_| {
+        (
+            502,
+            vec![("Ngrok-Error-Code", "ERR_NGROK_8012".to_owned())],
+            "Traffic successfully tunneled but the agent failed to connect to the upstream"
+                .to_owned(),
+        )
+    });
+    let url = server.url("/api/v1/whatsapp/webhook");
+    let twilio = FakeTwilio::start_blocking();
+    let p = project(&twilio, &url, "");
+    let port = p.port();
+    let run = p.run(&["--online"]);
+    run.lines_pair(
+        &format!("  ❌ signed request: {url} answered 502 ERR_NGROK_8012: ngrok is running but cannot reach the backend"),
+        &format!("     Fix: Start webhook-server (`cargo run -p webhook-server`) so it listens on PORT {port} and make sure ngrok forwards to that port (`ngrok http {port}`)."),
+    );
+}
+
+#[test]
+fn nothing_at_webhook_url_is_a_connection_error() {
+    let url = format!("http://127.0.0.1:{}/api/v1/whatsapp/webhook", closed_port());
+    let twilio = FakeTwilio::start_blocking();
+    let p = project(&twilio, &url, "");
+    let port = p.port();
+    let run = p.run(&["--online"]);
+    run.lines_pair(
+        &format!("  ❌ signed request: cannot connect to {url}: connection refused"),
+        &format!("     Fix: Start webhook-server (`cargo run -p webhook-server`) so it listens on PORT {port}."),
+    );
+}
+
+#[test]
+fn online_without_credentials_says_what_is_missing() {
+    let p = Project::new("WEBHOOK_URL=http://127.0.0.1:9/api/v1/whatsapp/webhook\n");
+    let run = p.run(&["--online"]);
+    run.lines_pair(
+        "  ❌ credentials: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or an API key) are needed to ask Twilio",
+        "     Fix: Copy the Account SID and Auth Token from the Twilio Console home page into .env.",
+    );
+    run.line("  ⚠️ signed request: not sent: TWILIO_AUTH_TOKEN is missing or a placeholder, so the request cannot be signed");
+}
