@@ -1,0 +1,223 @@
+//! The store's one error type and the rules that sort driver errors into its kinds.
+//!
+//! The kind decides what the server does: [`StoreError::Unavailable`] means "the database or
+//! Redis is down or overloaded, answer 503 and let Twilio retry", everything else is about the
+//! request or the code. Messages never contain connection URLs or passwords: they are built from
+//! driver error text, which sqlx and redis-rs keep free of credentials.
+
+use sea_orm::{DbBackend, DbErr, RuntimeErr, SqlxError};
+
+/// Why a store or queue operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database or Redis cannot be reached right now (connection refused or closed, pool
+    /// timeout, database starting up or shutting down, SQLite busy). Retrying later may succeed;
+    /// the webhook answers 503.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The database refused the write because of a constraint (unique, foreign key, not null).
+    #[error("constraint violated: {0}")]
+    Constraint(String),
+    /// The value cannot be stored as given (for example a NUL byte in text on PostgreSQL) or an
+    /// argument or option is invalid. Retrying the same input fails the same way.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// Something that should not happen: an unexpected row shape, a missing table (migrations not
+    /// run), a stopped background task.
+    #[error("store bug: {0}")]
+    Bug(String),
+}
+
+impl StoreError {
+    /// True when the backing service is unreachable or overloaded: answer 503, retry later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+
+    /// True for constraint violations (duplicate key, unknown foreign key).
+    pub fn is_constraint(&self) -> bool {
+        matches!(self, StoreError::Constraint(_))
+    }
+
+    /// True when the input itself cannot be stored.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, StoreError::InvalidInput(_))
+    }
+
+    /// Classifies a sea-orm error that happened while doing `context` (e.g. "inserting inbound
+    /// messages") on a database of kind `backend`.
+    pub(crate) fn from_db(backend: DbBackend, context: &str, err: &DbErr) -> StoreError {
+        let kind = match err {
+            DbErr::ConnectionAcquire(_) => Kind::Unavailable,
+            DbErr::Conn(RuntimeErr::SqlxError(e))
+            | DbErr::Exec(RuntimeErr::SqlxError(e))
+            | DbErr::Query(RuntimeErr::SqlxError(e)) => classify_sqlx(backend, e),
+            DbErr::Conn(_) => Kind::Unavailable,
+            _ => Kind::Bug,
+        };
+        kind.into_error(format!("{context}: {}", describe(err)))
+    }
+
+    /// Classifies a Redis error that happened while doing `context`.
+    pub(crate) fn from_redis(context: &str, err: &deadpool_redis::redis::RedisError) -> StoreError {
+        use deadpool_redis::redis::ErrorKind;
+        let msg = format!("{context}: {err}");
+        let transient_code = matches!(
+            err.code(),
+            // Loading its dataset after a restart, a replica without its primary, out of
+            // memory, a read-only replica after failover: all pass.
+            Some("LOADING" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN" | "OOM" | "READONLY")
+        );
+        if err.kind() == ErrorKind::Io
+            || err.is_timeout()
+            || err.is_connection_dropped()
+            || err.is_connection_refusal()
+            || err.is_unrecoverable_error()
+            || transient_code
+        {
+            StoreError::Unavailable(msg)
+        } else if err.kind() == ErrorKind::InvalidClientConfig {
+            StoreError::InvalidInput(msg)
+        } else {
+            StoreError::Bug(msg)
+        }
+    }
+
+    /// Classifies a failure to get a Redis connection from the pool.
+    pub(crate) fn from_redis_pool(context: &str, err: &deadpool_redis::PoolError) -> StoreError {
+        use deadpool_redis::PoolError;
+        match err {
+            PoolError::Backend(e) => StoreError::from_redis(context, e),
+            PoolError::Timeout(_) | PoolError::Closed => {
+                StoreError::Unavailable(format!("{context}: {err}"))
+            }
+            _ => StoreError::Bug(format!("{context}: {err}")),
+        }
+    }
+}
+
+/// The kind before a message is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Unavailable,
+    Constraint,
+    InvalidInput,
+    Bug,
+}
+
+impl Kind {
+    fn into_error(self, msg: String) -> StoreError {
+        match self {
+            Kind::Unavailable => StoreError::Unavailable(msg),
+            Kind::Constraint => StoreError::Constraint(msg),
+            Kind::InvalidInput => StoreError::InvalidInput(msg),
+            Kind::Bug => StoreError::Bug(msg),
+        }
+    }
+}
+
+/// The driver's message without sea-orm's "Execution Error:" wrappers.
+fn describe(err: &DbErr) -> String {
+    match err {
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => match &**e {
+            SqlxError::Database(db) => match db.code() {
+                Some(code) => format!("{} (code {code})", db.message()),
+                None => db.message().to_owned(),
+            },
+            other => other.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+fn classify_sqlx(backend: DbBackend, err: &SqlxError) -> Kind {
+    match err {
+        SqlxError::Io(_)
+        | SqlxError::Tls(_)
+        | SqlxError::PoolTimedOut
+        | SqlxError::PoolClosed
+        | SqlxError::WorkerCrashed
+        | SqlxError::Protocol(_) => Kind::Unavailable,
+        SqlxError::Configuration(_) | SqlxError::InvalidArgument(_) | SqlxError::Encode(_) => {
+            Kind::InvalidInput
+        }
+        SqlxError::Database(db) => {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            match backend {
+                DbBackend::Postgres => classify_pg(&code),
+                DbBackend::Sqlite => classify_sqlite(&code),
+                _ => Kind::Bug,
+            }
+        }
+        _ => Kind::Bug,
+    }
+}
+
+/// PostgreSQL SQLSTATE classes: <https://www.postgresql.org/docs/current/errcodes-appendix.html>.
+fn classify_pg(code: &str) -> Kind {
+    match code {
+        // connection exceptions, insufficient resources, operator intervention (shutdown,
+        // cannot connect now), read-only transaction after a failover, serialization failure
+        // and deadlock (retry succeeds).
+        c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P") => {
+            Kind::Unavailable
+        }
+        "25006" | "40001" | "40P01" | "55P03" | "57014" => Kind::Unavailable,
+        c if c.starts_with("23") => Kind::Constraint,
+        // data exceptions: invalid byte sequence (NUL), string too long, bad datetime ...
+        c if c.starts_with("22") => Kind::InvalidInput,
+        _ => Kind::Bug,
+    }
+}
+
+/// SQLite result codes (extended codes keep the primary code in the low byte):
+/// <https://www.sqlite.org/rescode.html>.
+fn classify_sqlite(code: &str) -> Kind {
+    let Ok(extended) = code.parse::<i64>() else {
+        return Kind::Bug;
+    };
+    match extended & 0xff {
+        // BUSY, LOCKED, NOMEM, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL
+        5 | 6 | 7 | 8 | 10 | 13 | 14 | 15 => Kind::Unavailable,
+        // CONSTRAINT
+        19 => Kind::Constraint,
+        // TOOBIG, MISMATCH, RANGE
+        18 | 20 | 25 => Kind::InvalidInput,
+        _ => Kind::Bug,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pg_codes_map_to_the_kind_the_server_acts_on() {
+        assert_eq!(classify_pg("08006"), Kind::Unavailable);
+        assert_eq!(classify_pg("57P01"), Kind::Unavailable);
+        assert_eq!(classify_pg("53300"), Kind::Unavailable);
+        assert_eq!(classify_pg("23505"), Kind::Constraint);
+        assert_eq!(classify_pg("22021"), Kind::InvalidInput);
+        assert_eq!(classify_pg("42P01"), Kind::Bug);
+    }
+
+    #[test]
+    fn sqlite_extended_codes_use_the_primary_code() {
+        assert_eq!(classify_sqlite("5"), Kind::Unavailable);
+        assert_eq!(classify_sqlite("517"), Kind::Unavailable); // SQLITE_BUSY_SNAPSHOT
+        assert_eq!(classify_sqlite("2067"), Kind::Constraint); // SQLITE_CONSTRAINT_UNIQUE
+        assert_eq!(classify_sqlite("1"), Kind::Bug);
+        assert_eq!(classify_sqlite("garbage"), Kind::Bug);
+    }
+
+    #[test]
+    fn pool_timeout_is_unavailable() {
+        let err = DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout);
+        let e = StoreError::from_db(DbBackend::Postgres, "pinging", &err);
+        assert!(e.is_unavailable(), "{e}");
+        assert!(e.to_string().starts_with("store unavailable: pinging"));
+    }
+}

@@ -1,0 +1,502 @@
+//! Group commit for `record_inbound`: one transaction (one WAL flush, one fsync) serves every
+//! webhook that arrived while the previous one was committing.
+//!
+//! Callers send their row with a oneshot over an mpsc channel. ONE writer task takes whatever is
+//! queued (up to `batch_max`, optionally lingering a little for more), writes it with one
+//! statement, then answers each caller New or Duplicate. A caller therefore returns only after
+//! its own row is committed. Measurements behind this design: `throughput-feasibility.md`.
+//!
+//! Failure rules:
+//! - A batch that fails for a reason other than "database unavailable" is retried row by row,
+//!   so one bad row (a NUL byte PostgreSQL text cannot hold) fails only its own caller.
+//! - The writer never exits on an error; a panic inside it is logged and the writer restarts.
+//!   Callers whose rows were in flight get [`StoreError::Bug`] instead of hanging.
+//! - A caller that goes away (client disconnected) does not stop the commit; its answer is
+//!   dropped.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::ArrayType;
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait, Value,
+};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::sql::{self, opt_text, text, ts};
+use crate::{NewInbound, Recorded, StoreError};
+
+/// The columns every insert writes, in placeholder order ($1..$11); `state`, `attempts` and
+/// `updated_at` are filled from constants and $11.
+const COLUMNS: &str = "message_sid, account_sid, from_addr, to_addr, body, num_media, \
+    profile_name, wa_id, params, idempotency_token, received_at, state, attempts, updated_at";
+const PARAMS_PER_ROW: usize = 11;
+
+/// The largest batch: keeps a multi-row statement under SQLite's 32,766 bound parameters.
+pub(crate) const MAX_BATCH: usize = 1024;
+
+/// How a batch is written. Chosen per backend at connect; see `BatchStatement`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Strategy {
+    /// PostgreSQL: `INSERT … SELECT … FROM UNNEST(arrays)` — one prepared statement for all sizes.
+    Unnest,
+    /// `INSERT … VALUES (…),(…)` padded to a power of two rows (repeating the last row, which
+    /// `ON CONFLICT DO NOTHING` skips), so at most 11 statement texts are ever prepared.
+    MultiRowValues,
+    /// `BEGIN IMMEDIATE`, one single-row INSERT per row, `COMMIT`.
+    RowsInTransaction,
+}
+
+/// One inbound message on its way to the table.
+#[derive(Debug)]
+pub(crate) struct Row {
+    pub(crate) msg: NewInbound,
+    pub(crate) received_at: DateTime<Utc>,
+}
+
+impl Row {
+    pub(crate) fn new(msg: NewInbound) -> Row {
+        Row {
+            msg: msg.normalized(),
+            received_at: sql::now(),
+        }
+    }
+
+    fn push_values(&self, out: &mut Vec<Value>) {
+        let m = &self.msg;
+        out.push(text(&m.message_sid));
+        out.push(text(&m.account_sid));
+        out.push(text(&m.from));
+        out.push(text(&m.to));
+        out.push(text(&m.body));
+        out.push(Value::Int(Some(m.num_media)));
+        out.push(opt_text(m.profile_name.as_deref()));
+        out.push(opt_text(m.wa_id.as_deref()));
+        out.push(text(&m.params_json));
+        out.push(opt_text(m.idempotency_token.as_deref()));
+        out.push(ts(self.received_at));
+    }
+}
+
+/// Counters for operators and the benchmark (rows per commit shows whether grouping happens).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) batches: AtomicU64,
+    pub(crate) rows: AtomicU64,
+    pub(crate) fallbacks: AtomicU64,
+}
+
+/// Writes rows; shared by the group-commit writer and the one-INSERT-per-call mode.
+pub(crate) struct Inserter {
+    db: DatabaseConnection,
+    backend: DbBackend,
+    strategy: Strategy,
+    single_sql: String,
+    unnest_sql: String,
+    values_sql: StdMutex<HashMap<usize, Arc<str>>>,
+    pub(crate) counters: Counters,
+}
+
+impl Inserter {
+    pub(crate) fn new(db: DatabaseConnection, strategy: Strategy) -> Inserter {
+        let backend = db.get_database_backend();
+        let single_sql = sql::for_backend(
+            backend,
+            &format!(
+                "INSERT INTO inbound_messages ({COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'received', 0, $11) \
+                 ON CONFLICT (message_sid) DO NOTHING"
+            ),
+        );
+        // NULLs travel as '' because sea-query binds text[] without NULL elements; rows were
+        // normalized so that '' never means anything else in these three columns.
+        let unnest_sql = format!(
+            "INSERT INTO inbound_messages ({COLUMNS}) \
+             SELECT u.s, u.a, u.f, u.t, u.b, u.n, NULLIF(u.p, ''), NULLIF(u.w, ''), u.j, \
+                    NULLIF(u.k, ''), u.r, 'received', 0, u.r \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                         $6::int4[], $7::text[], $8::text[], $9::text[], $10::text[], \
+                         $11::timestamptz[]) AS u(s, a, f, t, b, n, p, w, j, k, r) \
+             ON CONFLICT (message_sid) DO NOTHING \
+             RETURNING message_sid"
+        );
+        Inserter {
+            db,
+            backend,
+            strategy,
+            single_sql,
+            unnest_sql,
+            values_sql: StdMutex::new(HashMap::new()),
+            counters: Counters::default(),
+        }
+    }
+
+    fn err(&self, context: &str, e: &sea_orm::DbErr) -> StoreError {
+        StoreError::from_db(self.backend, context, e)
+    }
+
+    /// One row, one autocommit statement.
+    pub(crate) async fn insert_one(&self, row: &Row) -> Result<Recorded, StoreError> {
+        let mut values = Vec::with_capacity(PARAMS_PER_ROW);
+        row.push_values(&mut values);
+        let stmt =
+            sea_orm::Statement::from_sql_and_values(self.backend, self.single_sql.as_str(), values);
+        let res = self
+            .db
+            .execute_raw(stmt)
+            .await
+            .map_err(|e| self.err("inserting an inbound message", &e))?;
+        Ok(if res.rows_affected() == 1 {
+            Recorded::New
+        } else {
+            Recorded::Duplicate
+        })
+    }
+
+    /// Writes a batch; every row gets its own outcome.
+    pub(crate) async fn write(&self, rows: &[Row]) -> Vec<Result<Recorded, StoreError>> {
+        // A SID twice in one batch: write it once, the later copies are duplicates of it.
+        let mut first_of: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
+        let mut unique: Vec<&Row> = Vec::with_capacity(rows.len());
+        let mut slot: Vec<usize> = Vec::with_capacity(rows.len()); // row -> index in `unique`
+        let mut is_copy: Vec<bool> = Vec::with_capacity(rows.len());
+        for row in rows {
+            match first_of.get(row.msg.message_sid.as_str()) {
+                Some(&u) => {
+                    slot.push(u);
+                    is_copy.push(true);
+                }
+                None => {
+                    first_of.insert(&row.msg.message_sid, unique.len());
+                    slot.push(unique.len());
+                    is_copy.push(false);
+                    unique.push(row);
+                }
+            }
+        }
+
+        self.counters.batches.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .rows
+            .fetch_add(rows.len() as u64, Ordering::Relaxed);
+
+        let outcomes: Vec<Result<Recorded, StoreError>> = if unique.len() == 1 {
+            vec![self.insert_one(unique[0]).await]
+        } else {
+            match self.insert_batch(&unique).await {
+                Ok(new) => (0..unique.len())
+                    .map(|i| {
+                        Ok(if new.contains(&i) {
+                            Recorded::New
+                        } else {
+                            Recorded::Duplicate
+                        })
+                    })
+                    .collect(),
+                Err(e) if e.is_unavailable() => vec![Err(e); unique.len()],
+                Err(e) => {
+                    self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        rows = unique.len(),
+                        error = %e,
+                        "batch insert failed; retrying its rows one by one so only the bad row fails"
+                    );
+                    let mut out = Vec::with_capacity(unique.len());
+                    for row in &unique {
+                        out.push(self.insert_one(row).await);
+                    }
+                    out
+                }
+            }
+        };
+
+        slot.iter()
+            .zip(is_copy)
+            .map(|(&u, copy)| match (&outcomes[u], copy) {
+                (Ok(_), true) => Ok(Recorded::Duplicate),
+                (outcome, _) => outcome.clone(),
+            })
+            .collect()
+    }
+
+    /// Indices (into `rows`) of the rows that were inserted; the rest already existed.
+    async fn insert_batch(&self, rows: &[&Row]) -> Result<HashSet<usize>, StoreError> {
+        match self.strategy {
+            Strategy::Unnest => {
+                let stmt = self.unnest_statement(rows);
+                let returned = self
+                    .db
+                    .query_all_raw(stmt)
+                    .await
+                    .map_err(|e| self.err("inserting a batch of inbound messages", &e))?;
+                self.new_indices(rows, &returned)
+            }
+            Strategy::MultiRowValues => {
+                let padded = rows.len().next_power_of_two();
+                let mut values = Vec::with_capacity(padded * PARAMS_PER_ROW);
+                for i in 0..padded {
+                    rows[i.min(rows.len() - 1)].push_values(&mut values);
+                }
+                let sql = self.values_sql(padded);
+                let stmt = sea_orm::Statement::from_sql_and_values(self.backend, &*sql, values);
+                let returned = self
+                    .db
+                    .query_all_raw(stmt)
+                    .await
+                    .map_err(|e| self.err("inserting a batch of inbound messages", &e))?;
+                self.new_indices(rows, &returned)
+            }
+            Strategy::RowsInTransaction => {
+                let txn = self
+                    .db
+                    .begin_with_options(TransactionOptions {
+                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| self.err("starting a batch transaction", &e))?;
+                let mut new = HashSet::with_capacity(rows.len());
+                for (i, row) in rows.iter().enumerate() {
+                    let mut values = Vec::with_capacity(PARAMS_PER_ROW);
+                    row.push_values(&mut values);
+                    let stmt = sea_orm::Statement::from_sql_and_values(
+                        self.backend,
+                        self.single_sql.as_str(),
+                        values,
+                    );
+                    let res = txn
+                        .execute_raw(stmt)
+                        .await
+                        .map_err(|e| self.err("inserting a batch of inbound messages", &e))?;
+                    if res.rows_affected() == 1 {
+                        new.insert(i);
+                    }
+                }
+                txn.commit()
+                    .await
+                    .map_err(|e| self.err("committing a batch of inbound messages", &e))?;
+                Ok(new)
+            }
+        }
+    }
+
+    fn new_indices(
+        &self,
+        rows: &[&Row],
+        returned: &[sea_orm::QueryResult],
+    ) -> Result<HashSet<usize>, StoreError> {
+        let mut inserted = HashSet::with_capacity(returned.len());
+        for r in returned {
+            let sid: String = r
+                .try_get("", "message_sid")
+                .map_err(|e| StoreError::Bug(format!("reading RETURNING message_sid: {e}")))?;
+            inserted.insert(sid);
+        }
+        Ok(rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| inserted.contains(&r.msg.message_sid))
+            .map(|(i, _)| i)
+            .collect())
+    }
+
+    fn unnest_statement(&self, rows: &[&Row]) -> sea_orm::Statement {
+        let n = rows.len();
+        let mut cols: [Vec<Value>; 10] = Default::default();
+        for c in &mut cols {
+            c.reserve_exact(n);
+        }
+        let mut received = Vec::with_capacity(n);
+        let s = |v: &str| Value::String(Some(v.to_owned()));
+        let o = |v: &Option<String>| Value::String(Some(v.clone().unwrap_or_default()));
+        for r in rows {
+            let m = &r.msg;
+            cols[0].push(s(&m.message_sid));
+            cols[1].push(s(&m.account_sid));
+            cols[2].push(s(&m.from));
+            cols[3].push(s(&m.to));
+            cols[4].push(s(&m.body));
+            cols[5].push(Value::Int(Some(m.num_media)));
+            cols[6].push(o(&m.profile_name));
+            cols[7].push(o(&m.wa_id));
+            cols[8].push(s(&m.params_json));
+            cols[9].push(o(&m.idempotency_token));
+            received.push(ts(r.received_at));
+        }
+        let mut values = Vec::with_capacity(PARAMS_PER_ROW);
+        for (i, col) in cols.into_iter().enumerate() {
+            let ty = if i == 5 {
+                ArrayType::Int
+            } else {
+                ArrayType::String
+            };
+            values.push(Value::Array(ty, Some(Box::new(col))));
+        }
+        values.push(Value::Array(
+            ArrayType::ChronoDateTimeUtc,
+            Some(Box::new(received)),
+        ));
+        sea_orm::Statement::from_sql_and_values(self.backend, self.unnest_sql.as_str(), values)
+    }
+
+    fn values_sql(&self, rows: usize) -> Arc<str> {
+        let mut cache = match self.values_sql.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        cache
+            .entry(rows)
+            .or_insert_with(|| {
+                let mut sql = format!("INSERT INTO inbound_messages ({COLUMNS}) VALUES ");
+                for r in 0..rows {
+                    let p = r * PARAMS_PER_ROW;
+                    if r > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push('(');
+                    for c in 1..=PARAMS_PER_ROW {
+                        sql.push_str(&format!("${}, ", p + c));
+                    }
+                    sql.push_str(&format!("'received', 0, ${})", p + PARAMS_PER_ROW));
+                }
+                sql.push_str(" ON CONFLICT (message_sid) DO NOTHING RETURNING message_sid");
+                Arc::from(sql::for_backend(self.backend, &sql))
+            })
+            .clone()
+    }
+}
+
+/// A row waiting for its commit.
+struct Pending {
+    row: Row,
+    reply: oneshot::Sender<Result<Recorded, StoreError>>,
+}
+
+/// The handle callers use; cloning it shares the one writer.
+#[derive(Clone)]
+pub(crate) struct GroupCommit {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl GroupCommit {
+    /// Starts the writer (and the supervisor that restarts it after a panic).
+    pub(crate) fn start(
+        inserter: Arc<Inserter>,
+        batch_max: usize,
+        linger: Duration,
+    ) -> GroupCommit {
+        let batch_max = batch_max.clamp(1, MAX_BATCH);
+        let (tx, rx) = mpsc::channel(batch_max * 4);
+        let rx = Arc::new(Mutex::new(rx));
+        tokio::spawn(async move {
+            loop {
+                let run = tokio::spawn(run_writer(inserter.clone(), rx.clone(), batch_max, linger));
+                match run.await {
+                    Ok(()) => break, // every sender dropped: the store is gone
+                    Err(e) if e.is_panic() => {
+                        tracing::error!("group-commit writer panicked; restarting it");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    Err(_) => break, // runtime shutting down
+                }
+            }
+        });
+        GroupCommit { tx }
+    }
+
+    /// Hands a row to the writer and waits for its commit.
+    pub(crate) async fn submit(&self, row: Row) -> Result<Recorded, StoreError> {
+        submit(&self.tx, row).await
+    }
+}
+
+async fn submit(tx: &mpsc::Sender<Pending>, row: Row) -> Result<Recorded, StoreError> {
+    let (reply, answer) = oneshot::channel();
+    tx.send(Pending { row, reply })
+        .await
+        .map_err(|_| StoreError::Bug("the group-commit writer has stopped".to_owned()))?;
+    answer.await.map_err(|_| {
+        StoreError::Bug(
+            "the group-commit writer stopped before answering; the row may or may not be committed"
+                .to_owned(),
+        )
+    })?
+}
+
+async fn run_writer(
+    inserter: Arc<Inserter>,
+    rx: Arc<Mutex<mpsc::Receiver<Pending>>>,
+    batch_max: usize,
+    linger: Duration,
+) {
+    let mut rx = rx.lock().await;
+    let mut batch: Vec<Pending> = Vec::with_capacity(batch_max);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < batch_max {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        if !linger.is_zero() && batch.len() < batch_max {
+            let deadline = tokio::time::Instant::now() + linger;
+            while batch.len() < batch_max {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(p)) => batch.push(p),
+                    _ => break,
+                }
+            }
+        }
+        let (rows, replies): (Vec<Row>, Vec<_>) = batch.drain(..).map(|p| (p.row, p.reply)).unzip();
+        let results = inserter.write(&rows).await;
+        for (reply, result) in replies.into_iter().zip(results) {
+            // The caller may be gone (client disconnected): the row is committed regardless.
+            let _ = reply.send(result);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(sid: &str) -> Row {
+        Row::new(NewInbound {
+            message_sid: sid.to_owned(),
+            ..Default::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_dies_fails_its_callers_instead_of_hanging() {
+        let (tx, mut rx) = mpsc::channel::<Pending>(4);
+        // A "writer" that takes one row and drops it unanswered, then stops.
+        let writer = tokio::spawn(async move {
+            let p = rx.recv().await;
+            drop(p);
+        });
+        let err = submit(&tx, row("SM1")).await.unwrap_err();
+        assert!(matches!(err, StoreError::Bug(_)), "{err:?}");
+        writer.await.unwrap();
+        let err = submit(&tx, row("SM2")).await.unwrap_err();
+        assert!(err.to_string().contains("has stopped"), "{err}");
+    }
+
+    #[test]
+    fn empty_optional_strings_are_stored_as_null() {
+        let r = Row::new(NewInbound {
+            profile_name: Some(String::new()),
+            wa_id: Some("1555".into()),
+            idempotency_token: Some(String::new()),
+            ..Default::default()
+        });
+        assert_eq!(r.msg.profile_name, None);
+        assert_eq!(r.msg.wa_id.as_deref(), Some("1555"));
+        assert_eq!(r.msg.idempotency_token, None);
+    }
+}

@@ -1,0 +1,331 @@
+//! The values callers hand to the store and get back from it (domain types, not ORM rows).
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+
+use crate::StoreError;
+
+/// An inbound WhatsApp message as parsed from Twilio's webhook, ready to be recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewInbound {
+    /// `MessageSid`: the dedupe key (one row per SID).
+    pub message_sid: String,
+    /// `AccountSid`.
+    pub account_sid: String,
+    /// `From`, e.g. `whatsapp:+15551234567`.
+    pub from: String,
+    /// `To`, the sender number or Messaging Service address.
+    pub to: String,
+    /// `Body` (may be empty for media-only messages).
+    pub body: String,
+    /// `NumMedia`.
+    pub num_media: i32,
+    /// `ProfileName` (WhatsApp display name). Empty is stored as NULL.
+    pub profile_name: Option<String>,
+    /// `WaId` (sender's WhatsApp ID). Empty is stored as NULL.
+    pub wa_id: Option<String>,
+    /// Every webhook parameter as a JSON object, kept verbatim in `inbound_messages.params`.
+    pub params_json: String,
+    /// The `I-Twilio-Idempotency-Token` header. Empty is stored as NULL.
+    pub idempotency_token: Option<String>,
+}
+
+impl NewInbound {
+    /// Empty optional strings become `None`, so both backends store the same NULLs.
+    pub(crate) fn normalized(mut self) -> NewInbound {
+        for field in [
+            &mut self.profile_name,
+            &mut self.wa_id,
+            &mut self.idempotency_token,
+        ] {
+            if field.as_deref() == Some("") {
+                *field = None;
+            }
+        }
+        self
+    }
+}
+
+/// What [`Store::record_inbound`](crate::Store::record_inbound) did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// First delivery: the row was committed by this call.
+    New,
+    /// A row with this `MessageSid` was already there; nothing changed.
+    Duplicate,
+}
+
+/// Processing state of an inbound message (`inbound_messages.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InboundState {
+    /// Recorded, not yet claimed by a worker (or released for a retry).
+    Received,
+    /// Claimed by a worker whose lease has not expired.
+    Processing,
+    /// The reply step finished (sent, or no reply was needed).
+    Answered,
+    /// A reply was decided but not sent because no sender is configured.
+    DryRun,
+    /// The reply step failed for good (the error is on the outbound row).
+    Failed,
+}
+
+impl InboundState {
+    /// The value stored in the `state` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboundState::Received => "received",
+            InboundState::Processing => "processing",
+            InboundState::Answered => "answered",
+            InboundState::DryRun => "dry_run",
+            InboundState::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for InboundState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for InboundState {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "received" => InboundState::Received,
+            "processing" => InboundState::Processing,
+            "answered" => InboundState::Answered,
+            "dry_run" => InboundState::DryRun,
+            "failed" => InboundState::Failed,
+            other => {
+                return Err(StoreError::Bug(format!(
+                    "unknown inbound_messages.state {other:?}"
+                )));
+            }
+        })
+    }
+}
+
+/// A stored inbound message (one `inbound_messages` row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundMessage {
+    /// `MessageSid`.
+    pub message_sid: String,
+    /// `AccountSid`.
+    pub account_sid: String,
+    /// `From`.
+    pub from: String,
+    /// `To`.
+    pub to: String,
+    /// `Body`.
+    pub body: String,
+    /// `NumMedia`.
+    pub num_media: i32,
+    /// `ProfileName`.
+    pub profile_name: Option<String>,
+    /// `WaId`.
+    pub wa_id: Option<String>,
+    /// Every webhook parameter as received, as a JSON object.
+    pub params_json: String,
+    /// `I-Twilio-Idempotency-Token` of the delivery that created the row.
+    pub idempotency_token: Option<String>,
+    /// When the store accepted the first delivery.
+    pub received_at: DateTime<Utc>,
+    /// Processing state.
+    pub state: InboundState,
+    /// Worker holding (or last holding) the claim.
+    pub claimed_by: Option<String>,
+    /// When the current or last claim was taken.
+    pub claimed_at: Option<DateTime<Utc>>,
+    /// When the current claim expires; another worker may take over after it.
+    pub lease_until: Option<DateTime<Utc>>,
+    /// How many times a worker claimed the message.
+    pub attempts: i32,
+    /// Last change to the row.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The reply to record before it is sent (`outbound_messages`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewOutbound {
+    /// The inbound message this answers; at most one reply per inbound message.
+    pub inbound_message_sid: String,
+    /// Recipient, e.g. `whatsapp:+15551234567`.
+    pub to: String,
+    /// Sender address (or the inbound `To` when a Messaging Service sends).
+    pub from: String,
+    /// Reply text.
+    pub body: String,
+}
+
+/// Outbound status written by the store itself before Twilio knows the message.
+pub mod outbound_status {
+    /// Row created, nothing sent yet.
+    pub const PENDING: &str = "pending";
+    /// A send request is about to go out or went out without a recorded answer. A row still in
+    /// this state after a crash must be looked up at Twilio (by its callback marker or by
+    /// To/From/DateSent), never resent blindly.
+    pub const SUBMITTING: &str = "submitting";
+    /// Reply decided but not sent: no sender configured.
+    pub const DRY_RUN: &str = "dry_run";
+}
+
+/// A stored reply (one `outbound_messages` row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundMessage {
+    /// Row id.
+    pub id: i64,
+    /// The inbound message this answers.
+    pub inbound_message_sid: String,
+    /// Recipient.
+    pub to: String,
+    /// Sender address, when known.
+    pub from: Option<String>,
+    /// Reply text.
+    pub body: String,
+    /// Twilio's `SM…` SID once the send was accepted.
+    pub message_sid: Option<String>,
+    /// Token to put in the `StatusCallback` URL (e.g. `?ref=<marker>`): a callback carrying it
+    /// identifies this row even if the send's HTTP response was lost.
+    pub callback_marker: String,
+    /// `pending`, `submitting`, `dry_run`, or Twilio's status (`queued` … `read`, `failed`, …).
+    pub status: String,
+    /// Twilio error code (from the send response or a status callback).
+    pub error_code: Option<i64>,
+    /// Error text for `error_code`.
+    pub error_message: Option<String>,
+    /// Send attempts made so far.
+    pub attempts: i32,
+    /// Row creation.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl OutboundMessage {
+    /// True when sending again would be wrong: Twilio accepted the message (it has a SID), the
+    /// reply was a dry run, or it reached a terminal status.
+    pub fn is_final(&self) -> bool {
+        self.message_sid.is_some()
+            || self.status == outbound_status::DRY_RUN
+            || crate::status::is_terminal(&self.status)
+    }
+
+    /// True when a send may have gone out without its answer being recorded (crash or lost
+    /// response): look it up at Twilio before retrying.
+    pub fn is_in_doubt(&self) -> bool {
+        self.message_sid.is_none() && self.status == outbound_status::SUBMITTING
+    }
+}
+
+/// Changes to an outbound row. `None` fields are left as they are. The status moves only forward
+/// (see [`Store::record_status`](crate::Store::record_status)); statuses of the store's own
+/// (`pending`, `submitting`, `dry_run`) replace only each other.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboundUpdate {
+    /// Twilio's SID from the send response.
+    pub message_sid: Option<String>,
+    /// New status.
+    pub status: Option<String>,
+    /// Attempts made by this step; added to the row's count.
+    pub add_attempts: u32,
+    /// Twilio error code.
+    pub error_code: Option<i64>,
+    /// Error text.
+    pub error_message: Option<String>,
+}
+
+impl OutboundUpdate {
+    /// About to call Twilio (status `submitting`).
+    pub fn sending() -> Self {
+        OutboundUpdate {
+            status: Some(outbound_status::SUBMITTING.to_owned()),
+            ..Default::default()
+        }
+    }
+
+    /// Twilio accepted the message: its SID, the status it reported, the attempts it took.
+    pub fn sent(message_sid: &str, status: &str, attempts: u32) -> Self {
+        OutboundUpdate {
+            message_sid: Some(message_sid.to_owned()),
+            status: Some(status.to_owned()),
+            add_attempts: attempts,
+            ..Default::default()
+        }
+    }
+
+    /// The send failed for good (status `failed`) with Twilio's error code when it gave one.
+    pub fn failed(error_code: Option<i64>, error_message: &str, attempts: u32) -> Self {
+        OutboundUpdate {
+            status: Some("failed".to_owned()),
+            add_attempts: attempts,
+            error_code,
+            error_message: Some(error_message.to_owned()),
+            ..Default::default()
+        }
+    }
+
+    /// Nothing was sent because no sender is configured (status `dry_run`).
+    pub fn dry_run() -> Self {
+        OutboundUpdate {
+            status: Some(outbound_status::DRY_RUN.to_owned()),
+            ..Default::default()
+        }
+    }
+}
+
+/// A delivery status callback as received.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewStatusEvent {
+    /// `MessageSid` of the outbound message.
+    pub message_sid: String,
+    /// `MessageStatus` (`queued`, `sent`, `delivered`, `read`, `failed`, `undelivered`, …).
+    pub status: String,
+    /// `ErrorCode`, e.g. 63016.
+    pub error_code: Option<i64>,
+    /// `ErrorMessage` when Twilio sends one (copied to the outbound row, not the event).
+    pub error_message: Option<String>,
+    /// Every callback parameter as a JSON object.
+    pub params_json: String,
+    /// The `I-Twilio-Idempotency-Token` header.
+    pub idempotency_token: Option<String>,
+    /// The marker from our `StatusCallback` URL, when present: attaches `message_sid` to an
+    /// outbound row whose send response was lost.
+    pub callback_marker: Option<String>,
+}
+
+/// A stored status callback (one `status_events` row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusEvent {
+    /// Row id (arrival order).
+    pub id: i64,
+    /// `MessageSid`.
+    pub message_sid: String,
+    /// `MessageStatus`.
+    pub status: String,
+    /// `ErrorCode`.
+    pub error_code: Option<i64>,
+    /// Every callback parameter as a JSON object.
+    pub params_json: String,
+    /// Arrival time.
+    pub received_at: DateTime<Utc>,
+    /// `I-Twilio-Idempotency-Token`.
+    pub idempotency_token: Option<String>,
+}
+
+/// What [`Store::record_status`](crate::Store::record_status) did besides storing the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusApplied {
+    /// The outbound message's status moved forward to this event's status.
+    Advanced,
+    /// The message already had this status or a later one (callbacks arrive out of order).
+    Stale,
+    /// No outbound row has this `MessageSid` (yet); the event is kept and is applied when the
+    /// send's SID is recorded.
+    UnknownMessage,
+}

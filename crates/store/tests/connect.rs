@@ -1,0 +1,249 @@
+//! Connecting, migrations, and behaviour while the database is away.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, Statement};
+use store::{Recorded, Store, StoreOptions};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+use crate::support::{PG_BASE, TestDb, inbound, sid};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_is_durable_wal_and_creates_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data/nested/webhook.db");
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let store = Store::connect(
+        &url,
+        StoreOptions {
+            migrate: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(file.exists());
+    let db = store.connection();
+    let mode = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "PRAGMA journal_mode",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(mode.try_get_by_index::<String>(0).unwrap(), "wal");
+    let sync = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "PRAGMA synchronous",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        sync.try_get_by_index::<i32>(0).unwrap(),
+        2,
+        "synchronous=FULL"
+    );
+}
+
+async fn migrations_are_reported_then_applied(db: &TestDb) {
+    let store = Store::connect(&db.url(), StoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pending_migrations().await.unwrap(),
+        migrations::migration_names()
+    );
+    assert!(!store.pending_migrations().await.unwrap().is_empty());
+    store.run_migrations().await.unwrap();
+    assert!(store.pending_migrations().await.unwrap().is_empty());
+    store.run_migrations().await.unwrap(); // idempotent
+    store.ping().await.unwrap();
+}
+crate::on_both_backends!(migrations_status, migrations_are_reported_then_applied);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_migrating_at_once_both_start() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let url = db.url();
+    let opts = StoreOptions {
+        migrate: true,
+        ..Default::default()
+    };
+    let (a, b) = tokio::join!(
+        Store::connect(&url, opts.clone()),
+        Store::connect(&url, opts.clone())
+    );
+    a.unwrap();
+    assert!(b.unwrap().pending_migrations().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_postgres_is_unavailable_not_a_hang() {
+    // Port 1 on loopback: connection refused.
+    let err = Store::connect(
+        "postgres://postgres@127.0.0.1:1/none",
+        StoreOptions {
+            acquire_timeout: Duration::from_millis(500),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_url_is_invalid_input() {
+    let err = Store::connect("mysql://x", StoreOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.is_invalid_input(), "{err}");
+    let err = Store::connect(
+        "sqlite::memory:",
+        StoreOptions {
+            batch_statement: store::BatchStatement::Unnest,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(err.is_invalid_input(), "{err}");
+}
+
+async fn a_closed_store_answers_unavailable(db: &TestDb) {
+    let store = db.default_store().await;
+    store.close().await;
+    let err = store.record_inbound(inbound(&sid("SM"))).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(store.ping().await.unwrap_err().is_unavailable());
+}
+crate::on_both_backends!(closed_store, a_closed_store_answers_unavailable);
+
+/// A TCP proxy in front of PostgreSQL that can cut every connection and refuse new ones.
+struct Proxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start() -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let accept = {
+            let up = up.clone();
+            let conns = conns.clone();
+            tokio::spawn(async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if !up.load(Ordering::SeqCst) {
+                        drop(client); // the database is "down"
+                        continue;
+                    }
+                    let h = tokio::spawn(async move {
+                        if let Ok(mut server) = TcpStream::connect("127.0.0.1:5432").await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                    conns.lock().await.push(h);
+                }
+            })
+        };
+        Proxy {
+            port,
+            up,
+            conns,
+            accept,
+        }
+    }
+
+    async fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for h in self.conns.lock().await.drain(..) {
+            h.abort();
+        }
+    }
+
+    fn up(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// The database goes away and comes back: callers get Unavailable (never a hang), and the
+/// same Store works again afterwards without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_recovers_by_itself_when_postgres_returns() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    db.default_store().await; // migrate through the direct URL
+    let proxy = Proxy::start().await;
+    let TestDb::Postgres { name } = &db else {
+        unreachable!()
+    };
+    let url = PG_BASE.replace("5432", &proxy.port.to_string()) + "/" + name;
+    let store = Store::connect(
+        &url,
+        StoreOptions {
+            acquire_timeout: Duration::from_millis(800),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        store.record_inbound(inbound(&sid("SM"))).await.unwrap(),
+        Recorded::New
+    );
+
+    proxy.down().await;
+    for _ in 0..3 {
+        let err = tokio::time::timeout(
+            Duration::from_secs(20),
+            store.record_inbound(inbound(&sid("SM"))),
+        )
+        .await
+        .expect("must not hang")
+        .unwrap_err();
+        assert!(err.is_unavailable(), "{err}");
+    }
+    assert!(store.ping().await.unwrap_err().is_unavailable());
+
+    proxy.up();
+    let mut recovered = false;
+    for _ in 0..50 {
+        match store.record_inbound(inbound(&sid("SM"))).await {
+            Ok(r) => {
+                assert_eq!(r, Recorded::New);
+                recovered = true;
+                break;
+            }
+            Err(e) => {
+                assert!(e.is_unavailable(), "{e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert!(
+        recovered,
+        "the store did not recover after the database came back"
+    );
+    store.ping().await.unwrap();
+}

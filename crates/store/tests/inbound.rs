@@ -1,0 +1,232 @@
+//! `record_inbound`: idempotent, committed before it returns, one bad row fails alone.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use store::{InboundState, Recorded, StoreOptions};
+
+use crate::on_both_backends;
+use crate::support::{TestDb, inbound, sid};
+
+async fn exactly_one_of_64_concurrent_duplicates_is_new(db: &TestDb) {
+    let store = db.default_store().await;
+    for round in 0..3 {
+        let the_sid = sid(&format!("SM{round}"));
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let store = store.clone();
+            let msg = inbound(&the_sid);
+            tasks.push(tokio::spawn(async move { store.record_inbound(msg).await }));
+        }
+        let mut new = 0;
+        for t in tasks {
+            if t.await.unwrap().unwrap() == Recorded::New {
+                new += 1;
+            }
+        }
+        assert_eq!(new, 1, "round {round}: exactly one caller must see New");
+        assert!(store.get_inbound(&the_sid).await.unwrap().is_some());
+    }
+}
+on_both_backends!(
+    concurrent_duplicates,
+    exactly_one_of_64_concurrent_duplicates_is_new
+);
+
+async fn a_recorded_message_reads_back_as_written(db: &TestDb) {
+    let store = db.default_store().await;
+    let s = sid("SM");
+    let mut msg = inbound(&s);
+    msg.body = "Olá 👋 \"quoted\" 'single' \\ back".to_owned();
+    msg.wa_id = Some(String::new()); // empty: stored as NULL
+    msg.idempotency_token = None;
+    assert_eq!(
+        store.record_inbound(msg.clone()).await.unwrap(),
+        Recorded::New
+    );
+
+    let row = store.get_inbound(&s).await.unwrap().expect("row");
+    assert_eq!(row.message_sid, s);
+    assert_eq!(row.account_sid, msg.account_sid);
+    assert_eq!(row.from, msg.from);
+    assert_eq!(row.to, msg.to);
+    assert_eq!(row.body, msg.body);
+    assert_eq!(row.profile_name.as_deref(), Some("Ana Souza"));
+    assert_eq!(row.wa_id, None);
+    assert_eq!(row.idempotency_token, None);
+    assert_eq!(row.params_json, msg.params_json);
+    assert_eq!(row.state, InboundState::Received);
+    assert_eq!(row.attempts, 0);
+    assert!(row.claimed_by.is_none());
+
+    // A redelivery with other content changes nothing.
+    let mut again = inbound(&s);
+    again.body = "changed".to_owned();
+    assert_eq!(
+        store.record_inbound(again).await.unwrap(),
+        Recorded::Duplicate
+    );
+    assert_eq!(store.get_inbound(&s).await.unwrap().unwrap().body, msg.body);
+}
+on_both_backends!(round_trip, a_recorded_message_reads_back_as_written);
+
+async fn many_distinct_concurrent_messages_are_all_new_and_stored(db: &TestDb) {
+    let store = db
+        .store(StoreOptions {
+            batch_max: 32,
+            ..Default::default()
+        })
+        .await;
+    let sids: Vec<String> = (0..300).map(|i| sid(&format!("SM{i}x"))).collect();
+    let mut tasks = Vec::new();
+    for s in &sids {
+        let store = store.clone();
+        let msg = inbound(s);
+        tasks.push(tokio::spawn(async move { store.record_inbound(msg).await }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), Recorded::New);
+    }
+    for s in &sids {
+        assert!(store.get_inbound(s).await.unwrap().is_some(), "{s} missing");
+    }
+    let stats = store.stats();
+    assert_eq!(stats.rows, 300);
+    assert_eq!(stats.fallbacks, 0);
+}
+on_both_backends!(
+    distinct_messages,
+    many_distinct_concurrent_messages_are_all_new_and_stored
+);
+
+async fn same_sid_twice_in_one_batch_is_one_new_one_duplicate(db: &TestDb) {
+    // A long linger makes the writer wait for the whole group, so the copies share a batch.
+    let store = db
+        .store(StoreOptions {
+            batch_max: 6,
+            batch_linger: Duration::from_secs(2),
+            ..Default::default()
+        })
+        .await;
+    let a = sid("SMa");
+    let b = sid("SMb");
+    let sids = [&a, &a, &b, &a, &b, &a];
+    let mut tasks = Vec::new();
+    for s in sids {
+        let store = store.clone();
+        let msg = inbound(s);
+        tasks.push(tokio::spawn(async move { store.record_inbound(msg).await }));
+    }
+    let mut new = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap() == Recorded::New {
+            new += 1;
+        }
+    }
+    assert_eq!(new, 2);
+}
+on_both_backends!(
+    duplicate_within_batch,
+    same_sid_twice_in_one_batch_is_one_new_one_duplicate
+);
+
+async fn one_row_per_insert_mode_is_idempotent_too(db: &TestDb) {
+    let store = db
+        .store(StoreOptions {
+            group_commit: false,
+            ..Default::default()
+        })
+        .await;
+    let s = sid("SM");
+    assert_eq!(
+        store.record_inbound(inbound(&s)).await.unwrap(),
+        Recorded::New
+    );
+    assert_eq!(
+        store.record_inbound(inbound(&s)).await.unwrap(),
+        Recorded::Duplicate
+    );
+    assert_eq!(store.stats().batches, 0);
+}
+on_both_backends!(per_call_mode, one_row_per_insert_mode_is_idempotent_too);
+
+/// PostgreSQL text cannot hold NUL: the batch fails, is retried row by row, and only the bad
+/// row's caller gets an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_byte_fails_only_its_own_row_on_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    for statement in [
+        store::BatchStatement::Unnest,
+        store::BatchStatement::MultiRowValues,
+    ] {
+        let store = db
+            .store(StoreOptions {
+                batch_max: 20,
+                batch_linger: Duration::from_secs(2),
+                batch_statement: statement,
+                ..Default::default()
+            })
+            .await;
+        let sids: Vec<String> = (0..20).map(|i| sid(&format!("SM{i}n"))).collect();
+        let bad = 7;
+        let mut tasks = Vec::new();
+        for (i, s) in sids.iter().enumerate() {
+            let store = store.clone();
+            let mut msg = inbound(s);
+            if i == bad {
+                msg.body = "nul \0 byte".to_owned();
+            }
+            tasks.push(tokio::spawn(async move { store.record_inbound(msg).await }));
+        }
+        for (i, t) in tasks.into_iter().enumerate() {
+            let res = t.await.unwrap();
+            if i == bad {
+                let err = res.expect_err("the NUL row must fail");
+                assert!(err.is_invalid_input(), "{statement:?}: {err}");
+                assert!(!err.is_unavailable());
+            } else {
+                assert_eq!(res.unwrap(), Recorded::New, "{statement:?}: row {i}");
+            }
+        }
+        assert!(
+            store.stats().fallbacks >= 1,
+            "{statement:?}: {:?}",
+            store.stats()
+        );
+        let stored: HashSet<bool> = {
+            let mut s = HashSet::new();
+            for (i, sid) in sids.iter().enumerate() {
+                if i != bad {
+                    s.insert(store.get_inbound(sid).await.unwrap().is_some());
+                }
+            }
+            s
+        };
+        assert_eq!(stored, HashSet::from([true]));
+        assert!(store.get_inbound(&sids[bad]).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_keeps_a_nul_byte_verbatim() {
+    let db = TestDb::sqlite();
+    let store = db.default_store().await;
+    let s = sid("SM");
+    let mut msg = inbound(&s);
+    msg.body = "nul \0 byte".to_owned();
+    assert_eq!(store.record_inbound(msg).await.unwrap(), Recorded::New);
+    assert_eq!(
+        store.get_inbound(&s).await.unwrap().unwrap().body,
+        "nul \0 byte"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_sid_is_refused() {
+    let db = TestDb::sqlite();
+    let store = db.default_store().await;
+    let err = store.record_inbound(inbound("")).await.unwrap_err();
+    assert!(err.is_invalid_input(), "{err}");
+}

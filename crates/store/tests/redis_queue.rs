@@ -1,0 +1,232 @@
+//! The Redis Streams queue against a real Redis, each test under its own key prefix.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use store::{RedisQueue, RedisQueueOptions, WorkQueue};
+
+use crate::support::{REDIS_URL, require, unique};
+
+/// Deletes the test's keys when dropped.
+struct Keys(Vec<String>);
+
+impl Drop for Keys {
+    fn drop(&mut self) {
+        if let Ok(client) = deadpool_redis::redis::Client::open(REDIS_URL)
+            && let Ok(mut conn) = client.get_connection()
+        {
+            let _: Result<(), _> = deadpool_redis::redis::cmd("DEL")
+                .arg(&self.0)
+                .query(&mut conn);
+        }
+    }
+}
+
+fn options(prefix: &str, consumer: &str) -> RedisQueueOptions {
+    RedisQueueOptions {
+        key_prefix: prefix.to_owned(),
+        consumer: consumer.to_owned(),
+        reclaim_timeout: Duration::from_millis(300),
+        send_timeout: Duration::from_millis(100),
+        max_deliveries: 3,
+        ..Default::default()
+    }
+}
+
+async fn queue(prefix: &str, consumer: &str) -> RedisQueue {
+    RedisQueue::connect(REDIS_URL, options(prefix, consumer))
+        .await
+        .unwrap()
+}
+
+fn setup() -> Option<(String, Keys)> {
+    if !require("Redis", "127.0.0.1:6379") {
+        return None;
+    }
+    let prefix = unique("store-test-");
+    let keys = Keys(vec![format!("{prefix}:jobs"), format!("{prefix}:dead")]);
+    Some((prefix, keys))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_consumers_never_take_the_same_job() {
+    let Some((prefix, _keys)) = setup() else {
+        return;
+    };
+    let a = Arc::new(queue(&prefix, "a").await);
+    let b = Arc::new(queue(&prefix, "b").await);
+    let sids: Vec<String> = (0..200).map(|i| format!("SM{i:032}")).collect();
+    for s in &sids {
+        a.enqueue(s).await.unwrap();
+    }
+    assert_eq!(a.depth().await.unwrap(), 200);
+
+    let mut handles = Vec::new();
+    for q in [a.clone(), b.clone()] {
+        handles.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let jobs = q.receive(16, Duration::from_millis(100)).await.unwrap();
+                if jobs.is_empty() {
+                    return got;
+                }
+                for j in jobs {
+                    assert_eq!(j.deliveries, 1);
+                    q.ack(&j).await.unwrap();
+                    got.push(j.message_sid);
+                }
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    let distinct: HashSet<&String> = all.iter().collect();
+    assert_eq!(all.len(), 200, "every job delivered once");
+    assert_eq!(distinct.len(), 200);
+    assert_eq!(
+        a.depth().await.unwrap(),
+        0,
+        "acknowledged jobs leave the stream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_consumers_jobs_are_reclaimed_then_dead_lettered() {
+    let Some((prefix, _keys)) = setup() else {
+        return;
+    };
+    let dead = queue(&prefix, "dead-consumer").await;
+    let live = queue(&prefix, "live-consumer").await;
+    dead.enqueue("SMreclaim").await.unwrap();
+
+    let jobs = dead.receive(10, Duration::from_millis(100)).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    // "dead-consumer" crashes: never acks. Before the reclaim timeout nobody else gets it.
+    assert!(live.receive(10, Duration::ZERO).await.unwrap().is_empty());
+
+    // Delivered again after the reclaim timeout, with its delivery count, up to max_deliveries.
+    for expected in 2..=3 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let jobs = live.receive(10, Duration::ZERO).await.unwrap();
+        assert_eq!(jobs.len(), 1, "delivery {expected}");
+        assert_eq!(jobs[0].message_sid, "SMreclaim");
+        assert_eq!(jobs[0].deliveries, expected);
+    }
+    // One more timeout: delivery 4 > max_deliveries (3) → dead-letter stream, not handed out.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(live.receive(10, Duration::ZERO).await.unwrap().is_empty());
+    assert_eq!(live.dead_letter_depth().await.unwrap(), 1);
+    assert_eq!(live.depth().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_stream_and_group_are_recreated() {
+    let Some((prefix, keys)) = setup() else {
+        return;
+    };
+    let q = queue(&prefix, "c").await;
+    q.enqueue("SM1").await.unwrap();
+    let jobs = q.receive(10, Duration::from_millis(100)).await.unwrap();
+    q.ack(&jobs[0]).await.unwrap();
+
+    // Redis restarted without persistence: the stream and its group are gone. A new job is
+    // added before any consumer recreates the group.
+    let client = deadpool_redis::redis::Client::open(REDIS_URL).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let _: () = deadpool_redis::redis::cmd("DEL")
+        .arg(&keys.0[0])
+        .query(&mut conn)
+        .unwrap();
+    q.enqueue("SM2").await.unwrap();
+
+    let jobs = q.receive(10, Duration::from_millis(100)).await.unwrap();
+    let sids: Vec<&str> = jobs.iter().map(|j| j.message_sid.as_str()).collect();
+    assert_eq!(sids, ["SM2"], "the job added after the restart is not lost");
+    q.ack(&jobs[0]).await.unwrap();
+
+    // Deleted again with nothing in it: the next read recreates the group and simply waits.
+    let _: () = deadpool_redis::redis::cmd("DEL")
+        .arg(&keys.0[0])
+        .query(&mut conn)
+        .unwrap();
+    assert!(
+        q.receive(10, Duration::from_millis(50))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    q.enqueue("SM3").await.unwrap();
+    assert_eq!(
+        q.receive(10, Duration::from_millis(100)).await.unwrap()[0].message_sid,
+        "SM3"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_receive_returns_when_a_job_arrives() {
+    let Some((prefix, _keys)) = setup() else {
+        return;
+    };
+    let q = Arc::new(queue(&prefix, "blocker").await);
+    let producer = queue(&prefix, "producer").await;
+    let rx = {
+        let q = q.clone();
+        tokio::spawn(async move { q.receive(1, Duration::from_secs(10)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    producer.enqueue("SMlate").await.unwrap();
+    let jobs = rx.await.unwrap().unwrap();
+    assert_eq!(jobs[0].message_sid, "SMlate");
+    q.ping().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_on_a_closed_port_is_unavailable_not_a_hang() {
+    // No Redis needed: port 1 on loopback refuses connections.
+    let url = "redis://127.0.0.1:1";
+    let opts = RedisQueueOptions {
+        op_timeout: Duration::from_millis(500),
+        max_backoff: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let err = RedisQueue::connect(url, opts.clone()).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+
+    let q = RedisQueue::new(url, opts).unwrap();
+    let guard = Duration::from_secs(20);
+    let err = tokio::time::timeout(guard, q.enqueue("SM1"))
+        .await
+        .expect("no hang")
+        .unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    for _ in 0..3 {
+        let err = tokio::time::timeout(guard, q.receive(10, Duration::from_secs(1)))
+            .await
+            .expect("no hang")
+            .unwrap_err();
+        assert!(err.is_unavailable(), "{err}");
+    }
+    assert!(q.ping().await.unwrap_err().is_unavailable());
+    assert!(q.depth().await.unwrap_err().is_unavailable());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usable_as_a_trait_object() {
+    let Some((prefix, _keys)) = setup() else {
+        return;
+    };
+    let queues: Vec<Arc<dyn WorkQueue>> = vec![
+        Arc::new(queue(&prefix, "dyn").await),
+        Arc::new(store::InProcessQueue::new()),
+    ];
+    for q in queues {
+        q.enqueue("SMdyn").await.unwrap();
+        let jobs = q.receive(5, Duration::from_millis(100)).await.unwrap();
+        assert_eq!(jobs.len(), 1, "{}", q.kind());
+        q.ack(&jobs[0]).await.unwrap();
+        assert_eq!(q.depth().await.unwrap(), 0, "{}", q.kind());
+    }
+}
