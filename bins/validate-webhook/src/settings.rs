@@ -136,7 +136,7 @@ fn findings(settings: &Settings) -> Vec<Check> {
         .map(|f| {
             let status = match f.status {
                 config::Status::Ok => Status::Ok,
-                config::Status::Warning if breaks_delivery(settings, f.key, &f.message) => {
+                config::Status::Warning if breaks_delivery(settings, f.key, f.check) => {
                     Status::Error
                 }
                 config::Status::Warning => Status::Warning,
@@ -164,7 +164,7 @@ fn findings(settings: &Settings) -> Vec<Check> {
 /// CLI shows them as `❌`: a WEBHOOK_URL on the wrong path (Twilio gets 404), and a plain-http
 /// WEBHOOK_URL on a public host (Twilio's URL and the signed URL differ in scheme). A plain-http
 /// localhost URL stays a warning: it is how `simulate` tests a local server.
-fn breaks_delivery(settings: &Settings, key: &str, message: &str) -> bool {
+fn breaks_delivery(settings: &Settings, key: &str, check: &str) -> bool {
     if key != "WEBHOOK_URL" {
         return false;
     }
@@ -177,9 +177,11 @@ fn breaks_delivery(settings: &Settings, key: &str, message: &str) -> bool {
                 .map(|h| !matches!(h, "localhost" | "127.0.0.1" | "[::1]"))
         })
         .unwrap_or(false);
-    message.starts_with("does not end with")
-        || message.starts_with("has a trailing slash")
-        || (public && message.starts_with("uses http,"))
+    match check {
+        "wrong_path" | "trailing_slash" => true,
+        "not_https" => public,
+        _ => false,
+    }
 }
 
 fn problem_checks(err: &ConfigError) -> Vec<Check> {

@@ -94,26 +94,17 @@ fn sqlite(rest: &str, cwd: &Path) -> Check {
             "Append ?mode=rwc to DATABASE_URL, or point it at the existing database file.",
         );
     }
-    if dir.is_dir() {
-        Check::ok(
-            S,
-            "sqlite",
-            format!("{shown} does not exist yet; the server creates it at start"),
-        )
+    // The store creates the parent directory and (with mode=rwc) the file when it connects.
+    let also = if dir.is_dir() {
+        String::new()
     } else {
-        Check::warning(
-            S,
-            "sqlite",
-            format!(
-                "{shown} does not exist yet and neither does its directory {}",
-                dir.display()
-            ),
-            Some(format!(
-                "Create the directory (`mkdir -p {}`) before starting the server.",
-                dir.display()
-            )),
-        )
-    }
+        format!(" and its directory {}", dir.display())
+    };
+    Check::ok(
+        S,
+        "sqlite",
+        format!("{shown} does not exist yet; the server creates it{also} at start"),
+    )
 }
 
 /// The Redis section's checks.
@@ -261,8 +252,13 @@ mod tests {
     fn sqlite_paths() {
         let dir = tempfile::tempdir().expect("tempdir");
         let c = sqlite("//data/webhook.db?mode=rwc", dir.path());
-        assert_eq!(c.status, Status::Warning, "{c:?}");
-        std::fs::create_dir(dir.path().join("data")).expect("mkdir");
+        let data = dir.path().join("data");
+        assert!(
+            c.detail
+                .ends_with(&format!("and its directory {} at start", data.display())),
+            "{c:?}"
+        );
+        std::fs::create_dir(&data).expect("mkdir");
         let c = sqlite("//data/webhook.db?mode=rwc", dir.path());
         assert_eq!(c.status, Status::Ok, "{c:?}");
         let c = sqlite("//data/webhook.db", dir.path());

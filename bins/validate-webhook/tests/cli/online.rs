@@ -236,3 +236,40 @@ fn online_without_credentials_says_what_is_missing() {
     );
     run.line("  ⚠️ signed request: not sent: TWILIO_AUTH_TOKEN is missing or a placeholder, so the request cannot be signed");
 }
+
+#[test]
+fn trial_account_is_a_warning() {
+    let twilio = FakeTwilio::start_blocking();
+    let trial = fixture("account.json").replace("\"type\": \"Full\"", "\"type\": \"Trial\"");
+    assert_ne!(trial, fixture("account.json"), "fixture shape changed");
+    twilio.set_fixture("account.json", &trial);
+    let server = local_server();
+    let run = project(&twilio, &server.url("/api/v1/whatsapp/webhook"), "").run(&["--online"]);
+    run.lines_pair(
+        "  ⚠️ account: account AC3f…5c7e is active, Trial",
+        "     Note: Trial accounts only message verified numbers and Sandbox participants (error 21608); upgrade to reach anyone.",
+    );
+}
+
+#[test]
+fn api_key_only_checks_credentials_with_the_key_and_skips_the_account() {
+    const KEY: &str = "SK00000000000000000000000000000001";
+    const SECRET: &str = "abcdefghijklmnopqrstuvwxyz012345";
+    let twilio = FakeTwilio::start_blocking();
+    let p = Project::new(&format!(
+        "TWILIO_ACCOUNT_SID={ACCOUNT}\nTWILIO_API_KEY_SID={KEY}\nTWILIO_API_KEY_SECRET={SECRET}\nTWILIO_API_BASE_URL={}\nWEBHOOK_URL=http://127.0.0.1:9/api/v1/whatsapp/webhook\n",
+        twilio.base_url()
+    ));
+    let run = p.run(&["--online"]);
+    run.line("  ✅ credentials: Twilio accepted the API key for account AC3f…5c7e");
+    run.no_line_starting("  ✅ account:");
+    run.no_line_starting("  ❌ account:");
+    for r in twilio.requests() {
+        assert_eq!(r.basic_auth(), Some((KEY.to_owned(), SECRET.to_owned())));
+        assert!(
+            !r.path.ends_with(&format!("/Accounts/{ACCOUNT}.json")),
+            "API keys cannot read the account"
+        );
+    }
+    assert!(!run.stdout.contains(SECRET));
+}
