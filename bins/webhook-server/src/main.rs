@@ -1,3 +1,145 @@
-//! webhook-server
+//! `webhook-server`: load configuration, set up logging, bind, serve until SIGTERM or Ctrl-C.
+//!
+//! All behaviour lives in `webhook-core`; this file only wires the process together.
 
-fn main() {}
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Receive WhatsApp messages from Twilio webhooks, record them durably, answer them."
+)]
+struct Cli {
+    /// Read this .env file instead of ./.env.
+    #[arg(long, value_name = "PATH")]
+    env_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve webhooks (the default).
+    Serve,
+    /// Apply pending database migrations and exit (for a platform's pre-deploy step).
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let loaded = match config::load(&config::LoadOptions {
+        env_file: cli.env_file.clone(),
+        ..config::LoadOptions::default()
+    }) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("❌ configuration error:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let settings = loaded.settings;
+    init_tracing(&settings);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "could not start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(settings, loaded.sources).await,
+            Command::Migrate => migrate(settings).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("❌ {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: config::Settings, sources: Vec<String>) -> anyhow::Result<()> {
+    let addr = format!("{}:{}", settings.host, settings.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| {
+            format!(
+                "could not listen on {addr} (is another process using PORT={}?)",
+                settings.port
+            )
+        })?;
+    tracing::info!(
+        config = %settings.redacted_summary(),
+        sources = %if sources.is_empty() { "defaults and environment".to_owned() } else { format!("defaults, {}, environment", sources.join(", ")) },
+        "configuration loaded"
+    );
+    tracing::info!(
+        "🚀 listening on http://{addr} — webhook: POST /api/v1/whatsapp/webhook, health: GET /healthz"
+    );
+    webhook_core::serve(listener, settings, shutdown_signal())
+        .await
+        .context("server failed")?;
+    Ok(())
+}
+
+async fn migrate(settings: config::Settings) -> anyhow::Result<()> {
+    let store = store::Store::connect(
+        settings.database_url.expose(),
+        store::StoreOptions {
+            migrate: true,
+            ..store::StoreOptions::default()
+        },
+    )
+    .await
+    .context("could not migrate the database")?;
+    store.close().await;
+    tracing::info!("✅ database migrations applied");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what Render and Kubernetes send before stopping a process).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+fn init_tracing(settings: &config::Settings) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,hyper=warn"));
+    use std::io::IsTerminal;
+    let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
+    if settings.log_format == config::LogFormat::Json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}

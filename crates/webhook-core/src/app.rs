@@ -1,0 +1,334 @@
+//! The shared state of one server: configuration, store, queue, Twilio client, handler, metrics.
+//!
+//! Everything a request or the worker needs hangs off one [`App`], built once at start by
+//! [`App::from_settings`] (or assembled by tests with their own handler and queue).
+
+use crate::inbound::InboundMessage;
+use crate::metrics::Metrics;
+use crate::reply::{AutoReply, Handler, PROBE_PARAM};
+use crate::status::StatusCallback;
+use crate::verify::PublicUrl;
+use config::Settings;
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use store::{NewInbound, NewStatusEvent, Recorded, Store, StoreError, WorkQueue};
+use twilio_signature::Validator;
+
+/// The worker is considered stuck when its loop has not turned for this long.
+pub const WORKER_STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// Shared state of a running server.
+pub struct App {
+    /// The configuration the server started with.
+    pub settings: Settings,
+    /// Signature validator; `None` without `TWILIO_AUTH_TOKEN` (every webhook gets 403).
+    pub validator: Option<Validator>,
+    /// Whether the configured token looks like a placeholder (for 403 diagnostics).
+    pub token_is_placeholder: bool,
+    /// Public URL of the inbound webhook.
+    pub webhook_url: PublicUrl,
+    /// Public URL of the status callback.
+    pub status_url: PublicUrl,
+    /// Durable storage.
+    pub store: Store,
+    /// Work queue of message SIDs awaiting a reply.
+    pub queue: Arc<dyn WorkQueue>,
+    /// Twilio REST client; `None` means replies are recorded as dry run.
+    pub client: Option<Arc<twilio_client::Client>>,
+    /// Sender used for replies (`None`: dry run).
+    pub sender: Option<config::Sender>,
+    /// Decides replies.
+    pub handler: Arc<dyn Handler>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Unique name of this process's worker (claims in the database carry it).
+    pub worker_id: String,
+    heartbeat_ms: AtomicU64,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("settings", &self.settings)
+            .field("worker_id", &self.worker_id)
+            .field("dry_run", &self.is_dry_run())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `/readyz` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    /// True when everything below is healthy.
+    pub ready: bool,
+    /// Database reachable.
+    pub database: String,
+    /// Queue (Redis or in-process) reachable.
+    pub queue: String,
+    /// Worker loop turned recently.
+    pub worker: String,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Error building an [`App`] from settings.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("could not open the database: {0}")]
+    Store(#[source] StoreError),
+    /// Redis could not be reached at start.
+    #[error("could not connect to Redis (REDIS_URL): {0}")]
+    Queue(#[source] StoreError),
+    /// The Twilio client could not be built.
+    #[error("could not set up the Twilio client: {0}")]
+    Twilio(#[source] twilio_client::TwilioError),
+}
+
+impl App {
+    /// Opens the store (running pending migrations), the queue and the Twilio client described by
+    /// `settings`, with the default [`AutoReply`] handler.
+    pub async fn from_settings(settings: Settings) -> Result<App, StartError> {
+        let handler = Arc::new(AutoReply::new(settings.auto_reply.clone()));
+        Self::with_handler(settings, handler).await
+    }
+
+    /// Like [`App::from_settings`] with a handler of your own.
+    pub async fn with_handler(
+        settings: Settings,
+        handler: Arc<dyn Handler>,
+    ) -> Result<App, StartError> {
+        let store = Store::connect(
+            settings.database_url.expose(),
+            store::StoreOptions {
+                migrate: true,
+                batch_max: settings.store_batch_max,
+                batch_linger: Duration::from_micros(settings.store_batch_linger_us),
+                ..store::StoreOptions::default()
+            },
+        )
+        .await
+        .map_err(StartError::Store)?;
+        let worker_id = format!("{}-{}", hostname(), std::process::id());
+        let queue: Arc<dyn WorkQueue> = match &settings.redis_url {
+            Some(url) => Arc::new(
+                store::RedisQueue::connect(
+                    url.expose(),
+                    store::RedisQueueOptions {
+                        consumer: worker_id.clone(),
+                        ..store::RedisQueueOptions::default()
+                    },
+                )
+                .await
+                .map_err(StartError::Queue)?,
+            ),
+            None => Arc::new(store::InProcessQueue::new()),
+        };
+        let client = match (&settings.sender, twilio_auth(&settings)) {
+            (Some(_), Some(auth)) => Some(Arc::new(
+                twilio_client::Client::new(&settings.api_base_url, auth, Duration::from_secs(10))
+                    .map_err(StartError::Twilio)?,
+            )),
+            _ => None,
+        };
+        Ok(Self::assemble(
+            settings, store, queue, client, handler, worker_id,
+        ))
+    }
+
+    /// Builds an app from parts that are already open (tests use this with their own queue).
+    pub fn assemble(
+        settings: Settings,
+        store: Store,
+        queue: Arc<dyn WorkQueue>,
+        client: Option<Arc<twilio_client::Client>>,
+        handler: Arc<dyn Handler>,
+        worker_id: String,
+    ) -> App {
+        let validator = settings
+            .auth_token
+            .as_ref()
+            .map(|t| Validator::new(t.expose()));
+        let token_is_placeholder = settings
+            .auth_token
+            .as_ref()
+            .is_some_and(|t| config::is_placeholder(t.expose()));
+        let webhook_url = PublicUrl::new(settings.webhook_url.clone());
+        let status_url = PublicUrl::new(settings.status_callback_url());
+        let sender = if client.is_some() {
+            settings.sender.clone()
+        } else {
+            None
+        };
+        App {
+            validator,
+            token_is_placeholder,
+            webhook_url,
+            status_url,
+            store,
+            queue,
+            client,
+            sender,
+            handler,
+            metrics: Metrics::new(),
+            worker_id,
+            heartbeat_ms: AtomicU64::new(now_ms()),
+            settings,
+        }
+    }
+
+    /// True when replies are recorded but not sent (no sender or no credentials).
+    pub fn is_dry_run(&self) -> bool {
+        self.client.is_none() || self.sender.is_none()
+    }
+
+    /// Step 3: records the message durably. `Ok(true)` when new, `Ok(false)` for a duplicate
+    /// delivery. New messages are queued for a reply; a queue failure is logged, not fatal,
+    /// because the sweep finds unanswered messages in the database.
+    pub async fn record(
+        &self,
+        msg: &InboundMessage,
+        idempotency_token: Option<String>,
+    ) -> Result<bool, StoreError> {
+        let recorded = self
+            .store
+            .record_inbound(NewInbound {
+                message_sid: msg.message_sid.clone(),
+                account_sid: msg.account_sid.clone(),
+                from: msg.from.clone(),
+                to: msg.to.clone(),
+                body: msg.body.clone(),
+                num_media: i32::try_from(msg.media.len()).unwrap_or(0),
+                profile_name: msg.profile_name.clone(),
+                wa_id: msg.wa_id.clone(),
+                params_json: msg.params_json(),
+                idempotency_token,
+            })
+            .await?;
+        let new = matches!(recorded, Recorded::New);
+        if new && let Err(e) = self.queue.enqueue(&msg.message_sid).await {
+            tracing::warn!(
+                message_sid = %msg.message_sid,
+                error = %e,
+                "⚠️ Message recorded but not queued; the periodic sweep will pick it up"
+            );
+        }
+        Ok(new)
+    }
+
+    /// Stores a status callback (every event; the message's status only moves forward).
+    /// `idempotency_token` is the request's `I-Twilio-Idempotency-Token`; `callback_marker` the
+    /// `ref` query parameter our outbound sends put in their `StatusCallback` URL.
+    pub async fn record_status(
+        &self,
+        cb: &StatusCallback,
+        idempotency_token: Option<String>,
+        callback_marker: Option<String>,
+    ) -> Result<(), StoreError> {
+        let applied = self
+            .store
+            .record_status(NewStatusEvent {
+                message_sid: cb.message_sid.clone(),
+                status: cb.status.clone(),
+                error_code: cb.error_code,
+                error_message: cb.error_message.clone(),
+                params_json: crate::inbound::params_to_json(&cb.params),
+                idempotency_token,
+                callback_marker,
+            })
+            .await?;
+        match cb.error_code {
+            Some(code) => tracing::warn!(
+                message_sid = %cb.message_sid,
+                status = %cb.status,
+                error_code = code,
+                hint = twilio_client::hint_for_code(code).unwrap_or("see https://www.twilio.com/docs/api/errors"),
+                "❌ Delivery failed"
+            ),
+            None => tracing::info!(
+                message_sid = %cb.message_sid,
+                status = %cb.status,
+                applied = ?applied,
+                "📬 Delivery status received"
+            ),
+        }
+        Ok(())
+    }
+
+    /// Whether the message is a `validate-webhook` probe that must not be answered.
+    pub fn is_probe(msg: &InboundMessage) -> bool {
+        msg.params.iter().any(|(k, _)| k == PROBE_PARAM)
+    }
+
+    /// Marks the worker loop as alive.
+    pub fn beat(&self) {
+        self.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Store, queue and worker health for `/readyz`.
+    pub async fn readiness(&self) -> Readiness {
+        let timeout = Duration::from_secs(2);
+        let database = match tokio::time::timeout(timeout, self.store.ping()).await {
+            Ok(Ok(())) => "ok".to_owned(),
+            Ok(Err(e)) => format!("unavailable: {e}"),
+            Err(_) => "unavailable: no answer within 2 s".to_owned(),
+        };
+        let queue = match tokio::time::timeout(timeout, self.queue.ping()).await {
+            Ok(Ok(())) => "ok".to_owned(),
+            Ok(Err(e)) => format!("unavailable: {e}"),
+            Err(_) => "unavailable: no answer within 2 s".to_owned(),
+        };
+        let age = Duration::from_millis(
+            now_ms().saturating_sub(self.heartbeat_ms.load(Ordering::Relaxed)),
+        );
+        let worker = if age > WORKER_STALE_AFTER {
+            format!("stuck: no progress for {} s", age.as_secs())
+        } else {
+            "ok".to_owned()
+        };
+        Readiness {
+            ready: database == "ok" && queue == "ok" && worker == "ok",
+            database,
+            queue,
+            worker,
+        }
+    }
+}
+
+/// REST credentials from settings: an API key when configured, else the auth token.
+pub fn twilio_auth(settings: &Settings) -> Option<twilio_client::Auth> {
+    let account_sid = settings.account_sid.clone()?;
+    match (
+        &settings.api_key_sid,
+        &settings.api_key_secret,
+        &settings.auth_token,
+    ) {
+        (Some(key_sid), Some(secret), _) => Some(twilio_client::Auth::ApiKey {
+            account_sid,
+            key_sid: key_sid.clone(),
+            secret: secret.expose().to_owned(),
+        }),
+        (_, _, Some(token)) => Some(twilio_client::Auth::Token {
+            account_sid,
+            auth_token: token.expose().to_owned(),
+        }),
+        _ => None,
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "webhook".to_owned())
+}

@@ -1,0 +1,330 @@
+//! The HTTP surface: one function per endpoint, and the router that picks it.
+//!
+//! | route | method | what it does |
+//! |---|---|---|
+//! | `/api/v1/whatsapp/webhook` | POST | verify → parse → record → 200 empty TwiML |
+//! | `/api/v1/whatsapp/status` | POST | verify → parse → store the event → 200 |
+//! | `/healthz` | GET | the process is alive |
+//! | `/readyz` | GET | store, queue and worker are healthy |
+//! | `/metrics` | GET | Prometheus text |
+
+use crate::app::App;
+use crate::inbound::{InboundMessage, ParseError, parse_form};
+use crate::status::StatusCallback;
+use crate::verify;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Path of the inbound message webhook.
+pub const WEBHOOK_PATH: &str = "/api/v1/whatsapp/webhook";
+/// Path of the delivery status callback.
+pub const STATUS_PATH: &str = "/api/v1/whatsapp/status";
+/// Largest request body accepted (Twilio's own limit for a webhook response is 64 KiB too).
+pub const MAX_BODY: usize = 64 * 1024;
+/// Time allowed to receive a request body once its headers arrived.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Query parameter of our `StatusCallback` URLs that names the outbound row a callback is about.
+pub const CALLBACK_MARKER_PARAM: &str = "ref";
+/// The TwiML that acknowledges a message without replying in-line.
+pub const EMPTY_TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#;
+
+/// The response body type of the server.
+pub type Body = Full<hyper::body::Bytes>;
+
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<String>,
+) -> Response<Body> {
+    let mut res = Response::new(Full::new(hyper::body::Bytes::from(body.into())));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
+    respond(status, "text/plain; charset=utf-8", body)
+}
+
+fn twiml() -> Response<Body> {
+    respond(StatusCode::OK, "text/xml; charset=utf-8", EMPTY_TWIML)
+}
+
+/// Routes one request and records its metrics.
+pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let path = req.uri().path().to_owned();
+    let (route, res) = match (path.as_str(), req.method()) {
+        (WEBHOOK_PATH, &Method::POST) => ("webhook", inbound(&app, req, started).await),
+        (STATUS_PATH, &Method::POST) => ("status", status(&app, req).await),
+        ("/healthz", &Method::GET | &Method::HEAD) => ("healthz", text(StatusCode::OK, "ok\n")),
+        ("/readyz", &Method::GET | &Method::HEAD) => ("readyz", ready(&app).await),
+        ("/metrics", &Method::GET) => ("metrics", metrics(&app).await),
+        (WEBHOOK_PATH | STATUS_PATH, _) => ("other", not_allowed("POST")),
+        ("/healthz" | "/readyz", _) => ("other", not_allowed("GET, HEAD")),
+        ("/metrics", _) => ("other", not_allowed("GET")),
+        _ => ("other", text(StatusCode::NOT_FOUND, "not found\n")),
+    };
+    app.metrics.observe_request(
+        route,
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    res
+}
+
+fn not_allowed(allow: &'static str) -> Response<Body> {
+    let mut res = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    res.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    res
+}
+
+/// Why a request body could not be read.
+enum BodyError {
+    TooLarge,
+    Timeout,
+    Broken,
+}
+
+async fn read_body(
+    req: Request<Incoming>,
+) -> Result<(http::request::Parts, hyper::body::Bytes), BodyError> {
+    let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
+        Err(_) => Err(BodyError::Timeout),
+        Ok(Ok(collected)) => Ok((parts, collected.to_bytes())),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Ok(Err(_)) => Err(BodyError::Broken),
+    }
+}
+
+fn body_error(e: BodyError) -> Response<Body> {
+    match e {
+        BodyError::TooLarge => text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body is larger than 64 KiB\n",
+        ),
+        BodyError::Timeout => text(StatusCode::REQUEST_TIMEOUT, "request body too slow\n"),
+        BodyError::Broken => text(StatusCode::BAD_REQUEST, "could not read request body\n"),
+    }
+}
+
+fn path_and_query(parts: &http::request::Parts) -> String {
+    parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| parts.uri.path().to_owned())
+}
+
+/// Verifies the signature; `Some` is the rejection to send.
+fn authenticate(
+    app: &App,
+    public: &verify::PublicUrl,
+    parts: &http::request::Parts,
+    body: &[u8],
+    route: &'static str,
+) -> Option<Response<Body>> {
+    let Some(validator) = &app.validator else {
+        app.metrics.signature_failure();
+        tracing::warn!(
+            route,
+            "❌ Webhook refused with 403: TWILIO_AUTH_TOKEN is not set, so no signature can be verified; set it to your Auth Token from the Twilio Console"
+        );
+        return Some(text(
+            StatusCode::FORBIDDEN,
+            "forbidden: signature not verified\n",
+        ));
+    };
+    let pq = path_and_query(parts);
+    let Some(url) = public.resolve(&parts.headers, &pq) else {
+        app.metrics.signature_failure();
+        tracing::warn!(
+            route,
+            "❌ Webhook refused with 403: WEBHOOK_URL is not set and the request has no Host header to rebuild it from"
+        );
+        return Some(text(
+            StatusCode::FORBIDDEN,
+            "forbidden: signature not verified\n",
+        ));
+    };
+    if let Err(error) = verify::check(validator, &url, &parts.headers, body) {
+        app.metrics.signature_failure();
+        let d = verify::diagnose(&error, &url, &parts.headers, &pq, app.token_is_placeholder);
+        tracing::warn!(
+            route,
+            %error,
+            checked_url = %d.checked_url,
+            request_suggests = d.request_suggests.as_deref().unwrap_or("-"),
+            hint = d.hint,
+            "❌ Webhook refused with 403: invalid X-Twilio-Signature"
+        );
+        return Some(text(
+            StatusCode::FORBIDDEN,
+            "forbidden: invalid signature\n",
+        ));
+    }
+    None
+}
+
+/// Decodes the parameters of a form body, or of a JSON object whose values are strings/numbers.
+fn params_of(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>, String> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
+    if !is_json {
+        if std::str::from_utf8(body).is_err() {
+            return Err("body is not valid UTF-8".into());
+        }
+        return Ok(parse_form(body));
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err("JSON body is not an object".into());
+    };
+    Ok(map
+        .into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => (k, s),
+            other => (k, other.to_string()),
+        })
+        .collect())
+}
+
+fn idempotency_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("i-twilio-idempotency-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn bad_request(route: &'static str, reason: &str) -> Response<Body> {
+    tracing::warn!(route, reason, "❌ Webhook refused with 400: malformed body");
+    text(StatusCode::BAD_REQUEST, format!("bad request: {reason}\n"))
+}
+
+async fn inbound(app: &App, req: Request<Incoming>, started: Instant) -> Response<Body> {
+    let (parts, body) = match read_body(req).await {
+        Ok(x) => x,
+        Err(e) => return body_error(e),
+    };
+    if let Some(res) = authenticate(app, &app.webhook_url, &parts, &body, "webhook") {
+        return res;
+    }
+    let msg = match params_of(&parts.headers, &body)
+        .and_then(|p| InboundMessage::from_params(p).map_err(|e: ParseError| e.to_string()))
+    {
+        Ok(m) => m,
+        Err(reason) => return bad_request("webhook", &reason),
+    };
+    match app.record(&msg, idempotency_token(&parts.headers)).await {
+        Ok(new) => {
+            if !new {
+                app.metrics.duplicate();
+            }
+            tracing::info!(
+                message_sid = %msg.message_sid,
+                duplicate = !new,
+                kind = msg.kind(),
+                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "✅ Webhook received and acknowledged to Twilio"
+            );
+            twiml()
+        }
+        Err(e) if e.is_unavailable() => {
+            tracing::error!(
+                message_sid = %msg.message_sid,
+                error = %e,
+                "❌ Webhook answered 503: the database is unavailable, Twilio may retry; nothing was acknowledged"
+            );
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unavailable, retry later\n",
+            )
+        }
+        Err(e) if e.is_invalid_input() => bad_request("webhook", &e.to_string()),
+        Err(e) => {
+            tracing::error!(message_sid = %msg.message_sid, error = %e, "❌ Webhook answered 500: could not record the message");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not record the message\n",
+            )
+        }
+    }
+}
+
+async fn status(app: &App, req: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = match read_body(req).await {
+        Ok(x) => x,
+        Err(e) => return body_error(e),
+    };
+    if let Some(res) = authenticate(app, &app.status_url, &parts, &body, "status") {
+        return res;
+    }
+    let cb = match params_of(&parts.headers, &body)
+        .and_then(|p| StatusCallback::from_params(p).map_err(|e| e.to_string()))
+    {
+        Ok(cb) => cb,
+        Err(reason) => return bad_request("status", &reason),
+    };
+    let token = idempotency_token(&parts.headers);
+    let marker = parts.uri.query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == CALLBACK_MARKER_PARAM)
+            .map(|(_, v)| v.into_owned())
+    });
+    match app.record_status(&cb, token, marker).await {
+        Ok(()) => text(StatusCode::OK, ""),
+        Err(e) if e.is_unavailable() => {
+            tracing::error!(message_sid = %cb.message_sid, error = %e, "❌ Status callback answered 503: the database is unavailable");
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unavailable, retry later\n",
+            )
+        }
+        Err(e) => {
+            tracing::error!(message_sid = %cb.message_sid, error = %e, "❌ Status callback answered 500");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not record the status\n",
+            )
+        }
+    }
+}
+
+async fn ready(app: &App) -> Response<Body> {
+    let report = app.readiness().await;
+    let body = serde_json::to_string(&report).unwrap_or_default();
+    let code = if report.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    respond(code, "application/json", body)
+}
+
+async fn metrics(app: &App) -> Response<Body> {
+    if let Ok(depth) = app.queue.depth().await {
+        app.metrics.set_queue_depth(depth);
+    }
+    respond(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        app.metrics.render(),
+    )
+}

@@ -1,0 +1,131 @@
+//! The HTTP server: accept loop, per-connection limits, graceful shutdown.
+//!
+//! Shaped like hyper's `graceful_shutdown` example: one task per connection, each watched by
+//! `GracefulShutdown`; on the shutdown signal the listener closes, in-flight requests finish (up
+//! to a deadline), then the worker drains its in-flight replies and the function returns.
+
+use crate::app::App;
+use crate::routes;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Time a client has to send its request headers (slowloris guard) → connection closed with 408.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for in-flight requests and replies.
+pub const DRAIN: Duration = Duration::from_secs(20);
+/// Largest header section accepted (bigger → 431).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Errors that stop the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The app could not start (database, Redis, Twilio client).
+    #[error(transparent)]
+    Start(#[from] crate::app::StartError),
+}
+
+/// Opens everything `settings` describes and serves on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    settings: config::Settings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    for f in settings.findings() {
+        if f.status != config::Status::Ok {
+            tracing::warn!(
+                key = f.key,
+                hint = f.hint.as_deref().unwrap_or(""),
+                "⚠️ {}: {}",
+                f.key,
+                f.message
+            );
+        }
+    }
+    let app = Arc::new(App::from_settings(settings).await?);
+    if app.is_dry_run() {
+        tracing::warn!(
+            "⚠️ Dry run: replies are recorded in outbound_messages but not sent (set TWILIO_WHATSAPP_FROM or TWILIO_MESSAGING_SERVICE_SID, TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to send)"
+        );
+    }
+    serve_app(listener, app, shutdown).await;
+    Ok(())
+}
+
+/// Serves an already assembled [`App`]: spawns the worker and the sweep, accepts connections until
+/// `shutdown` resolves, then drains requests and replies.
+pub async fn serve_app(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker = tokio::spawn(crate::worker::run(
+        app.clone(),
+        app.settings.worker_concurrency,
+        stop_rx.clone(),
+        DRAIN,
+    ));
+    let sweeper = tokio::spawn(crate::sweep::run(
+        app.clone(),
+        Duration::from_secs(app.settings.sweep_interval_secs),
+        stop_rx,
+    ));
+
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES.max(8192))
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Usually EMFILE: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let service = service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, std::convert::Infallible>(routes::handle(app, req).await) }
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            _ = &mut shutdown => {
+                tracing::info!("shutdown signal received: no new connections, finishing in-flight requests");
+                break;
+            }
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "⚠️ some connections were still open after {} s",
+            DRAIN.as_secs()
+        );
+    }
+    let _ = stop_tx.send(true);
+    let _ = sweeper.await;
+    let _ = worker.await;
+    app.store.close().await;
+    tracing::info!("server stopped");
+}

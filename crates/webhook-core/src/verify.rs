@@ -1,0 +1,204 @@
+//! Step 1 of the pipeline: is this request really from Twilio?
+//!
+//! The signature covers the public URL Twilio called, so the URL we check against is the one
+//! configured in Twilio (`WEBHOOK_URL`), never what the request line says: behind ngrok or a
+//! platform load balancer the scheme, host and port the server sees are not the ones Twilio used.
+//! When a check fails, [`Diagnosis`] explains the likely cause for the operator (a different public
+//! URL in `Host`/`X-Forwarded-*`, a placeholder token) without logging the token or a signature.
+
+use http::HeaderMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use twilio_signature::{SignatureError, Validator};
+
+/// Header carrying Twilio's signature.
+pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
+
+/// How the server finds the URL a request was signed for.
+#[derive(Debug)]
+pub struct PublicUrl {
+    configured: Option<String>,
+    warned: AtomicBool,
+}
+
+impl PublicUrl {
+    /// `configured` is the exact URL set in Twilio for this endpoint (`None` in development
+    /// without `WEBHOOK_URL`: the URL is then rebuilt from the request's headers).
+    pub fn new(configured: Option<String>) -> Self {
+        PublicUrl {
+            configured,
+            warned: AtomicBool::new(false),
+        }
+    }
+
+    /// The URL to validate `path_and_query` against.
+    ///
+    /// A query string on the request (e.g. `bodySHA256` on JSON webhooks) is appended when the
+    /// configured URL has none, because Twilio signs the URL it actually requested.
+    pub fn resolve(&self, headers: &HeaderMap, path_and_query: &str) -> Option<String> {
+        let query = path_and_query.split_once('?').map(|(_, q)| q);
+        match &self.configured {
+            Some(url) => match query {
+                Some(q) if !url.contains('?') && !q.is_empty() => Some(format!("{url}?{q}")),
+                _ => Some(url.clone()),
+            },
+            None => {
+                let rebuilt = rebuild_from_headers(headers, path_and_query)?;
+                if !self.warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        url = %rebuilt,
+                        "⚠️ WEBHOOK_URL is not set: validating signatures against a URL rebuilt from Host/X-Forwarded-Proto; set WEBHOOK_URL to the URL configured in Twilio"
+                    );
+                }
+                Some(rebuilt)
+            }
+        }
+    }
+}
+
+/// `X-Forwarded-Proto`://`X-Forwarded-Host` or `Host` + path, as a proxy-aware guess of the public URL.
+pub fn rebuild_from_headers(headers: &HeaderMap, path_and_query: &str) -> Option<String> {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(',').next().unwrap_or(v).trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let host = get("x-forwarded-host").or_else(|| get("host"))?;
+    let proto = get("x-forwarded-proto").unwrap_or_else(|| "http".to_owned());
+    Some(format!("{proto}://{host}{path_and_query}"))
+}
+
+/// Checks the request's signature; JSON bodies (with `bodySHA256` in the URL) take the body-hash path.
+pub fn check(
+    validator: &Validator,
+    url: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), SignatureError> {
+    let signature = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if url.contains("bodySHA256=") {
+        validator.validate_json_body(url, body, signature)
+    } else {
+        validator.validate_form_body(url, body, signature)
+    }
+}
+
+/// What an operator needs to know about a rejected request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnosis {
+    /// The URL the signature was checked against.
+    pub checked_url: String,
+    /// The public URL the request's headers suggest, when it differs from `checked_url`.
+    pub request_suggests: Option<String>,
+    /// One sentence on the most likely cause.
+    pub hint: &'static str,
+}
+
+/// Explains a signature failure (never includes the token or any signature).
+pub fn diagnose(
+    error: &SignatureError,
+    checked_url: &str,
+    headers: &HeaderMap,
+    path_and_query: &str,
+    token_is_placeholder: bool,
+) -> Diagnosis {
+    let suggested = rebuild_from_headers(headers, path_and_query);
+    let strip_query = |u: &str| u.split(['?', '#']).next().unwrap_or(u).to_owned();
+    let differs = suggested
+        .as_deref()
+        .is_some_and(|s| strip_query(s) != strip_query(checked_url));
+    let hint = if token_is_placeholder {
+        "TWILIO_AUTH_TOKEN is a placeholder: copy the Auth Token from the Twilio Console"
+    } else if matches!(error, SignatureError::Missing) {
+        "the request has no X-Twilio-Signature header: it did not come from Twilio (or a proxy stripped the header)"
+    } else if differs {
+        "the request arrived for a different public URL than WEBHOOK_URL: set WEBHOOK_URL to exactly the URL configured in the Twilio Console (scheme, host, path)"
+    } else {
+        "the URL matches but the signature does not: check that TWILIO_AUTH_TOKEN belongs to the account (or sub-account) that owns the number"
+    };
+    Diagnosis {
+        checked_url: checked_url.to_owned(),
+        request_suggests: suggested.filter(|_| differs),
+        hint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn configured_url_wins_over_headers_and_keeps_request_query() {
+        let p = PublicUrl::new(Some(
+            "https://bot.example.com/api/v1/whatsapp/webhook".into(),
+        ));
+        let h = headers(&[("host", "127.0.0.1:5000")]);
+        assert_eq!(
+            p.resolve(&h, "/api/v1/whatsapp/webhook").unwrap(),
+            "https://bot.example.com/api/v1/whatsapp/webhook"
+        );
+        assert_eq!(
+            p.resolve(&h, "/api/v1/whatsapp/webhook?bodySHA256=ab")
+                .unwrap(),
+            "https://bot.example.com/api/v1/whatsapp/webhook?bodySHA256=ab"
+        );
+    }
+
+    #[test]
+    fn rebuilds_from_forwarded_headers_in_development() {
+        let p = PublicUrl::new(None);
+        let h = headers(&[
+            ("host", "localhost:5000"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "abc.ngrok-free.app"),
+        ]);
+        assert_eq!(
+            p.resolve(&h, "/api/v1/whatsapp/webhook").unwrap(),
+            "https://abc.ngrok-free.app/api/v1/whatsapp/webhook"
+        );
+        assert_eq!(p.resolve(&HeaderMap::new(), "/x"), None);
+    }
+
+    #[test]
+    fn diagnosis_points_at_the_url_mismatch() {
+        let h = headers(&[
+            ("host", "abc.ngrok-free.app"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let d = diagnose(
+            &SignatureError::Mismatch,
+            "https://old.ngrok-free.app/api/v1/whatsapp/webhook",
+            &h,
+            "/api/v1/whatsapp/webhook",
+            false,
+        );
+        assert_eq!(
+            d.request_suggests.as_deref(),
+            Some("https://abc.ngrok-free.app/api/v1/whatsapp/webhook")
+        );
+        assert!(d.hint.contains("different public URL"));
+        let same = diagnose(
+            &SignatureError::Mismatch,
+            "https://abc.ngrok-free.app/api/v1/whatsapp/webhook",
+            &h,
+            "/api/v1/whatsapp/webhook",
+            false,
+        );
+        assert_eq!(same.request_suggests, None);
+        assert!(same.hint.contains("TWILIO_AUTH_TOKEN belongs"));
+        let placeholder = diagnose(&SignatureError::Mismatch, "x", &h, "/", true);
+        assert!(placeholder.hint.contains("placeholder"));
+    }
+}
