@@ -377,7 +377,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid value for MessageSid: expected SM or MM followed by 32 hex digits, got 9 characters"
+            "invalid value for MessageSid: expected SM or MM followed by 32 hex digits, got 8 characters"
         );
         let err = InboundMessage::from_form(
             b"MessageSid=SM1a2b3c4d5e6f708192a3b4c5d6e7f809&AccountSid=AC3f9a1c7e2b8d4f6a0c5e7b9d1f3a5c7e&From=a&To=b&NumMedia=5000",
