@@ -105,3 +105,97 @@ fn redis_ping_ok_unreachable_and_wrong_password() {
         "  ✅ ping: Redis at 127.0.0.1:{port} answered PONG"
     ));
 }
+
+/// PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth, db `test`): required when CI=true,
+/// skipped with a message otherwise.
+fn postgres_available() -> bool {
+    if std::net::TcpStream::connect("127.0.0.1:5432").is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but PostgreSQL is not running on 127.0.0.1:5432"
+    );
+    eprintln!("skipping: PostgreSQL is not running on 127.0.0.1:5432");
+    false
+}
+
+#[test]
+fn postgres_connection_and_migrations_are_reported() {
+    if !postgres_available() {
+        return;
+    }
+    let run = Project::new(&dotenv(
+        "DATABASE_URL=postgres://postgres@127.0.0.1:5432/test\n",
+    ))
+    .run(&[]);
+    let next = run.line("  ✅ connection: connected to PostgreSQL at 127.0.0.1:5432/test");
+    // Other crates' tests migrate this shared database, so either state is possible.
+    assert!(
+        next == "  ✅ migrations: up to date" || next.starts_with("  ⚠️ migrations: "),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn postgres_without_the_database_is_an_error() {
+    if !postgres_available() {
+        return;
+    }
+    let run = Project::new(&dotenv(
+        "DATABASE_URL=postgres://postgres@127.0.0.1:5432/validate_webhook_no_such_db\n",
+    ))
+    .run(&[]);
+    run.lines_pair(
+        "  ❌ connection: PostgreSQL at 127.0.0.1:5432 refused the connection: database \"validate_webhook_no_such_db\" does not exist (code 3D000)",
+        "     Fix: Correct the user, password and database name in DATABASE_URL; the database must exist (createdb).",
+    );
+}
+
+#[test]
+fn sqlite_migrations_pending_then_up_to_date() {
+    let p = Project::new(&dotenv(""));
+    let db = p.path().join("data/webhook.db");
+    std::fs::write(&db, "").expect("empty database");
+    let run = p.run(&[]);
+    run.line(&format!("  ✅ sqlite: {} exists", db.display()));
+    let pending = run
+        .lines()
+        .into_iter()
+        .find(|l| l.starts_with("  ⚠️ migrations: "))
+        .unwrap_or_else(|| panic!("{}", run.stdout))
+        .to_owned();
+    assert!(
+        pending.contains(" pending (m") && pending.ends_with("): the server applies them at start"),
+        "{pending}"
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let url = format!("sqlite://{}?mode=rwc", db.display());
+        let opts = store::StoreOptions {
+            migrate: true,
+            ..Default::default()
+        };
+        store::Store::connect(&url, opts)
+            .await
+            .expect("migrate")
+            .close()
+            .await;
+    });
+    p.run(&[]).line("  ✅ migrations: up to date");
+}
+
+#[test]
+fn sqlite_check_creates_nothing() {
+    let p = Project::new(&dotenv(""));
+    let _ = p.run(&[]);
+    let entries: Vec<_> = std::fs::read_dir(p.path().join("data"))
+        .expect("data")
+        .collect();
+    assert!(entries.is_empty(), "the check created {entries:?}");
+}

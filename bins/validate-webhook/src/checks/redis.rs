@@ -1,0 +1,129 @@
+//! Redis: REDIS_URL answers `PING` within `--timeout`. Speaks the few RESP commands it needs
+//! (`AUTH`, `PING`) itself: the check needs no pool and creates no stream or consumer group.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+
+use super::{Ctx, tcp_connect};
+use crate::report::{Check, Section};
+
+/// The Redis section's checks.
+pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
+    const S: Section = Section::Redis;
+    let (Some(url), Some(shown)) = (
+        ctx.setup.redis_url.as_deref(),
+        ctx.setup.redis_url_shown.as_deref(),
+    ) else {
+        return vec![Check::ok(
+            S,
+            "queue",
+            "REDIS_URL not set: in-process queue (the database stays the source of truth)",
+        )];
+    };
+    let fix = "Start Redis or correct REDIS_URL; or unset REDIS_URL to use the in-process queue.";
+    let Ok(parsed) = url::Url::parse(url) else {
+        return vec![Check::error(
+            S,
+            "ping",
+            format!("cannot parse {shown}"),
+            "Set REDIS_URL to redis://host:6379 (or rediss:// for TLS).",
+        )];
+    };
+    let host = parsed.host_str().unwrap_or("localhost").to_owned();
+    let port = parsed.port().unwrap_or(6379);
+    let stream = match tcp_connect(&host, port, ctx.timeout) {
+        Ok(s) => s,
+        Err(e) => {
+            return vec![Check::error(
+                S,
+                "ping",
+                format!("cannot connect to Redis at {host}:{port}: {e}"),
+                fix,
+            )];
+        }
+    };
+    if parsed.scheme() == "rediss" {
+        return vec![Check::ok(
+            S,
+            "ping",
+            format!("Redis at {host}:{port} accepts connections (TLS; PING not tried)"),
+        )];
+    }
+    let password = parsed.password().map(percent_decode);
+    let user = (!parsed.username().is_empty()).then(|| percent_decode(parsed.username()));
+    match ping(stream, user.as_deref(), password.as_deref()) {
+        Ok(()) => vec![Check::ok(
+            S,
+            "ping",
+            format!("Redis at {host}:{port} answered PONG"),
+        )],
+        Err(reply)
+            if reply.contains("NOAUTH")
+                || reply.contains("WRONGPASS")
+                || reply.contains("invalid password") =>
+        {
+            vec![Check::error(
+                S,
+                "ping",
+                format!("Redis at {host}:{port} refused: {reply}"),
+                "Put the right password in REDIS_URL: redis://:PASSWORD@host:6379 (or redis://USER:PASSWORD@…).",
+            )]
+        }
+        Err(reply) => vec![Check::error(
+            S,
+            "ping",
+            format!("Redis at {host}:{port} did not answer PING: {reply}"),
+            fix,
+        )],
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// RESP: optional `AUTH`, then `PING`; `Err` carries the server's reply or the I/O error.
+fn ping(stream: TcpStream, user: Option<&str>, password: Option<&str>) -> Result<(), String> {
+    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(stream);
+    let mut command = |args: &[&str]| -> Result<String, String> {
+        let mut out = format!("*{}\r\n", args.len());
+        for a in args {
+            out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        writer
+            .write_all(out.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        reader.read_line(&mut line).map_err(|e| e.to_string())?;
+        Ok(line.trim_end().to_owned())
+    };
+    if let Some(password) = password {
+        let reply = match user {
+            Some(user) => command(&["AUTH", user, password])?,
+            None => command(&["AUTH", password])?,
+        };
+        if !reply.starts_with('+') {
+            return Err(reply.trim_start_matches('-').to_owned());
+        }
+    }
+    let reply = command(&["PING"])?;
+    if reply == "+PONG" {
+        Ok(())
+    } else {
+        Err(reply.trim_start_matches('-').to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_decoding() {
+        assert_eq!(percent_decode("p%40ss"), "p@ss");
+    }
+}
