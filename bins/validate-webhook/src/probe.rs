@@ -28,6 +28,18 @@ pub const FIXTURES: &[(&str, &str)] = &[
         "inbound-whatsapp-button.form",
         include_str!("../../../fixtures/inbound-whatsapp-button.form"),
     ),
+    (
+        "inbound-whatsapp-location.form",
+        include_str!("../../../fixtures/inbound-whatsapp-location.form"),
+    ),
+    (
+        "inbound-whatsapp-emoji.form",
+        include_str!("../../../fixtures/inbound-whatsapp-emoji.form"),
+    ),
+    (
+        "inbound-whatsapp-long.form",
+        include_str!("../../../fixtures/inbound-whatsapp-long.form"),
+    ),
 ];
 
 /// The body of a built-in fixture, by name (with or without `.form`).
@@ -222,6 +234,20 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn every_built_in_sample_signs_and_validates() {
+        let v = twilio_signature::Validator::new(TOKEN);
+        for (name, body) in FIXTURES {
+            let m = SignedMessage::build(body, &Overrides::default(), TOKEN, URL);
+            assert!(
+                v.validate_form_body(URL, m.body().as_bytes(), &m.signature)
+                    .is_ok(),
+                "{name}"
+            );
+            assert!(m.params.len() > 5, "{name} parsed to {:?}", m.params);
+        }
     }
 
     #[test]

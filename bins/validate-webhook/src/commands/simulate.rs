@@ -82,14 +82,15 @@ pub(crate) fn run(
         port: setup.port,
         timeout_secs: timeout.as_secs(),
     };
-    out.push(diagnose::signed(S, "answer", &t, &answer));
+    let mut answer_check = diagnose::signed(S, "answer", &t, &answer);
     if let Ok(a) = &answer {
-        let shown = if a.body.trim().is_empty() {
+        let body = if a.body.trim().is_empty() {
             "(empty)".to_owned()
         } else {
-            one_line(&a.body, 300)
+            one_line(&a.body, 200)
         };
-        out.push(Check::ok(S, "body", shown));
+        answer_check.detail = format!("{}; body: {body}", answer_check.detail);
     }
+    out.push(answer_check);
     out
 }

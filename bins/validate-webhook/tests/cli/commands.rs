@@ -30,8 +30,7 @@ fn simulate_posts_a_signed_sample_to_the_local_server_and_explains_the_answer() 
         "{request}"
     );
     assert!(request.ends_with(", From whatsapp:+15551234567, ValidateWebhookProbe=1 so the server records it without replying"), "{request}");
-    run.line(&format!("  ✅ answer: {local} answered 200: the signature was accepted and the message recorded (it is marked as a test, so nobody gets a reply)"));
-    run.line("  ✅ body: <?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>");
+    run.line(&format!("  ✅ answer: {local} answered 200: the signature was accepted and the message recorded (it is marked as a test, so nobody gets a reply); body: <?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>"));
     assert_eq!(run.code, 0, "{}", run.stdout);
     let post = server
         .requests()
@@ -82,8 +81,7 @@ fn simulate_against_a_server_signing_for_another_url_gets_403() {
     let p = Project::new(&dotenv(&format!("WEBHOOK_URL={NGROK_WEBHOOK}\n")))
         .env("PORT", server.port.to_string());
     let run = p.run(&["simulate"]);
-    run.line(&format!("  ❌ answer: http://127.0.0.1:{}/api/v1/whatsapp/webhook refused a correctly signed request (403)", server.port));
-    run.line("  ✅ body: invalid signature");
+    run.line(&format!("  ❌ answer: http://127.0.0.1:{}/api/v1/whatsapp/webhook refused a correctly signed request (403); body: invalid signature", server.port));
     assert_eq!(run.code, 1);
 }
 
@@ -103,7 +101,7 @@ fn simulate_with_an_unknown_fixture() {
     let run = Project::new(&dotenv("")).run(&["simulate", "--fixture", "nope"]);
     run.lines_pair(
         "  ❌ fixture: nope is neither a built-in sample nor a readable file",
-        "     Fix: Use one of inbound-whatsapp-text.form, inbound-whatsapp-media.form, inbound-whatsapp-button.form or the path of an urlencoded form body.",
+        "     Fix: Use one of inbound-whatsapp-text.form, inbound-whatsapp-media.form, inbound-whatsapp-button.form, inbound-whatsapp-location.form, inbound-whatsapp-emoji.form, inbound-whatsapp-long.form or the path of an urlencoded form body.",
     );
 }
 
