@@ -31,27 +31,30 @@ fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
-/// Appends the decoded form of `input` to `out`.
-fn decode_into(input: &[u8], out: &mut Vec<u8>) {
-    let mut i = 0;
-    while i < input.len() {
-        let b = input[i];
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => match (
-                input.get(i + 1).copied().and_then(hex_value),
-                input.get(i + 2).copied().and_then(hex_value),
-            ) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            _ => out.push(b),
+/// Appends the decoded form of `input` to `out`, copying runs without `+` or `%` in one go.
+fn decode_into(mut input: &[u8], out: &mut Vec<u8>) {
+    while let Some(at) = input.iter().position(|&b| b == b'+' || b == b'%') {
+        out.extend_from_slice(&input[..at]);
+        if input[at] == b'+' {
+            out.push(b' ');
+            input = &input[at + 1..];
+            continue;
         }
-        i += 1;
+        match (
+            input.get(at + 1).copied().and_then(hex_value),
+            input.get(at + 2).copied().and_then(hex_value),
+        ) {
+            (Some(hi), Some(lo)) => {
+                out.push(hi << 4 | lo);
+                input = &input[at + 3..];
+            }
+            _ => {
+                out.push(b'%');
+                input = &input[at + 1..];
+            }
+        }
     }
+    out.extend_from_slice(input);
 }
 
 /// The decoded form of one name or value; borrowed when there is nothing to decode.
@@ -79,6 +82,9 @@ impl FormParams {
     ///
     /// [`SignatureError::InvalidBody`] when a decoded name or value is not UTF-8.
     pub(crate) fn parse(body: &[u8]) -> Result<Self, SignatureError> {
+        const NOT_UTF8: SignatureError = SignatureError::InvalidBody {
+            reason: "a form name or value is not UTF-8 after percent-decoding",
+        };
         let mut buf = Vec::with_capacity(body.len());
         let mut ranges = Vec::new();
         for (name, value) in pairs(body) {
@@ -86,20 +92,17 @@ impl FormParams {
             decode_into(name, &mut buf);
             let value_start = buf.len();
             decode_into(value, &mut buf);
-            let end = buf.len();
-            let valid = std::str::from_utf8(&buf[name_start..value_start]).is_ok()
-                && std::str::from_utf8(&buf[value_start..end]).is_ok();
-            if !valid {
-                return Err(SignatureError::InvalidBody {
-                    reason: "a form name or value is not UTF-8 after percent-decoding",
-                });
-            }
-            ranges.push((name_start..value_start, value_start..end));
+            ranges.push((name_start..value_start, value_start..buf.len()));
         }
-        // Each piece is UTF-8 and pieces are concatenated, so the whole buffer is UTF-8 too.
-        let buf = String::from_utf8(buf).map_err(|_| SignatureError::InvalidBody {
-            reason: "a form name or value is not UTF-8 after percent-decoding",
-        })?;
+        // One validation of the whole buffer; every piece is then UTF-8 exactly when every piece
+        // boundary is a character boundary (a sequence split across two pieces is not).
+        let buf = String::from_utf8(buf).map_err(|_| NOT_UTF8)?;
+        if !ranges
+            .iter()
+            .all(|(name, _)| buf.is_char_boundary(name.start) && buf.is_char_boundary(name.end))
+        {
+            return Err(NOT_UTF8);
+        }
         Ok(Self { buf, pairs: ranges })
     }
 

@@ -1,9 +1,8 @@
 //! The keyed MAC and the raw signature bytes. The key is turned into HMAC's inner and outer hash
 //! states once; every signature clones those states instead of re-keying, and the raw token is
-//! not kept anywhere.
+//! not kept anywhere. Base64 is done here too: the header has one fixed shape per algorithm, and
+//! a strict decoder for exactly that shape is a few lines and much cheaper than a general one.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -86,14 +85,31 @@ impl Tag {
 
     /// Padded standard base64, the form of the `X-Twilio-Signature` header.
     pub(crate) fn to_base64(self) -> String {
-        STANDARD.encode(self.as_bytes())
+        let bytes = self.as_bytes();
+        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                chunk.get(1).copied().unwrap_or(0),
+                chunk.get(2).copied().unwrap_or(0),
+            ];
+            let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+            for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+                if i <= chunk.len() {
+                    out.push(char::from(ALPHABET[(n >> shift & 0x3f) as usize]));
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
     }
 
     /// Decodes an `X-Twilio-Signature` header for `algorithm`.
     ///
-    /// The engine accepts only canonical padded base64 (no missing padding, no non-zero trailing
-    /// bits) and the length is fixed, so decoding is a bijection: comparing raw bytes is the
-    /// same as comparing the header with the base64 of the expected MAC, without encoding it.
+    /// Only canonical padded base64 of exactly the MAC's length is accepted (one `=`, no
+    /// non-zero trailing bits, no whitespace), so decoding is a bijection: comparing raw bytes is
+    /// the same as comparing the header with the base64 of the expected MAC, without encoding it.
     pub(crate) fn decode(header: &str, algorithm: Algorithm) -> Result<Self, SignatureError> {
         if header.is_empty() {
             return Err(SignatureError::Missing);
@@ -113,13 +129,30 @@ impl Tag {
                 },
             });
         }
-        let mut bytes = [0u8; 33];
-        match STANDARD.decode_slice(header, &mut bytes) {
-            Ok(len) if len == algorithm.mac_len() => Ok(Self::from_slice(&bytes[..len])),
-            _ => Err(SignatureError::Malformed {
-                reason: "not padded standard base64",
-            }),
+        // 20 and 32 bytes both end in one 2-byte group: full quads, then `xyz=`.
+        let (quads, last) = header.as_bytes().split_at(header.len() - 4);
+        let mut bytes = [0u8; 32];
+        let mut invalid = 0u8;
+        let mut len = 0;
+        for (quad, out) in quads.chunks_exact(4).zip(bytes.chunks_exact_mut(3)) {
+            let [a, b, c, d] =
+                [quad[0], quad[1], quad[2], quad[3]].map(|ch| DECODE[usize::from(ch)]);
+            invalid |= a | b | c | d;
+            let n = u32::from(a) << 18 | u32::from(b) << 12 | u32::from(c) << 6 | u32::from(d);
+            out.copy_from_slice(&n.to_be_bytes()[1..]);
+            len += 3;
         }
+        let [a, b, c] = [last[0], last[1], last[2]].map(|ch| DECODE[usize::from(ch)]);
+        invalid |= a | b | c;
+        if invalid & 0xc0 != 0 || last[3] != b'=' || c & 0x03 != 0 || len + 2 != algorithm.mac_len()
+        {
+            return Err(SignatureError::Malformed {
+                reason: "not padded standard base64",
+            });
+        }
+        bytes[len] = a << 2 | b >> 4;
+        bytes[len + 1] = b << 4 | c >> 2;
+        Ok(Self::from_slice(&bytes[..len + 2]))
     }
 
     /// Constant-time equality (the lengths are public: they follow from the algorithm).
@@ -127,6 +160,20 @@ impl Tag {
         self.as_bytes().ct_eq(other.as_bytes()).into()
     }
 }
+
+/// The standard base64 alphabet.
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Value of each byte in [`ALPHABET`]; `0xff` for every other byte.
+const DECODE: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 64 {
+        table[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
 
 /// Lowercase hex SHA-256 of `body`, the form of the `bodySHA256` query parameter.
 pub(crate) fn sha256_hex(body: &[u8]) -> [u8; 64] {
@@ -168,12 +215,12 @@ mod tests {
             b"Size Key - Hash Key First",
         ]);
         assert_eq!(
-            tag.to_base64(),
-            STANDARD.encode([
+            tag.as_bytes(),
+            [
                 0x60, 0xe4, 0x31, 0x59, 0x1e, 0xe0, 0xb6, 0x7f, 0x0d, 0x8a, 0x26, 0xaa, 0xcb, 0xf5,
                 0xb7, 0x7f, 0x8e, 0x0b, 0xc6, 0x21, 0x37, 0x28, 0xc5, 0x14, 0x05, 0x46, 0x04, 0x0f,
                 0x0e, 0xe3, 0x7f, 0x54,
-            ])
+            ]
         );
     }
 
@@ -201,6 +248,21 @@ mod tests {
                 ),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn base64_round_trips_for_both_lengths() {
+        let sha1 = Tag::from_slice(&[0xfb; 20]);
+        assert_eq!(sha1.to_base64(), "+/v7+/v7+/v7+/v7+/v7+/v7+/s=");
+        let sha256 = Tag::from_slice(&(0u8..32).collect::<Vec<_>>());
+        assert_eq!(
+            sha256.to_base64(),
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+        );
+        for (tag, algorithm) in [(sha1, Algorithm::Sha1), (sha256, Algorithm::Sha256)] {
+            let decoded = Tag::decode(&tag.to_base64(), algorithm).unwrap();
+            assert_eq!(decoded.as_bytes(), tag.as_bytes());
         }
     }
 

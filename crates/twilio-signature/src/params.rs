@@ -21,41 +21,154 @@ impl<K: AsRef<str>, V: AsRef<str>> Params for [(K, V)] {
     }
 }
 
+/// Up to this many parameters are sorted as packed integers on the stack (the index must fit
+/// in the low byte); more take the general path.
+const PACKED_MAX: usize = 48;
+
+/// The first seven bytes of `key`, zero-padded, big-endian. Comparing these orders keys as
+/// byte-wise comparison does, except that ties need the full comparison.
+fn prefix7(key: &[u8]) -> u64 {
+    if let Some(first) = key.first_chunk::<8>() {
+        return u64::from_be_bytes(*first) >> 8;
+    }
+    key.iter()
+        .take(7)
+        .enumerate()
+        .fold(0, |prefix, (i, &b)| prefix | u64::from(b) << (48 - 8 * i))
+}
+
+/// Full `(key, value)` byte order of parameters `a` and `b`.
+fn compare<P: Params + ?Sized>(params: &P, a: usize, b: usize) -> std::cmp::Ordering {
+    params
+        .key(a)
+        .cmp(params.key(b))
+        .then_with(|| params.value(a).cmp(params.value(b)))
+}
+
+/// Copies `src` into `dst` of the same length. Names and values are mostly short, and a `memcpy`
+/// call per piece costs more than the copy: two overlapping fixed-size moves do it inline.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if dst.len() != n {
+        return;
+    }
+    match n {
+        0..=3 => dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s),
+        4..=7 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
+        }
+        8..=16 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..].copy_from_slice(&src[n - 8..]);
+        }
+        17..=32 => {
+            dst[..16].copy_from_slice(&src[..16]);
+            dst[n - 16..].copy_from_slice(&src[n - 16..]);
+        }
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+/// Writes pieces into a buffer pre-sized to their total length; if a piece does not fit (an
+/// `AsRef` that answered differently the second time) it falls back to growing the buffer.
+struct Writer<'a> {
+    out: &'a mut Vec<u8>,
+    pos: usize,
+}
+
+impl Writer<'_> {
+    #[inline(always)]
+    fn push(&mut self, piece: &[u8]) {
+        let end = self.pos + piece.len();
+        match self.out.get_mut(self.pos..end) {
+            Some(dst) => copy_short(dst, piece),
+            None => {
+                self.out.truncate(self.pos);
+                self.out.extend_from_slice(piece);
+            }
+        }
+        self.pos = end;
+    }
+
+    fn finish(self) {
+        self.out.truncate(self.pos);
+    }
+}
+
 /// Appends the sorted, de-duplicated `key value key value …` tail of the string to sign to `out`.
 ///
 /// Sorting `(key, value)` pairs lexicographically gives exactly "keys ascending, each key's values
 /// ascending"; equal pairs end up adjacent, so de-duplication is a comparison with the previous
-/// pair. Byte order of UTF-8 is code-point order, as in twilio-python.
+/// pair. Byte order of UTF-8 is code-point order, as in twilio-python. Only indices are sorted,
+/// never the strings: packed as `prefix7(key) << 8 | index` they sort as plain integers, and only
+/// runs with equal prefixes (`MediaUrl0`, `MediaUrl1`, repeated keys) need string comparisons.
 pub(crate) fn write_tail<P: Params + ?Sized>(params: &P, out: &mut Vec<u8>) {
     let n = params.len();
     if n == 0 {
         return;
     }
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_unstable_by(|&a, &b| {
-        params
-            .key(a)
-            .cmp(params.key(b))
-            .then_with(|| params.value(a).cmp(params.value(b)))
-    });
-    out.reserve(
-        (0..n)
-            .map(|i| params.key(i).len() + params.value(i).len())
-            .sum(),
-    );
-    let mut previous: Option<usize> = None;
-    for i in order {
-        let (key, value) = (params.key(i), params.value(i));
-        if let Some(p) = previous
-            && params.key(p) == key
-            && params.value(p) == value
-        {
-            continue;
+    let total: usize = (0..n)
+        .map(|i| params.key(i).len() + params.value(i).len())
+        .sum();
+    let pos = out.len();
+    out.resize(pos + total, 0);
+    let mut writer = Writer { out, pos };
+    if n <= PACKED_MAX {
+        let mut packed = [0u64; PACKED_MAX];
+        let packed = &mut packed[..n];
+        for (i, slot) in packed.iter_mut().enumerate() {
+            // `i < PACKED_MAX`, so it fits in the low byte.
+            *slot = prefix7(params.key(i)) << 8 | i as u64;
         }
-        out.extend_from_slice(key);
-        out.extend_from_slice(value);
-        previous = Some(i);
+        packed.sort_unstable();
+        // Equal prefixes (`MediaUrl0`/`MediaUrl1`, repeated keys) are sorted again in full.
+        let mut start = 0;
+        for end in 1..=n {
+            if end == n || packed[end] >> 8 != packed[start] >> 8 {
+                if end - start > 1 {
+                    packed[start..end].sort_unstable_by(|&a, &b| {
+                        compare(params, (a & 0xff) as usize, (b & 0xff) as usize)
+                    });
+                }
+                start = end;
+            }
+        }
+        // Pairs with different prefixes differ, so only equal prefixes need the duplicate check.
+        let mut previous: Option<u64> = None;
+        for &p in packed.iter() {
+            let i = (p & 0xff) as usize;
+            let (key, value) = (params.key(i), params.value(i));
+            if let Some(q) = previous
+                && q >> 8 == p >> 8
+                && params.key((q & 0xff) as usize) == key
+                && params.value((q & 0xff) as usize) == value
+            {
+                continue;
+            }
+            writer.push(key);
+            writer.push(value);
+            previous = Some(p);
+        }
+    } else {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_unstable_by(|&a, &b| compare(params, a, b));
+        let mut previous: Option<usize> = None;
+        for i in order {
+            let (key, value) = (params.key(i), params.value(i));
+            if let Some(p) = previous
+                && params.key(p) == key
+                && params.value(p) == value
+            {
+                continue;
+            }
+            writer.push(key);
+            writer.push(value);
+            previous = Some(i);
+        }
     }
+    writer.finish();
 }
 
 #[cfg(test)]
@@ -86,6 +199,40 @@ mod tests {
     #[test]
     fn empty_values_keep_their_key() {
         assert_eq!(tail(&[("Body", ""), ("A", "x")]), "AxBody");
+    }
+
+    #[test]
+    fn prefix_ties_fall_back_to_full_comparison() {
+        assert_eq!(
+            tail(&[
+                ("ab\0", "x"),
+                ("ab", "y"),
+                ("abcdefghZ", "1"),
+                ("abcdefghA", "2"),
+                ("abcdefgh", "3"),
+                ("abcdefg", "4"),
+                ("abcdefgh", "0"),
+                ("abcdefgh", "3"),
+            ]),
+            "aby".to_owned()
+                + "ab\0x"
+                + "abcdefg4"
+                + "abcdefgh0"
+                + "abcdefgh3"
+                + "abcdefghA2"
+                + "abcdefghZ1"
+        );
+        // 48 parameters take the packed path, 100 the general one.
+        for n in [48, 49, 100] {
+            let many: Vec<(String, String)> = (0..n)
+                .rev()
+                .map(|i| (format!("Key{i:03}"), format!("{}", i % 7)))
+                .collect();
+            let expected: String = (0..n).map(|i| format!("Key{i:03}{}", i % 7)).collect();
+            let borrowed: Vec<(&str, &str)> =
+                many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            assert_eq!(tail(&borrowed), expected);
+        }
     }
 
     #[test]

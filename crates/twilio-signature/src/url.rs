@@ -49,19 +49,23 @@ fn split(url: &str) -> Option<Split<'_>> {
         return None;
     }
     let authority_start = scheme_len + 3;
-    let authority_end = bytes[authority_start..]
+    // One pass over the authority: where it ends, and after which `@` or `]` a port colon counts.
+    let mut authority_end = url.len();
+    let mut search_from = authority_start;
+    for (i, &b) in bytes.iter().enumerate().skip(authority_start) {
+        match b {
+            b'/' | b'?' | b'#' => {
+                authority_end = i;
+                break;
+            }
+            b'@' | b']' => search_from = i + 1,
+            _ => {}
+        }
+    }
+    let port_start = bytes[search_from..authority_end]
         .iter()
-        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
-        .map_or(url.len(), |i| authority_start + i);
-    let authority = &url[authority_start..authority_end];
-    let host_start = authority.rfind('@').map_or(0, |i| i + 1);
-    let host_and_port = &authority[host_start..];
-    let search_from = host_and_port.rfind(']').map_or(0, |i| i + 1);
-    let port_start = host_and_port[search_from..]
-        .find(':')
-        .map_or(authority_end, |i| {
-            authority_start + host_start + search_from + i
-        });
+        .position(|&b| b == b':')
+        .map_or(authority_end, |i| search_from + i);
     Some(Split {
         head: &url[..port_start],
         port: &url[port_start..authority_end],
@@ -83,22 +87,59 @@ fn port_variant(url: &str) -> Option<Candidate<'_>> {
 }
 
 /// Every string Twilio may have signed for `url`, most likely first: the URL as given, its port
-/// variant, and when it has a `#fragment`, the same two without the fragment.
-pub(crate) fn candidates(url: &str) -> impl Iterator<Item = Candidate<'_>> {
-    let without_fragment = url.find('#').map(|i| &url[..i]);
-    std::iter::once(Some(Candidate::whole(url)))
-        .chain(std::iter::once_with(move || port_variant(url)))
-        .chain(std::iter::once(without_fragment.map(Candidate::whole)))
-        .chain(std::iter::once_with(move || {
-            without_fragment.and_then(port_variant)
-        }))
-        .flatten()
+/// variant, and when it has a `#fragment`, the same two without the fragment. Each is worked out
+/// only when the previous ones did not match.
+pub(crate) fn candidates(url: &str) -> Candidates<'_> {
+    Candidates {
+        url,
+        step: 0,
+        without_fragment: None,
+    }
+}
+
+/// Iterator of [`candidates`].
+pub(crate) struct Candidates<'a> {
+    url: &'a str,
+    step: u8,
+    without_fragment: Option<&'a str>,
+}
+
+impl<'a> Iterator for Candidates<'a> {
+    type Item = Candidate<'a>;
+
+    fn next(&mut self) -> Option<Candidate<'a>> {
+        loop {
+            self.step += 1;
+            let next = match self.step {
+                1 => Some(Candidate::whole(self.url)),
+                2 => port_variant(self.url),
+                3 => {
+                    self.without_fragment = find(self.url, b'#').map(|i| &self.url[..i]);
+                    self.without_fragment.map(Candidate::whole)
+                }
+                4 => self.without_fragment.and_then(port_variant),
+                _ => return None,
+            };
+            if next.is_some() {
+                return next;
+            }
+        }
+    }
+}
+
+/// Byte offset of the first `byte` (ASCII) in `s` (`str::find` with a `char` uses `memchr`).
+fn find(s: &str, byte: u8) -> Option<usize> {
+    s.find(char::from(byte))
 }
 
 /// The query string of `url`: after the first `?` and before the first `#`.
 fn query(url: &str) -> Option<&str> {
-    let before_fragment = url.split_once('#').map_or(url, |(before, _)| before);
-    before_fragment.split_once('?').map(|(_, query)| query)
+    let start = find(url, b'?')?;
+    if find(&url[..start], b'#').is_some() {
+        return None;
+    }
+    let rest = &url[start + 1..];
+    Some(find(rest, b'#').map_or(rest, |end| &rest[..end]))
 }
 
 /// The first `bodySHA256` query value, form-decoded (`+` is a space, `%XX` a byte), as the SDKs

@@ -180,3 +180,36 @@ proptest! {
         let _ = v.validate_json_body(&url, body.as_bytes(), &header);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Our fixed-shape base64 agrees with the `base64` crate's strict standard engine on every
+    /// header of the right length: same accept/reject decision, same bytes.
+    #[test]
+    fn header_decoding_matches_the_base64_crate(
+        raw in prop::collection::vec(any::<u8>(), 20..=20),
+        noise in "[A-Za-z0-9+/=]{28}",
+        flip in any::<usize>(),
+        c in prop::sample::select(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ .".to_vec()),
+    ) {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let url = "https://h/p";
+        let v = validator();
+        let good = v.sign(url, &[] as &[(&str, &str)]);
+        let mut near = good.clone().into_bytes();
+        near[flip % 28] = c;
+        let near = String::from_utf8(near).unwrap();
+        for header in [engine.encode(&raw), noise, near] {
+            let strict_ok = engine.decode(&header).is_ok_and(|bytes| bytes.len() == 20);
+            let ours = v.validate(url, &[] as &[(&str, &str)], &header);
+            prop_assert_eq!(
+                strict_ok,
+                !matches!(ours, Err(SignatureError::Malformed { .. })),
+                "{:?}: {:?}", header, ours
+            );
+            prop_assert_eq!(ours.is_ok(), header == good);
+        }
+    }
+}
