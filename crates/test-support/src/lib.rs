@@ -33,6 +33,7 @@
 mod fixtures;
 mod ngrok;
 mod server;
+pub mod services;
 mod twilio;
 
 pub use fixtures::{
@@ -40,6 +41,7 @@ pub use fixtures::{
 };
 pub use ngrok::FakeNgrok;
 pub use server::RecordedRequest;
+pub use services::TestDb;
 pub use twilio::FakeTwilio;
 
 /// The `X-Twilio-Signature` Twilio would send for a form `body` posted to `url`.

@@ -168,7 +168,7 @@ async fn send_reply(app: &App, msg: &InboundMessage, reply: Reply) -> InboundSta
             .await;
         app.metrics.send_outcome("dry_run");
         tracing::info!(message_sid = sid, to = %msg.from, "reply recorded as dry run (no TWILIO_WHATSAPP_FROM / TWILIO_MESSAGING_SERVICE_SID or credentials)");
-        return InboundState::Answered;
+        return InboundState::DryRun;
     };
     let mut request = SendMessage {
         to: msg.from.clone(),

@@ -1,0 +1,210 @@
+//! Every status code the HTTP surface promises, against a real server.
+
+use crate::support::{Opts, Server, inbound_body, request, send_raw};
+use test_support::{AUTH_TOKEN, TestDb, WEBHOOK_URL, services::sid, sign_form};
+
+const EMPTY_TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_routes_and_methods() {
+    let db = TestDb::sqlite();
+    let s = Server::start(&db, Opts::default()).await;
+
+    let r = s.get("/healthz").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
+
+    let r = s.get("/readyz").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ready: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(ready["ready"], true);
+    assert_eq!(ready["database"], "ok");
+
+    assert_eq!(s.get("/nope").await.status, 404);
+    let r = s.get("/api/v1/whatsapp/webhook").await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("POST"));
+    let r = request(s.addr, "DELETE", "/healthz", &[], b"").await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+
+    let m = s.get("/metrics").await;
+    assert_eq!(m.status, 200);
+    assert!(
+        m.body
+            .contains(r#"whatsapp_webhook_http_requests_total{route="healthz",status="200"} 1"#),
+        "{}",
+        m.body
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_fixture_is_acknowledged_with_empty_twiml_after_commit() {
+    let db = TestDb::sqlite();
+    let s = Server::start(&db, Opts::default()).await;
+    // The fixture exactly as Twilio sent it, with the signature from fixtures/signatures.json.
+    let body = test_support::fixture("inbound-whatsapp-text.form");
+    let r = s
+        .post(
+            "/api/v1/whatsapp/webhook",
+            &body,
+            "jnjxCJgdmi0DAqQOnv4F4B6gPlU=",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body, EMPTY_TWIML);
+    assert_eq!(r.header("content-type"), Some("text/xml; charset=utf-8"));
+    // Acknowledged means committed: the row is readable right away.
+    let row = s
+        .app
+        .store
+        .get_inbound("SM1a2b3c4d5e6f708192a3b4c5d6e7f809")
+        .await
+        .unwrap()
+        .expect("row committed before the 200");
+    assert_eq!(row.body, "Hello, I need help with my order #1234");
+    assert_eq!(row.profile_name.as_deref(), Some("Ana Souza"));
+    assert_eq!(
+        row.idempotency_token.as_deref(),
+        Some("3f1c0e2a-0000-4000-8000-000000000001")
+    );
+    let params: serde_json::Value = serde_json::from_str(&row.params_json).unwrap();
+    assert_eq!(params["ReferralNumMedia"], "0", "unknown params are kept");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_missing_or_unverifiable_signatures_get_403() {
+    let db = TestDb::sqlite();
+    let s = Server::start(&db, Opts::default()).await;
+    let body = inbound_body(&sid("SM"));
+    let good = sign_form(AUTH_TOKEN, WEBHOOK_URL, &body);
+
+    // Tampered body, wrong URL, no header, garbage header.
+    let tampered = body.replace("Hello", "Hellp");
+    assert_eq!(
+        s.post("/api/v1/whatsapp/webhook", &tampered, &good)
+            .await
+            .status,
+        403
+    );
+    let wrong_url = sign_form(
+        AUTH_TOKEN,
+        "https://old.ngrok-free.app/api/v1/whatsapp/webhook",
+        &body,
+    );
+    assert_eq!(
+        s.post("/api/v1/whatsapp/webhook", &body, &wrong_url)
+            .await
+            .status,
+        403
+    );
+    let r = request(
+        s.addr,
+        "POST",
+        "/api/v1/whatsapp/webhook",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        s.post("/api/v1/whatsapp/webhook", &body, "not base64!")
+            .await
+            .status,
+        403
+    );
+    // The status callback is protected the same way.
+    assert_eq!(
+        s.post("/api/v1/whatsapp/status", "MessageSid=x", &good)
+            .await
+            .status,
+        403
+    );
+
+    // Nothing was recorded, and the failures are counted.
+    assert_eq!(
+        s.post("/api/v1/whatsapp/webhook", &body, &good)
+            .await
+            .status,
+        200
+    );
+    let m = s.get("/metrics").await;
+    assert!(
+        m.body
+            .contains("whatsapp_webhook_signature_failures_total 5"),
+        "{}",
+        m.body
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_every_webhook_is_refused() {
+    let db = TestDb::sqlite();
+    let s = Server::start(
+        &db,
+        Opts {
+            token: None,
+            ..Opts::default()
+        },
+    )
+    .await;
+    let body = inbound_body(&sid("SM"));
+    let sig = sign_form(AUTH_TOKEN, WEBHOOK_URL, &body);
+    let r = s.post("/api/v1/whatsapp/webhook", &body, &sig).await;
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("signature not verified"));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_but_signed_bodies_get_400() {
+    let db = TestDb::sqlite();
+    let s = Server::start(&db, Opts::default()).await;
+    for body in [
+        "Body=hello&From=whatsapp%3A%2B1",
+        "MessageSid=SMshort&AccountSid=AC1&From=a&To=b",
+    ] {
+        let r = s.post_webhook(body).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(r.body.starts_with("bad request: "), "{}", r.body);
+    }
+    // Invalid UTF-8 (signed over the lossy form the validator decodes).
+    let raw = b"MessageSid=SM\xff\xfe&Body=x";
+    let sig = sign_form(AUTH_TOKEN, WEBHOOK_URL, &String::from_utf8_lossy(raw));
+    let r = request(
+        s.addr,
+        "POST",
+        "/api/v1/whatsapp/webhook",
+        &[("X-Twilio-Signature", &sig)],
+        raw,
+    )
+    .await;
+    assert!(matches!(r.status, 400 | 403), "{}", r.status);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_get_413_and_huge_headers_431() {
+    let db = TestDb::sqlite();
+    let s = Server::start(&db, Opts::default()).await;
+    let big = "Body=".to_owned() + &"a".repeat(70 * 1024);
+    let r = s.post_webhook(&big).await;
+    assert_eq!(r.status, 413);
+
+    // Chunked, so no Content-Length gives the size away up front.
+    let mut raw = b"POST /api/v1/whatsapp/webhook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    for _ in 0..70 {
+        raw.extend_from_slice(format!("400\r\n{}\r\n", "b".repeat(1024)).as_bytes());
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    assert_eq!(send_raw(s.addr, &raw).await.status, 413);
+
+    let huge = "x".repeat(64 * 1024);
+    let r = request(s.addr, "GET", "/healthz", &[("X-Huge", &huge)], b"").await;
+    assert_eq!(r.status, 431);
+    // The server is still fine.
+    assert_eq!(s.get("/healthz").await.status, 200);
+    s.stop().await;
+}

@@ -1,0 +1,323 @@
+//! The asynchronous half: one reply per inbound message, dry run, delivery statuses, recovery
+//! after a crash, PostgreSQL and Redis, two instances on one database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::support::{FROM, Opts, Server, inbound_body, post_concurrently};
+use store::{BoxFuture, InboundState, Job, RedisQueue, RedisQueueOptions, StoreError, WorkQueue};
+use test_support::services::{REDIS_URL, require_redis, sid, unique};
+use test_support::{FakeTwilio, TestDb};
+
+fn redis_queue(prefix: &str, consumer: &str) -> Arc<dyn WorkQueue> {
+    Arc::new(
+        RedisQueue::new(
+            REDIS_URL,
+            RedisQueueOptions {
+                key_prefix: prefix.to_owned(),
+                consumer: consumer.to_owned(),
+                ..RedisQueueOptions::default()
+            },
+        )
+        .expect("redis queue"),
+    )
+}
+
+/// Posts one message five times at once and checks that exactly one reply went out, to the
+/// sender, from our number, with our status-callback marker.
+async fn replies_once(db: &TestDb, queue: Option<Arc<dyn WorkQueue>>) {
+    let twilio = FakeTwilio::start().await;
+    let s = Server::start(
+        db,
+        Opts {
+            twilio: Some(&twilio),
+            queue,
+            ..Opts::default()
+        },
+    )
+    .await;
+    let sid = sid("SM");
+    let statuses = post_concurrently(&[s.addr], &inbound_body(&sid), 5).await;
+    assert_eq!(statuses, vec![200; 5]);
+    assert_eq!(s.wait_processed(&sid).await, InboundState::Answered);
+
+    let sent = twilio.sent_messages();
+    assert_eq!(sent.len(), 1, "exactly one reply for five deliveries");
+    let send = &sent[0];
+    assert_eq!(send.form_value("To"), Some("whatsapp:+15551234567"));
+    assert_eq!(send.form_value("From"), Some(FROM));
+    assert_eq!(
+        send.form_value("Body"),
+        Some("Hi Ana Souza! We received your message: Hello, I need help with my order #1234")
+    );
+    let outbound = s
+        .app
+        .store
+        .outbound_for_inbound(&sid)
+        .await
+        .unwrap()
+        .expect("outbound row");
+    assert_eq!(
+        send.form_value("StatusCallback"),
+        Some(
+            format!(
+                "https://whatsapp-bot.onrender.com/api/v1/whatsapp/status?ref={}",
+                outbound.callback_marker
+            )
+            .as_str()
+        )
+    );
+    assert!(outbound.message_sid.is_some(), "Twilio's SID recorded");
+    assert_eq!(outbound.attempts, 1);
+    let m = s.get("/metrics").await.body;
+    assert!(
+        m.contains("whatsapp_webhook_duplicate_deliveries_total 4"),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"whatsapp_webhook_sends_total{outcome="sent"} 1"#),
+        "{m}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_in_process_replies_once() {
+    replies_once(&TestDb::sqlite(), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_in_process_replies_once() {
+    if let Some(db) = TestDb::postgres().await {
+        replies_once(&db, None).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_redis_replies_once() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    if !require_redis() {
+        return;
+    }
+    replies_once(&db, Some(redis_queue(&unique("wa_test_"), "one"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_redis_replies_once() {
+    if !require_redis() {
+        return;
+    }
+    replies_once(
+        &TestDb::sqlite(),
+        Some(redis_queue(&unique("wa_test_"), "one")),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_sender_replies_are_recorded_as_dry_run() {
+    let db = TestDb::sqlite();
+    let s = Server::start(&db, Opts::default()).await;
+    assert!(s.app.is_dry_run());
+    let sid = sid("SM");
+    assert_eq!(s.post_webhook(&inbound_body(&sid)).await.status, 200);
+    assert_eq!(s.wait_processed(&sid).await, InboundState::DryRun);
+    let out = s
+        .app
+        .store
+        .outbound_for_inbound(&sid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.status, "dry_run");
+    assert_eq!(out.to, "whatsapp:+15551234567");
+    assert!(out.body.contains("Hello, I need help"));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_messages_are_recorded_but_never_answered() {
+    let db = TestDb::sqlite();
+    let twilio = FakeTwilio::start().await;
+    let s = Server::start(
+        &db,
+        Opts {
+            twilio: Some(&twilio),
+            ..Opts::default()
+        },
+    )
+    .await;
+    let sid = sid("SM");
+    let body = format!("{}&ValidateWebhookProbe=1", inbound_body(&sid));
+    assert_eq!(s.post_webhook(&body).await.status, 200);
+    assert_eq!(s.wait_processed(&sid).await, InboundState::Answered);
+    assert!(twilio.sent_messages().is_empty());
+    assert!(
+        s.app
+            .store
+            .outbound_for_inbound(&sid)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_order_status_callbacks_never_move_backwards() {
+    let db = TestDb::sqlite();
+    let twilio = FakeTwilio::start().await;
+    let s = Server::start(
+        &db,
+        Opts {
+            twilio: Some(&twilio),
+            ..Opts::default()
+        },
+    )
+    .await;
+    let sid = sid("SM");
+    assert_eq!(s.post_webhook(&inbound_body(&sid)).await.status, 200);
+    s.wait_processed(&sid).await;
+    let out = s
+        .app
+        .store
+        .outbound_for_inbound(&sid)
+        .await
+        .unwrap()
+        .unwrap();
+    let reply_sid = out.message_sid.clone().unwrap();
+    let marker = format!("ref={}", out.callback_marker);
+    for status in ["read", "sent", "delivered", "sent"] {
+        let body = test_support::fixture(&format!("status-{status}.form"))
+            .replace("SM8e2c4a6b0d1f3e5a7c9b2d4f6a8c0e1b", &reply_sid);
+        let r = s.post_status(&body, &marker).await;
+        assert_eq!(r.status, 200, "{status}: {}", r.body);
+    }
+    let out = s
+        .app
+        .store
+        .outbound_by_message_sid(&reply_sid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.status, "read");
+    let events = s.app.store.status_events(&reply_sid).await.unwrap();
+    assert_eq!(events.len(), 4, "every callback is stored");
+    s.stop().await;
+}
+
+/// A queue that takes jobs and never hands them out: the state of a process killed right after
+/// acknowledging (or of a Redis that lost its data).
+struct BlackHole;
+
+impl WorkQueue for BlackHole {
+    fn enqueue<'a>(&'a self, _sid: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn receive(&self, _max: usize, block: Duration) -> BoxFuture<'_, Result<Vec<Job>, StoreError>> {
+        Box::pin(async move {
+            tokio::time::sleep(block).await;
+            Ok(Vec::new())
+        })
+    }
+    fn ack<'a>(&'a self, _job: &'a Job) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn depth(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async { Ok(0) })
+    }
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn kind(&self) -> &'static str {
+        "black-hole"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_acknowledged_before_a_crash_are_answered_once_after_restart() {
+    let db = TestDb::sqlite();
+    let twilio = FakeTwilio::start().await;
+    let first = Server::start(
+        &db,
+        Opts {
+            twilio: Some(&twilio),
+            queue: Some(Arc::new(BlackHole)),
+            ..Opts::default()
+        },
+    )
+    .await;
+    let sids: Vec<String> = (0..5).map(|_| sid("SM")).collect();
+    for sid in &sids {
+        assert_eq!(first.post_webhook(&inbound_body(sid)).await.status, 200);
+    }
+    first.stop().await;
+    assert!(
+        twilio.sent_messages().is_empty(),
+        "nothing answered before the crash"
+    );
+
+    let second = Server::start(
+        &db,
+        Opts {
+            twilio: Some(&twilio),
+            ..Opts::default()
+        },
+    )
+    .await;
+    for sid in &sids {
+        assert_eq!(second.wait_processed(sid).await, InboundState::Answered);
+    }
+    assert_eq!(twilio.sent_messages().len(), 5, "one reply each");
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_postgres_and_redis_reply_once() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    if !require_redis() {
+        return;
+    }
+    let twilio = FakeTwilio::start().await;
+    let prefix = unique("wa_test_");
+    let a = Server::start(
+        &db,
+        Opts {
+            twilio: Some(&twilio),
+            queue: Some(redis_queue(&prefix, "a")),
+            worker_id: "instance-a",
+            ..Opts::default()
+        },
+    )
+    .await;
+    let b = Server::start(
+        &db,
+        Opts {
+            twilio: Some(&twilio),
+            queue: Some(redis_queue(&prefix, "b")),
+            worker_id: "instance-b",
+            ..Opts::default()
+        },
+    )
+    .await;
+    let sids: Vec<String> = (0..10).map(|_| sid("SM")).collect();
+    for sid in &sids {
+        let statuses = post_concurrently(&[a.addr, b.addr], &inbound_body(sid), 4).await;
+        assert_eq!(statuses, vec![200; 4]);
+    }
+    for sid in &sids {
+        a.wait_processed(sid).await;
+    }
+    let sent = twilio.sent_messages();
+    assert_eq!(
+        sent.len(),
+        sids.len(),
+        "one reply per message across both instances"
+    );
+    a.stop().await;
+    b.stop().await;
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the webhook pipeline: one test binary, one module per concern.
+
+mod http;
+mod pipeline;
+mod support;
