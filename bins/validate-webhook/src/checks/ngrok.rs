@@ -263,6 +263,30 @@ mod tests {
     }
 
     #[test]
+    fn not_running_is_an_error_only_online() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("bind");
+        let mut ctx = Ctx {
+            setup: crate::setup::Setup {
+                webhook_url: Some("https://abc.ngrok-free.app/api/v1/whatsapp/webhook".into()),
+                ..Default::default()
+            },
+            online: false,
+            timeout: std::time::Duration::from_secs(2),
+            ngrok_api_url: format!("http://127.0.0.1:{port}"),
+            cwd: std::path::PathBuf::from("."),
+        };
+        let offline = check(&ctx);
+        assert_eq!(offline[0].status, Status::Warning, "{offline:?}");
+        ctx.online = true;
+        let online = check(&ctx);
+        assert_eq!(online[0].status, Status::Error, "{online:?}");
+        assert_eq!(online[0].detail, offline[0].detail);
+    }
+
+    #[test]
     fn parses_the_fixture() {
         let t: Tunnels =
             serde_json::from_str(include_str!("../../../../fixtures/ngrok-tunnels.json"))

@@ -4,7 +4,10 @@ use crate::support::{Project, TinyServer, closed_port, dotenv, fake_redis};
 
 #[test]
 fn backend_not_listening_is_a_warning_offline_and_an_error_online() {
-    let p = Project::new(&dotenv(""));
+    let p = Project::new(&dotenv("")).env(
+        "TWILIO_API_BASE_URL",
+        format!("http://127.0.0.1:{}", closed_port()),
+    );
     let port = p.port();
     let line = format!("  ⚠️ port: nothing is listening on 127.0.0.1:{port}");
     let fix = format!(

@@ -109,8 +109,44 @@ impl Project {
             .expect("PORT")
     }
 
+    /// The value the binary will see for `key`: the environment wins over `.env`.
+    fn value(&self, key: &str) -> Option<String> {
+        if let Some((_, v)) = self.env.iter().find(|(k, _)| k == key) {
+            return Some(v.clone());
+        }
+        let dotenv = std::fs::read_to_string(self.dir.path().join(".env")).unwrap_or_default();
+        dotenv
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_owned))
+    }
+
+    /// Refuses runs that would reach the network: `--online` and `send-test` must talk to a
+    /// local fake Twilio, and the online probe must post to 127.0.0.1.
+    #[track_caller]
+    fn assert_stays_local(&self, args: &[&str]) {
+        if !args.iter().any(|a| *a == "--online" || *a == "send-test") {
+            return;
+        }
+        let local = |v: &str| v.starts_with("http://127.0.0.1:");
+        if self.value("TWILIO_ACCOUNT_SID").is_some() {
+            let base = self.value("TWILIO_API_BASE_URL").unwrap_or_default();
+            assert!(
+                local(&base),
+                "test would call the real Twilio API ({base:?})"
+            );
+        }
+        if let Some(url) = self.value("WEBHOOK_URL") {
+            assert!(
+                args.contains(&"send-test") || local(&url),
+                "the probe would POST to {url}"
+            );
+        }
+    }
+
     /// Runs the binary in the project directory with only this environment.
+    #[track_caller]
     pub(crate) fn run(&self, args: &[&str]) -> Run {
+        self.assert_stays_local(args);
         let out = Command::new(env!("CARGO_BIN_EXE_validate-webhook"))
             .args(args)
             .current_dir(self.dir.path())
