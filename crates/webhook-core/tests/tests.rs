@@ -1,5 +1,6 @@
 //! Integration tests of the webhook pipeline: one test binary, one module per concern.
 
+mod fixtures;
 mod http;
 mod pipeline;
 mod support;
