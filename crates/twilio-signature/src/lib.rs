@@ -52,7 +52,7 @@
 //! # What this crate deliberately does not do
 //!
 //! - No I/O, no async, no framework: the optional `http` feature only reads an
-//!   [`http::Request`]'s headers; reading the body is the caller's job (cap it, e.g. 64 KiB).
+//!   `http::Request`'s headers; reading the body is the caller's job (cap it, e.g. 64 KiB).
 //! - No URL normalisation (case, percent-encoding, dot segments) and no guessing from `Host` or
 //!   `X-Forwarded-*`: a lenient match is a wider attack surface and hides misconfiguration.
 //! - No replay protection: Twilio's signature has no timestamp or nonce. De-duplicate on
@@ -70,8 +70,9 @@
 //!
 //! # Features
 //!
-//! - `http` (off by default): [`Validator::validate_http_request`] and
-//!   [`Validator::validate_http_parts`] for hyper/axum services.
+//! - `http` (off by default): `Validator::validate_http_request` and
+//!   `Validator::validate_http_parts` for hyper/axum services, taking an `http::Request` (or its
+//!   parts and the collected body) and the configured URL.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
