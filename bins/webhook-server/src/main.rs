@@ -14,7 +14,7 @@ use std::process::ExitCode;
 )]
 struct Cli {
     /// Read this .env file instead of ./.env.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     env_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,

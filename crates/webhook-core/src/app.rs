@@ -93,6 +93,16 @@ pub enum StartError {
     Twilio(#[source] twilio_client::TwilioError),
 }
 
+impl StartError {
+    /// True when a dependency is only unreachable (worth retrying), not misconfigured.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StartError::Store(e) | StartError::Queue(e) => e.is_unavailable(),
+            StartError::Twilio(_) => false,
+        }
+    }
+}
+
 impl App {
     /// Opens the store (running pending migrations), the queue and the Twilio client described by
     /// `settings`, with the default [`AutoReply`] handler.
@@ -119,17 +129,26 @@ impl App {
         .map_err(StartError::Store)?;
         let worker_id = format!("{}-{}", hostname(), std::process::id());
         let queue: Arc<dyn WorkQueue> = match &settings.redis_url {
-            Some(url) => Arc::new(
-                store::RedisQueue::connect(
-                    url.expose(),
-                    store::RedisQueueOptions {
-                        consumer: worker_id.clone(),
-                        ..store::RedisQueueOptions::default()
-                    },
-                )
-                .await
-                .map_err(StartError::Queue)?,
-            ),
+            Some(url) => {
+                let opts = store::RedisQueueOptions {
+                    consumer: worker_id.clone(),
+                    ..store::RedisQueueOptions::default()
+                };
+                match store::RedisQueue::connect(url.expose(), opts.clone()).await {
+                    Ok(q) => Arc::new(q),
+                    // Redis being down must not keep the server from taking webhooks: messages
+                    // are committed to the database first and the sweep queues them once Redis
+                    // is back. The queue connects lazily and recreates its group then.
+                    Err(e) if e.is_unavailable() => {
+                        tracing::warn!(error = %e, "⚠️ Redis is unreachable at start; webhooks are still recorded, replies resume when it returns");
+                        Arc::new(
+                            store::RedisQueue::new(url.expose(), opts)
+                                .map_err(StartError::Queue)?,
+                        )
+                    }
+                    Err(e) => return Err(StartError::Queue(e)),
+                }
+            }
             None => Arc::new(store::InProcessQueue::new()),
         };
         let client = match (&settings.sender, twilio_auth(&settings)) {

@@ -22,6 +22,12 @@ use std::time::{Duration, Instant};
 pub const WEBHOOK_PATH: &str = "/api/v1/whatsapp/webhook";
 /// Path of the delivery status callback.
 pub const STATUS_PATH: &str = "/api/v1/whatsapp/status";
+/// Liveness probe path.
+pub const HEALTH_PATH: &str = "/healthz";
+/// Readiness probe path (Render's `healthCheckPath`).
+pub const READY_PATH: &str = "/readyz";
+/// Prometheus metrics path.
+pub const METRICS_PATH: &str = "/metrics";
 /// Largest request body accepted (Twilio's own limit for a webhook response is 64 KiB too).
 pub const MAX_BODY: usize = 64 * 1024;
 /// Time allowed to receive a request body once its headers arrived.
@@ -61,12 +67,12 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let (route, res) = match (path.as_str(), req.method()) {
         (WEBHOOK_PATH, &Method::POST) => ("webhook", inbound(&app, req, started).await),
         (STATUS_PATH, &Method::POST) => ("status", status(&app, req).await),
-        ("/healthz", &Method::GET | &Method::HEAD) => ("healthz", text(StatusCode::OK, "ok\n")),
-        ("/readyz", &Method::GET | &Method::HEAD) => ("readyz", ready(&app).await),
-        ("/metrics", &Method::GET) => ("metrics", metrics(&app).await),
+        (HEALTH_PATH, &Method::GET | &Method::HEAD) => ("healthz", text(StatusCode::OK, "ok\n")),
+        (READY_PATH, &Method::GET | &Method::HEAD) => ("readyz", ready(&app).await),
+        (METRICS_PATH, &Method::GET) => ("metrics", metrics(&app).await),
         (WEBHOOK_PATH | STATUS_PATH, _) => ("other", not_allowed("POST")),
-        ("/healthz" | "/readyz", _) => ("other", not_allowed("GET, HEAD")),
-        ("/metrics", _) => ("other", not_allowed("GET")),
+        (HEALTH_PATH | READY_PATH, _) => ("other", not_allowed("GET, HEAD")),
+        (METRICS_PATH, _) => ("other", not_allowed("GET")),
         _ => ("other", text(StatusCode::NOT_FOUND, "not found\n")),
     };
     app.metrics.observe_request(

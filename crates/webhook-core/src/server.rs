@@ -49,7 +49,28 @@ pub async fn serve(
             );
         }
     }
-    let app = Arc::new(App::from_settings(settings).await?);
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_secs(1);
+    let app = loop {
+        match App::from_settings(settings.clone()).await {
+            Ok(app) => break Arc::new(app),
+            // The database may come up after us (containers, a restarting managed database):
+            // stay up and retry instead of exiting, as DESIGN's recovery rule asks.
+            Err(e) if e.is_unavailable() => {
+                tracing::error!(
+                    error = %e,
+                    retry_in_s = backoff.as_secs(),
+                    "❌ cannot start yet: a dependency is unreachable; retrying"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = &mut shutdown => return Ok(()),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     if app.is_dry_run() {
         tracing::warn!(
             "⚠️ Dry run: replies are recorded in outbound_messages but not sent (set TWILIO_WHATSAPP_FROM or TWILIO_MESSAGING_SERVICE_SID, TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to send)"
