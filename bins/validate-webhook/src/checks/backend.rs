@@ -14,8 +14,17 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
     let port = setup.port;
     let host = setup.local_host();
     let addr = format!("{host}:{port}");
-    // Before the server starts this is expected; with --online the chain needs it.
-    let missing = if ctx.online {
+    // Before the server starts this is expected; with --online the chain needs it, unless
+    // WEBHOOK_URL points at a deployed host (Render, …) that does not run through this machine.
+    let webhook_host = setup
+        .webhook_url
+        .as_deref()
+        .and_then(|w| url::Url::parse(w).ok())
+        .and_then(|u| u.host_str().map(str::to_owned));
+    let chain_is_local = webhook_host.as_deref().is_none_or(|h| {
+        super::ngrok::is_ngrok_host(h) || matches!(h, "localhost" | "127.0.0.1" | "[::1]" | "::1")
+    });
+    let missing = if ctx.online && chain_is_local {
         Status::Error
     } else {
         Status::Warning
@@ -64,4 +73,47 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
         ),
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(webhook_url: &str, online: bool) -> Ctx {
+        // A port nothing listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("bind");
+        Ctx {
+            setup: crate::setup::Setup {
+                webhook_url: Some(webhook_url.into()),
+                port,
+                ..Default::default()
+            },
+            online,
+            timeout: std::time::Duration::from_secs(2),
+            ngrok_api_url: "http://127.0.0.1:9".into(),
+            cwd: std::path::PathBuf::from("."),
+        }
+    }
+
+    #[test]
+    fn a_missing_local_backend_breaks_only_a_chain_through_this_machine() {
+        let ngrok = check(&ctx(
+            "https://abc.ngrok-free.app/api/v1/whatsapp/webhook",
+            true,
+        ));
+        assert_eq!(ngrok[0].status, Status::Error, "{ngrok:?}");
+        let offline = check(&ctx(
+            "https://abc.ngrok-free.app/api/v1/whatsapp/webhook",
+            false,
+        ));
+        assert_eq!(offline[0].status, Status::Warning, "{offline:?}");
+        let deployed = check(&ctx(
+            "https://bot.onrender.com/api/v1/whatsapp/webhook",
+            true,
+        ));
+        assert_eq!(deployed[0].status, Status::Warning, "{deployed:?}");
+    }
 }

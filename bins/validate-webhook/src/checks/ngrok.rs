@@ -31,7 +31,7 @@ struct TunnelConfig {
 }
 
 /// Hosts ngrok hands out; a WEBHOOK_URL on one of these needs a running agent.
-fn is_ngrok_host(host: &str) -> bool {
+pub(crate) fn is_ngrok_host(host: &str) -> bool {
     [
         ".ngrok-free.app",
         ".ngrok-free.dev",
