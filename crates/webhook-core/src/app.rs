@@ -43,7 +43,7 @@ pub struct App {
     pub handler: Arc<dyn Handler>,
     /// Prometheus metrics.
     pub metrics: Metrics,
-    /// Unique name of this process's worker (claims in the database carry it).
+    /// Unique name of this process's worker; database claims carry it as `<worker_id>#<n>`.
     pub worker_id: String,
     heartbeat_ms: AtomicU64,
 }

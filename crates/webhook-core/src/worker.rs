@@ -6,19 +6,31 @@
 //! silent second message), sends through Twilio on a blocking thread, records the outcome and only
 //! then acknowledges the queue entry. Concurrency is bounded by a semaphore; shutdown stops taking
 //! new jobs and waits for in-flight ones up to a deadline.
+//!
+//! A database step that fails because the database is unavailable (an outage, a restart) is
+//! retried with backoff for up to [`STORE_RETRY_WINDOW`] while the worker still holds the claim,
+//! so a short outage delays the reply by the outage, not by a whole [`CLAIM_LEASE`].
 
 use crate::app::App;
 use crate::inbound::InboundMessage;
 use crate::reply::Reply;
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use store::{InboundState, Job, NewOutbound, OutboundUpdate};
+use store::{InboundState, Job, NewOutbound, OutboundUpdate, StoreError};
 use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant as Deadline;
 use twilio_client::{RetryPolicy, SendMessage};
 
 /// How long a claim on a message lasts before another worker may take it over. Longer than the
 /// worst-case send with retries, so a live worker is never overtaken.
 pub const CLAIM_LEASE: Duration = Duration::from_secs(120);
+
+/// How long one job keeps retrying a database step while the database is unavailable. Well
+/// inside [`CLAIM_LEASE`], so the claim is still this worker's while it retries; after it the
+/// job gives up and the lease expiring hands the message to the sweep.
+pub const STORE_RETRY_WINDOW: Duration = Duration::from_secs(60);
 
 /// Runs the worker until `shutdown` flips to true, then drains in-flight jobs for up to `drain`.
 pub async fn run(
@@ -80,12 +92,9 @@ pub async fn run(
 /// Handles one job end to end; never panics, logs every outcome.
 pub async fn process(app: &App, job: &Job) {
     let started = Instant::now();
+    let until = Deadline::now() + STORE_RETRY_WINDOW;
     let sid = job.message_sid.as_str();
-    let claimed = match app
-        .store
-        .claim_inbound(sid, &app.worker_id, CLAIM_LEASE)
-        .await
-    {
+    let claimed = match claim(app, sid, until).await {
         Ok(c) => c,
         Err(e) => {
             // Leave the job unacknowledged: it is redelivered or swept later.
@@ -102,7 +111,7 @@ pub async fn process(app: &App, job: &Job) {
         Ok(m) => m,
         Err(e) => {
             tracing::error!(message_sid = sid, error = %e, "❌ stored message cannot be parsed; marking failed");
-            finish(app, sid, InboundState::Failed).await;
+            finish(app, sid, InboundState::Failed, until).await;
             ack(app, job).await;
             return;
         }
@@ -120,10 +129,10 @@ pub async fn process(app: &App, job: &Job) {
                 app.metrics.send_outcome("skipped");
                 InboundState::Answered
             }
-            Some(reply) => send_reply(app, &msg, reply).await,
+            Some(reply) => send_reply(app, &msg, reply, until).await,
         }
     };
-    finish(app, sid, state).await;
+    finish(app, sid, state, until).await;
     ack(app, job).await;
     if state != InboundState::Failed {
         tracing::info!(
@@ -135,21 +144,27 @@ pub async fn process(app: &App, job: &Job) {
     }
 }
 
-async fn send_reply(app: &App, msg: &InboundMessage, reply: Reply) -> InboundState {
+async fn send_reply(
+    app: &App,
+    msg: &InboundMessage,
+    reply: Reply,
+    until: Deadline,
+) -> InboundState {
     let sid = msg.message_sid.as_str();
     let from = match &app.sender {
         Some(config::Sender::WhatsAppFrom(f)) => f.clone(),
         _ => msg.to.clone(),
     };
-    let outbound = match app
-        .store
-        .create_outbound(NewOutbound {
-            inbound_message_sid: sid.to_owned(),
-            to: msg.from.clone(),
-            from: from.clone(),
-            body: reply.body.clone().unwrap_or_default(),
-        })
-        .await
+    let new = NewOutbound {
+        inbound_message_sid: sid.to_owned(),
+        to: msg.from.clone(),
+        from: from.clone(),
+        body: reply.body.clone().unwrap_or_default(),
+    };
+    let outbound = match retry_unavailable(sid, "creating the outbound row", until, || {
+        app.store.create_outbound(new.clone())
+    })
+    .await
     {
         Ok(o) => o,
         Err(e) => {
@@ -162,10 +177,11 @@ async fn send_reply(app: &App, msg: &InboundMessage, reply: Reply) -> InboundSta
         return InboundState::Answered;
     }
     let (Some(client), Some(sender)) = (app.client.clone(), app.sender.clone()) else {
-        let _ = app
-            .store
-            .update_outbound(outbound.id, OutboundUpdate::dry_run())
-            .await;
+        let _ = retry_unavailable(sid, "recording a dry run", until, || {
+            app.store
+                .update_outbound(outbound.id, OutboundUpdate::dry_run())
+        })
+        .await;
         app.metrics.send_outcome("dry_run");
         tracing::info!(message_sid = sid, to = %msg.from, "reply recorded as dry run (no TWILIO_WHATSAPP_FROM / TWILIO_MESSAGING_SERVICE_SID or credentials)");
         return InboundState::DryRun;
@@ -190,10 +206,11 @@ async fn send_reply(app: &App, msg: &InboundMessage, reply: Reply) -> InboundSta
     let in_doubt = outbound.is_in_doubt();
     let since = outbound.updated_at;
     // Mark the attempt before it goes out, so a crash mid-send is visible and is looked up, not resent blindly.
-    if let Err(e) = app
-        .store
-        .update_outbound(outbound.id, OutboundUpdate::sending())
-        .await
+    if let Err(e) = retry_unavailable(sid, "marking the reply as sending", until, || {
+        app.store
+            .update_outbound(outbound.id, OutboundUpdate::sending())
+    })
+    .await
     {
         tracing::warn!(message_sid = sid, error = %e, "⚠️ could not mark the reply as sending; will retry");
         return InboundState::Processing;
@@ -215,13 +232,15 @@ async fn send_reply(app: &App, msg: &InboundMessage, reply: Reply) -> InboundSta
     .await;
     match result {
         Ok(Ok((m, attempts, recovered))) => {
-            if let Err(e) = app
-                .store
-                .update_outbound(
+            // The Twilio SID is only in memory now: keep trying to record it rather than
+            // leave the next attempt a lookup.
+            if let Err(e) = retry_unavailable(sid, "recording the sent reply", until, || {
+                app.store.update_outbound(
                     outbound.id,
                     OutboundUpdate::sent(&m.sid, &m.status, attempts),
                 )
-                .await
+            })
+            .await
             {
                 // The row stays "submitting": the next attempt looks the message up instead of resending.
                 tracing::warn!(message_sid = sid, reply_sid = %m.sid, error = %e, "⚠️ reply sent but not recorded; will reconcile");
@@ -244,13 +263,13 @@ async fn send_reply(app: &App, msg: &InboundMessage, reply: Reply) -> InboundSta
             InboundState::Processing
         }
         Ok(Err(e)) => {
-            let _ = app
-                .store
-                .update_outbound(
+            let _ = retry_unavailable(sid, "recording the failed send", until, || {
+                app.store.update_outbound(
                     outbound.id,
                     OutboundUpdate::failed(e.code(), &e.to_string(), 1),
                 )
-                .await;
+            })
+            .await;
             app.metrics.send_outcome("failed");
             tracing::error!(
                 message_sid = sid,
@@ -278,12 +297,79 @@ fn with_marker(url: &str, marker: &str) -> String {
     )
 }
 
-async fn finish(app: &App, sid: &str, state: InboundState) {
+async fn finish(app: &App, sid: &str, state: InboundState, until: Deadline) {
     if state == InboundState::Processing {
         return; // keep the claim; the lease expires and the sweep retries
     }
-    if let Err(e) = app.store.finish_inbound(sid, state).await {
+    if let Err(e) = retry_unavailable(sid, "recording the outcome", until, || {
+        app.store.finish_inbound(sid, state)
+    })
+    .await
+    {
         tracing::warn!(message_sid = sid, error = %e, "⚠️ could not record the outcome; the sweep will retry");
+    }
+}
+
+/// Claims the message under a name unique to this attempt (`<worker id>#<n>`), retrying while
+/// the database is unavailable. A claim whose commit went through but whose answer was lost
+/// (the connection dropped) looks like "held by someone else" to the retry; the row's
+/// `claimed_by` tells whether that someone is this very attempt.
+async fn claim(
+    app: &App,
+    sid: &str,
+    until: Deadline,
+) -> Result<Option<store::InboundMessage>, StoreError> {
+    static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
+    let claim_id = format!(
+        "{}#{}",
+        app.worker_id,
+        ATTEMPTS.fetch_add(1, Ordering::Relaxed)
+    );
+    let tries = AtomicU64::new(0);
+    let claimed = retry_unavailable(sid, "claiming the message", until, || {
+        tries.fetch_add(1, Ordering::Relaxed);
+        app.store.claim_inbound(sid, &claim_id, CLAIM_LEASE)
+    })
+    .await?;
+    if claimed.is_some() || tries.load(Ordering::Relaxed) == 1 {
+        return Ok(claimed);
+    }
+    let row = retry_unavailable(sid, "checking the claim", until, || {
+        app.store.get_inbound(sid)
+    })
+    .await?;
+    Ok(row.filter(|r| {
+        r.state == InboundState::Processing && r.claimed_by.as_deref() == Some(claim_id.as_str())
+    }))
+}
+
+/// Runs a database step, retrying with backoff (100 ms doubling to 5 s) while it fails because
+/// the database is unavailable, until `until`. Other errors return at once.
+async fn retry_unavailable<T, F, Fut>(
+    sid: &str,
+    step: &str,
+    until: Deadline,
+    mut op: F,
+) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match op().await {
+            Err(e) if e.is_unavailable() && Deadline::now() + backoff < until => {
+                tracing::warn!(
+                    message_sid = sid,
+                    error = %e,
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "⚠️ database unavailable while {step}; retrying"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -323,6 +409,51 @@ fn json_string(v: serde_json::Value) -> String {
 mod tests {
     use super::*;
     use crate::inbound::params_to_json;
+
+    #[tokio::test(start_paused = true)]
+    async fn unavailable_database_steps_are_retried_until_the_deadline() {
+        use std::sync::atomic::AtomicU32;
+        let calls = AtomicU32::new(0);
+        let until = Deadline::now() + Duration::from_secs(60);
+        let ok = retry_unavailable("SM1", "testing", until, || async {
+            match calls.fetch_add(1, Ordering::Relaxed) {
+                0 | 1 => Err(StoreError::Unavailable("down".into())),
+                n => Ok(n),
+            }
+        })
+        .await;
+        assert_eq!(ok, Ok(2), "succeeds on the third try");
+
+        let calls = AtomicU32::new(0);
+        let bug = retry_unavailable("SM1", "testing", until, || async {
+            calls.fetch_add(1, Ordering::Relaxed);
+            Err::<(), _>(StoreError::Bug("no such table".into()))
+        })
+        .await;
+        assert!(bug.is_err());
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            1,
+            "other errors are not retried"
+        );
+
+        let start = Deadline::now();
+        let until = start + Duration::from_secs(60);
+        let calls = AtomicU32::new(0);
+        let down = retry_unavailable("SM1", "testing", until, || async {
+            calls.fetch_add(1, Ordering::Relaxed);
+            Err::<(), _>(StoreError::Unavailable("down".into()))
+        })
+        .await;
+        assert!(down.is_err_and(|e| e.is_unavailable()));
+        let waited = Deadline::now() - start;
+        assert!(
+            waited > Duration::from_secs(50) && waited <= Duration::from_secs(60),
+            "keeps trying for the window, then gives up: {waited:?}"
+        );
+        // 100 ms doubling to 5 s: 0.1+0.2+…+3.2 = 6.3 s in 7 tries, then every 5 s.
+        assert!(calls.load(Ordering::Relaxed) < 20, "backs off");
+    }
 
     #[test]
     fn params_round_trip_through_json() {
