@@ -57,6 +57,21 @@ fn decode_into(mut input: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(input);
 }
 
+/// Index of the first of `&`, `=`, `+`, `%` in an eight-byte chunk, if any (SWAR: a byte equal
+/// to `c` becomes zero after XOR with `c` repeated, and the zero-byte test below is exact for
+/// the lowest such byte).
+fn special_bytes(chunk: &[u8]) -> Option<u32> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let word = u64::from_le_bytes(chunk.first_chunk::<8>().copied().unwrap_or([b'&'; 8]));
+    let zero_bytes = |c: u8| {
+        let x = word ^ (ONES * u64::from(c));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    };
+    let found = zero_bytes(b'&') | zero_bytes(b'=') | zero_bytes(b'+') | zero_bytes(b'%');
+    (found != 0).then(|| found.trailing_zeros() / 8)
+}
+
 /// The decoded form of one name or value; borrowed when there is nothing to decode.
 pub(crate) fn decode(input: &[u8]) -> Cow<'_, [u8]> {
     if input.iter().any(|&b| b == b'+' || b == b'%') {
@@ -85,15 +100,67 @@ impl FormParams {
         const NOT_UTF8: SignatureError = SignatureError::InvalidBody {
             reason: "a form name or value is not UTF-8 after percent-decoding",
         };
-        let mut buf = Vec::with_capacity(body.len());
-        let mut ranges = Vec::new();
-        for (name, value) in pairs(body) {
-            let name_start = buf.len();
-            decode_into(name, &mut buf);
-            let value_start = buf.len();
-            decode_into(value, &mut buf);
-            ranges.push((name_start..value_start, value_start..buf.len()));
+        // One pass: decoded output is never longer than its input, so `buf` is sized up front
+        // and written by index; `&` ends a piece, the first `=` in it ends the name. Runs of
+        // ordinary bytes are found eight at a time and copied in one go.
+        let mut buf = vec![0u8; body.len()];
+        let mut ranges = Vec::with_capacity(body.len() / 16 + 1);
+        let mut written = 0;
+        let mut name_start = 0;
+        let mut value_start = None;
+        let mut piece_empty = true;
+        let mut i = 0;
+        loop {
+            if let (Some(chunk), Some(dst)) =
+                (body.get(i..i + 8), buf.get_mut(written..written + 8))
+            {
+                let plain = special_bytes(chunk).map_or(8, |at| at as usize);
+                if plain > 0 {
+                    // All eight bytes in one move; the ones past `plain` are overwritten later.
+                    dst.copy_from_slice(chunk);
+                    (i, written, piece_empty) = (i + plain, written + plain, false);
+                    continue;
+                }
+            }
+            let Some(&b) = body.get(i) else { break };
+            i += 1;
+            let decoded = match b {
+                b'&' => {
+                    if !piece_empty {
+                        let split = value_start.unwrap_or(written);
+                        ranges.push((name_start..split, split..written));
+                    }
+                    (name_start, value_start, piece_empty) = (written, None, true);
+                    continue;
+                }
+                b'=' if value_start.is_none() => {
+                    (value_start, piece_empty) = (Some(written), false);
+                    continue;
+                }
+                b'+' => b' ',
+                b'%' => match (
+                    body.get(i).copied().and_then(hex_value),
+                    body.get(i + 1).copied().and_then(hex_value),
+                ) {
+                    (Some(hi), Some(lo)) => {
+                        i += 2;
+                        hi << 4 | lo
+                    }
+                    _ => b'%',
+                },
+                other => other,
+            };
+            piece_empty = false;
+            if let Some(slot) = buf.get_mut(written) {
+                *slot = decoded;
+            }
+            written += 1;
         }
+        if !piece_empty {
+            let split = value_start.unwrap_or(written);
+            ranges.push((name_start..split, split..written));
+        }
+        buf.truncate(written);
         // One validation of the whole buffer; every piece is then UTF-8 exactly when every piece
         // boundary is a character boundary (a sequence split across two pieces is not).
         let buf = String::from_utf8(buf).map_err(|_| NOT_UTF8)?;
@@ -158,6 +225,34 @@ mod tests {
             [("Body".to_owned(), "😀+&".to_owned())]
         );
         assert!(parsed("").is_empty());
+    }
+
+    #[test]
+    fn finds_the_first_special_byte() {
+        assert_eq!(special_bytes(b"abcdefgh"), None);
+        assert_eq!(special_bytes(b"abc&efgh"), Some(3));
+        assert_eq!(special_bytes(b"%bcdefg="), Some(0));
+        assert_eq!(special_bytes(b"abcdefg+"), Some(7));
+        assert_eq!(special_bytes(b"\x00\x01\x7f\x80\xff\x24\x26\x00"), Some(6));
+        for byte in 0..=255u8 {
+            let mut chunk = [b'a'; 8];
+            chunk[5] = byte;
+            let expected = matches!(byte, b'&' | b'=' | b'+' | b'%').then_some(5);
+            assert_eq!(special_bytes(&chunk), expected, "{byte}");
+        }
+    }
+
+    #[test]
+    fn long_plain_runs_and_specials_at_chunk_edges() {
+        assert_eq!(
+            parsed("abcdefghijklmnop=qrstuvwx+yz%41%42CDEFGHIJ&k=12345678&&%3d=%3D"),
+            [
+                ("abcdefghijklmnop", "qrstuvwx yzABCDEFGHIJ"),
+                ("k", "12345678"),
+                ("=", "=")
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
     }
 
     #[test]

@@ -213,3 +213,24 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Our strict form decoder reads every body as the WHATWG decoder (`form_urlencoded`, what
+    /// web frameworks use) does, except that it refuses bodies that are not UTF-8 once decoded.
+    #[test]
+    fn form_decoding_matches_form_urlencoded(body in "([a-zA-Z0-9=&+%. ]|%[0-9a-fA-F]{2}|%[cC][23]%[89aAbB][0-9a-fA-F]|é|😀){0,40}") {
+        let v = validator();
+        let url = "https://h.example/hook";
+        let decoded: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+        let lossy = decoded.iter().any(|(k, v)| k.contains('\u{FFFD}') || v.contains('\u{FFFD}'));
+        let signature = v.sign(url, &decoded);
+        let ours = v.validate_form_body(url, body.as_bytes(), &signature);
+        if lossy {
+            prop_assert!(matches!(ours, Err(SignatureError::InvalidBody { .. })), "{:?}", ours);
+        } else {
+            prop_assert_eq!(ours, Ok(()));
+        }
+    }
+}
