@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{
@@ -98,7 +99,11 @@ impl Store {
         };
 
         let mut co = ConnectOptions::new(database_url.to_owned());
-        co.sqlx_logging(false).acquire_timeout(opts.acquire_timeout);
+        co.sqlx_logging(false)
+            .acquire_timeout(opts.acquire_timeout)
+            // A ping on every checkout is one more round trip per group commit; ping only
+            // connections idle long enough to have been dropped by the server or a proxy.
+            .test_before_acquire_if_idle_for(Duration::from_secs(1));
         let in_memory = backend == DbBackend::Sqlite && database_url.contains(":memory:");
         let max = opts.max_connections.unwrap_or(match backend {
             DbBackend::Postgres => 10,
@@ -117,6 +122,13 @@ impl Store {
                     .busy_timeout(busy)
                     .foreign_keys(true)
             });
+        }
+        if backend == DbBackend::Postgres && !database_url.contains("sslmode=disable") {
+            tracing::info!(
+                "PostgreSQL may be reached over TLS (sslmode=prefer by default): sqlx 0.9.0 leaves \
+                 Nagle's algorithm on, which can add up to 40 ms per statement over TLS \
+                 (sqlx issue 4335); on loopback or a private network add ?sslmode=disable"
+            );
         }
         let db = Database::connect(co)
             .await
