@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
         .map(|line| line.split_once('\t').unwrap_or((line, "")))
         .collect();
 
-    for validator in [Validator::new("0123456789abcdef0123456789abcdef"), Validator::shared_key(&header)] {
+    for validator in [
+        Validator::new("0123456789abcdef0123456789abcdef"),
+        Validator::shared_key(&header),
+    ] {
         let _ = validator.validate(&url, &params, &header);
         let _ = validator.validate_form_body(&url, body, &header);
         let _ = validator.validate_json_body(&url, body, &header);
