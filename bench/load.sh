@@ -9,6 +9,9 @@
 #   pg-info     (b) again with the default `info` logging instead of RUST_LOG=warn (LOG_COMPARE=1)
 #   pg-notls    (b) again with `?sslmode=disable` in DATABASE_URL (PG_NOTLS=1): sqlx's default
 #               sslmode=prefer negotiates TLS even on 127.0.0.1, see bench/README.md
+#   pg-noworker, sqlite-noworker (DIAG=1): diagnostics with bench-server-diag, the same server
+#               wiring with the reply worker parked (PostgreSQL with sslmode=disable); they print
+#               the group-commit batch sizes
 #
 # Usage:
 #   bash bench/load.sh            # all of the above at 64 connections, 3 s warm-up + 10 s each
@@ -18,7 +21,7 @@
 #   CONFIGS ["hello verify pg sqlite"; soak: "pg"]   CONNECTIONS ["64"; soak: "64 256"]
 #   DURATION seconds measured [10; soak: 60]         SEGMENT seconds per wrk run [DURATION; soak: 10]
 #   WARMUP [3]  THREADS wrk threads [2]  SAMPLE_EVERY RSS sample seconds [1; soak: 5]
-#   LOG_COMPARE [1; soak: 0]  PG_NOTLS [1; soak: 0]  MAX_RATE req/s the request files are sized for [60000]
+#   LOG_COMPARE [1; soak: 0]  PG_NOTLS [1; soak: 0]  DIAG [1; soak: 0]  MAX_RATE req/s the request files are sized for [60000]
 #   BENCH_PORT [18480]  PG_URL [postgres://postgres@127.0.0.1:5432]  BUILD=0 skips cargo build
 #   QUIET_WAIT seconds to wait before each configuration until the machine is < QUIET_BUSY % busy
 #   (other processes) [0: do not wait; QUIET_BUSY 15]
@@ -51,6 +54,7 @@ if [ "$SOAK" = 1 ]; then
   SAMPLE_EVERY=${SAMPLE_EVERY:-5}
   LOG_COMPARE=${LOG_COMPARE:-0}
   PG_NOTLS=${PG_NOTLS:-0}
+  DIAG=${DIAG:-0}
 else
   CONFIGS=${CONFIGS:-"hello verify pg sqlite"}
   CONNECTIONS=${CONNECTIONS:-64}
@@ -59,6 +63,7 @@ else
   SAMPLE_EVERY=${SAMPLE_EVERY:-1}
   LOG_COMPARE=${LOG_COMPARE:-1}
   PG_NOTLS=${PG_NOTLS:-1}
+  DIAG=${DIAG:-1}
 fi
 WARMUP=${WARMUP:-3}
 THREADS=${THREADS:-2}
@@ -82,6 +87,12 @@ fi
 if [ "$PG_NOTLS" = 1 ] && [[ " $CONFIGS " == *" pg "* ]] && [[ " $CONFIGS " != *" pg-notls "* ]]; then
   CONFIGS="$CONFIGS pg-notls"
 fi
+if [ "$DIAG" = 1 ] && [[ " $CONFIGS " == *" pg "* ]] && [[ " $CONFIGS " != *" pg-noworker "* ]]; then
+  CONFIGS="$CONFIGS pg-noworker"
+fi
+if [ "$DIAG" = 1 ] && [[ " $CONFIGS " == *" sqlite "* ]] && [[ " $CONFIGS " != *" sqlite-noworker "* ]]; then
+  CONFIGS="$CONFIGS sqlite-noworker"
+fi
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() {
@@ -102,17 +113,17 @@ command -v wrk >/dev/null || die "wrk is required (apt-get install wrk)"
 command -v curl >/dev/null || die "curl is required"
 for c in $CONFIGS; do
   case "$c" in
-    pg | pg-info | pg-notls) command -v psql >/dev/null || die "psql is required for the PostgreSQL runs" ;;
-    sqlite) command -v sqlite3 >/dev/null || die "sqlite3 is required to count SQLite rows" ;;
+    pg | pg-info | pg-notls | pg-noworker) command -v psql >/dev/null || die "psql is required for the PostgreSQL runs" ;;
+    sqlite | sqlite-noworker) command -v sqlite3 >/dev/null || die "sqlite3 is required to count SQLite rows" ;;
     hello | verify) ;;
-    *) die "unknown configuration '$c' in CONFIGS (hello verify pg pg-info pg-notls sqlite)" ;;
+    *) die "unknown configuration '$c' in CONFIGS (hello verify pg pg-info pg-notls pg-noworker sqlite sqlite-noworker)" ;;
   esac
 done
 if [ "$BUILD" = 1 ]; then
   say "building release binaries (webhook-server, bench)"
   (cd "$ROOT" && cargo build --release -q -p webhook-server -p bench) || die "cargo build failed"
 fi
-for b in webhook-server bench-hello bench-verify-only bench-gen-requests; do
+for b in webhook-server bench-hello bench-verify-only bench-gen-requests bench-server-diag; do
   [ -x "$BIN/$b" ] || die "$BIN/$b is missing (run without BUILD=0)"
 done
 
@@ -214,20 +225,21 @@ start_server() {
   case "$cfg" in
     hello) cmd=("$BIN/bench-hello" "127.0.0.1:$PORT") ;;
     verify) cmd=("$BIN/bench-verify-only" "127.0.0.1:$PORT") ;;
-    pg | pg-info | pg-notls)
+    pg | pg-info | pg-notls | pg-noworker)
       local db="bench_${TS}_c${conns}_${cfg//-/_}"
       psql "$PG_URL/postgres" -qAtc "CREATE DATABASE $db" >/dev/null || die "could not create database $db"
       CREATED_DBS+=("$db")
       DB_KIND=pg DB_URL="$PG_URL/$db"
-      [ "$cfg" = pg-notls ] && DB_URL="$DB_URL?sslmode=disable"
+      case "$cfg" in pg-notls | pg-noworker) DB_URL="$DB_URL?sslmode=disable" ;; esac
       cmd=("$BIN/webhook-server")
       ;;
-    sqlite)
+    sqlite | sqlite-noworker)
       SQLITE_FILE="$WORK/$cfg-c$conns.db"
       DB_KIND=sqlite DB_URL="sqlite://$SQLITE_FILE?mode=rwc"
       cmd=("$BIN/webhook-server")
       ;;
   esac
+  case "$cfg" in *-noworker) cmd=("$BIN/bench-server-diag") ;; esac
   [ "$cfg" = pg-info ] && rust_log=""
   # A clean environment and an empty working directory: no .env, webhook.toml or REDIS_URL
   # from the caller changes what is measured. No sender configured: replies are a dry run.
@@ -235,6 +247,7 @@ start_server() {
     TWILIO_AUTH_TOKEN="$TOKEN" WEBHOOK_URL="$WEBHOOK_URL" NO_COLOR=1)
   [ -n "$DB_URL" ] && envs+=(DATABASE_URL="$DB_URL")
   [ -n "$rust_log" ] && envs+=(RUST_LOG="$rust_log")
+  case "$cfg" in *-noworker) envs+=(BENCH_PARK_WORKER=1) ;; esac
   if [ "$DB_KIND" != none ] && [ -n "${SERVER_ENV:-}" ]; then
     # Extra settings for experiments, e.g. SERVER_ENV="STORE_BATCH_LINGER_US=200 WORKER_CONCURRENCY=4"
     read -r -a extra <<<"$SERVER_ENV"
@@ -406,6 +419,10 @@ run_config() {
     fi
   } >"$OUT/$tag.notes.txt"
   stop_server
+  if grep -q '^BENCH_STORE_STATS' "$OUT/$tag.server.log"; then
+    awk '/^BENCH_STORE_STATS/ { split($2, b, "="); split($3, r, "="); printf "group commit (warm-up + measurement): %s batches, %s rows, %.1f rows per batch\n", b[2], r[2], r[2] / (b[2] ? b[2] : 1) }' \
+      "$OUT/$tag.server.log" >>"$OUT/$tag.notes.txt"
+  fi
 
   local wall_ticks
   wall_ticks=$(awk -v a="$m0" -v b="$m1" 'BEGIN { split(a, x, " "); split(b, y, " "); print y[2] - x[2] }')

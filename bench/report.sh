@@ -16,7 +16,9 @@ function label(c) {
   if (c == "pg") return "(b) webhook-server, PostgreSQL"
   if (c == "pg-info") return "(b) PostgreSQL, default info logging"
   if (c == "pg-notls") return "(b) PostgreSQL, sslmode=disable"
+  if (c == "pg-noworker") return "diag: PostgreSQL, sslmode=disable, reply worker parked"
   if (c == "sqlite") return "(c) webhook-server, SQLite"
+  if (c == "sqlite-noworker") return "diag: SQLite, reply worker parked"
   return c
 }
 NR == 1 { next }
@@ -86,3 +88,10 @@ if awk -F'\t' 'NR > 1 && $3 > 1 { found = 1 } END { exit !found }' "$dir/segment
       END { if (n) printf "RSS samples %s: %d samples, first %.1f MiB, last %.1f MiB, max %.1f MiB\n\n", name, n, first / 1024, last / 1024, max / 1024 }' "$f"
   done
 fi
+
+echo "#### Notes per run"
+echo
+for f in "$dir"/*.notes.txt; do
+  [ -e "$f" ] || continue
+  echo "- $(basename "$f" .notes.txt): $(paste -sd ';' "$f" | sed 's/;/; /g')"
+done
