@@ -132,6 +132,12 @@ fn init_tracing(settings: &config::Settings) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,hyper=warn"));
+    // sea-orm's trace-level `connect` spans record the whole DATABASE_URL, password included,
+    // and every event inside them repeats it: keep them off whatever RUST_LOG asks for.
+    let filter = match "sea_orm::driver=debug".parse() {
+        Ok(cap) => filter.add_directive(cap),
+        Err(_) => filter,
+    };
     use std::io::IsTerminal;
     let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
