@@ -16,7 +16,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Time a client has to send its request headers (slowloris guard) → connection closed with 408.
+/// Time a client has to send its request headers (slowloris guard). When it runs out, hyper closes
+/// the connection without sending a response; a body that is too slow gets 408 from `routes`.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests and replies.
 pub const DRAIN: Duration = Duration::from_secs(20);
