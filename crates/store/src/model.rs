@@ -323,7 +323,8 @@ pub struct StatusEvent {
 pub enum StatusApplied {
     /// The outbound message's status moved forward to this event's status.
     Advanced,
-    /// The message already had this status or a later one (callbacks arrive out of order).
+    /// The message already had this status or a later one (callbacks arrive out of order), or
+    /// the status is not part of the lifecycle (e.g. `partially_delivered`).
     Stale,
     /// No outbound row has this `MessageSid` (yet); the event is kept and is applied when the
     /// send's SID is recorded.

@@ -17,7 +17,7 @@ pub struct StoreOptions {
     /// Group commit: concurrent `record_inbound` calls share one transaction (default). When
     /// false every call runs its own INSERT, which is only useful to measure the difference.
     pub group_commit: bool,
-    /// Most rows one group commit writes (`STORE_BATCH_MAX`, default 256).
+    /// Most rows one group commit writes (`STORE_BATCH_MAX`, default 256, at most 1024).
     pub batch_max: usize,
     /// How long the writer waits for more rows after the queue ran dry, when the batch is not
     /// full (`STORE_BATCH_LINGER_US`, default 0: commit what is there at once).

@@ -37,7 +37,8 @@ pub struct RedisQueueOptions {
     pub key_prefix: String,
     /// Consumer group shared by all instances.
     pub group: String,
-    /// This consumer's name, unique per process (e.g. `hostname-pid`).
+    /// This consumer's name, unique per process (e.g. `hostname-pid`; the pid alone is not
+    /// unique across containers, where it is often 1).
     pub consumer: String,
     /// An unacknowledged entry idle this long is taken over by another consumer.
     pub reclaim_timeout: Duration,
