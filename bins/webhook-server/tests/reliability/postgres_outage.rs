@@ -1,0 +1,103 @@
+//! PostgreSQL going away mid-load (every connection dropped, new ones refused, through a proxy
+//! in front of the shared cluster): webhooks answer 503 and never 200 without a commit,
+//! `/readyz` fails, and once the database is back the same process recovers by itself; every
+//! acknowledged message is kept and answered once, and Twilio's retries of the 503s succeed.
+
+use std::time::{Duration, Instant};
+
+use test_support::services::PG_ADDR;
+use test_support::{FakeTwilio, TestDb};
+
+use crate::support::{
+    DbView, Load, Msg, Proxy, ServerProcess, assert_answered_once, base_env, get, post_all,
+    wait_for,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_get_503_during_a_database_outage_and_the_server_recovers_alone() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let proxy = Proxy::start(PG_ADDR).await;
+    let direct = db.url();
+    let proxied = direct.replace("127.0.0.1:5432", &proxy.addr.to_string());
+    assert_ne!(direct, proxied);
+    let fake = FakeTwilio::start().await;
+    let mut server = ServerProcess::start(&base_env(&proxied, Some(&fake))).await;
+    let pid = server.pid();
+    let view = DbView::open(&direct).await;
+
+    let load = Load::start(server.addr, "pg-outage", 4, Duration::from_millis(20));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.cut().await;
+    let cut_at = Instant::now();
+    wait_for("/readyz fails", Duration::from_secs(10), || async {
+        get(server.addr, "/readyz").await.status == 503
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    proxy.restore().await;
+    let restored_at = Instant::now();
+    wait_for("/readyz recovers", Duration::from_secs(30), || async {
+        get(server.addr, "/readyz").await.status == 200
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let deliveries = load.stop().await;
+
+    assert!(server.is_alive(), "the process stayed up");
+    assert_eq!(server.pid(), pid);
+    for d in &deliveries {
+        assert!(
+            matches!(d.status, 200 | 503),
+            "only 200 or 503, got {} for {}",
+            d.status,
+            d.msg.sid
+        );
+        // Sent and answered while the database was unreachable: nothing could commit, so
+        // nothing may be acknowledged. (A request sent during the outage may still wait for a
+        // connection, commit after the restore and rightly get 200.)
+        if d.sent_at > cut_at && d.answered_at < restored_at {
+            assert_eq!(
+                d.status, 503,
+                "acknowledged without a database: {}",
+                d.msg.sid
+            );
+        }
+    }
+    let acked: Vec<&Msg> = deliveries
+        .iter()
+        .filter(|d| d.status == 200)
+        .map(|d| &d.msg)
+        .collect();
+    let refused: Vec<Msg> = deliveries
+        .iter()
+        .filter(|d| d.status == 503)
+        .map(|d| d.msg.clone())
+        .collect();
+    assert!(!refused.is_empty(), "the outage was seen");
+    assert!(
+        acked.len() > 10,
+        "traffic before and after the outage: {}",
+        acked.len()
+    );
+    for m in &acked {
+        assert!(
+            view.store
+                .get_inbound(&m.sid)
+                .await
+                .expect("read")
+                .is_some(),
+            "acknowledged {} is not in the database",
+            m.sid
+        );
+    }
+
+    // Twilio retries what got 503; now it is accepted.
+    let retried = post_all(&[server.addr], &refused, 8).await;
+    assert!(retried.iter().all(|s| *s == 200), "{retried:?}");
+    let all: Vec<Msg> = deliveries.into_iter().map(|d| d.msg).collect();
+    assert_answered_once(&view, &fake, &all, Duration::from_secs(45)).await;
+    server.assert_no_secrets(&[]);
+    server.kill9();
+}

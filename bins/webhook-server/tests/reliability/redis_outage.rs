@@ -1,0 +1,100 @@
+//! Redis going away mid-load, and coming back empty as after a restart without persistence
+//! (through a proxy in front of the shared Redis, on a database index of its own): webhooks keep
+//! answering 200 because the database is the source of truth, `/readyz` reports the queue, and
+//! once Redis is back the worker and the database sweep answer every message exactly once.
+
+use std::time::Duration;
+
+use test_support::services::{REDIS_ADDR, require_redis};
+use test_support::{FakeTwilio, TestDb};
+
+use crate::support::{
+    DbView, Load, Msg, Proxy, ServerProcess, assert_answered_once, base_env, get, redis_cmd, set,
+    wait_for,
+};
+
+/// Redis database index used by this test only (the server's key prefix is fixed).
+const REDIS_DB: u8 = 9;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_stay_200_while_redis_is_down_and_no_reply_is_lost_or_doubled() {
+    if !require_redis() {
+        return;
+    }
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    redis_cmd(
+        REDIS_DB,
+        &["DEL", "whatsapp-webhook:jobs", "whatsapp-webhook:dead"],
+    )
+    .await;
+    let proxy = Proxy::start(REDIS_ADDR).await;
+    let fake = FakeTwilio::start().await;
+    let mut env = base_env(&db.url(), Some(&fake));
+    set(
+        &mut env,
+        "REDIS_URL",
+        format!("redis://{}/{REDIS_DB}", proxy.addr),
+    );
+    let mut server = ServerProcess::start(&env).await;
+    let view = DbView::open(&db.url()).await;
+
+    let load = Load::start(server.addr, "redis-outage", 4, Duration::from_millis(20));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.cut().await;
+    wait_for(
+        "/readyz reports the queue",
+        Duration::from_secs(10),
+        || async {
+            let r = get(server.addr, "/readyz").await;
+            r.status == 503 && r.body.contains(r#""queue":"unavailable"#)
+        },
+    )
+    .await;
+    // A Redis restarted without persistence has lost the stream and the consumer group.
+    let deleted = redis_cmd(REDIS_DB, &["DEL", "whatsapp-webhook:jobs"]).await;
+    assert!(
+        deleted.contains(":1\r\n"),
+        "the stream existed: {deleted:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    proxy.restore().await;
+    wait_for("/readyz recovers", Duration::from_secs(30), || async {
+        get(server.addr, "/readyz").await.status == 200
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let deliveries = load.stop().await;
+
+    assert!(server.is_alive(), "the process stayed up");
+    let failed: Vec<u16> = deliveries
+        .iter()
+        .map(|d| d.status)
+        .filter(|s| *s != 200)
+        .collect();
+    assert!(failed.is_empty(), "every webhook acknowledged: {failed:?}");
+    let logs = server.logs();
+    assert!(
+        logs.contains("Message recorded but not queued"),
+        "enqueue failures are logged"
+    );
+    assert!(
+        logs.contains("consumer group missing") || logs.contains("created redis consumer group"),
+        "the lost consumer group was recreated"
+    );
+    let msgs: Vec<Msg> = deliveries.into_iter().map(|d| d.msg).collect();
+    assert!(
+        msgs.len() > 50,
+        "load ran through the outage: {}",
+        msgs.len()
+    );
+    assert_answered_once(&view, &fake, &msgs, Duration::from_secs(45)).await;
+    server.assert_no_secrets(&[]);
+    server.kill9();
+    redis_cmd(
+        REDIS_DB,
+        &["DEL", "whatsapp-webhook:jobs", "whatsapp-webhook:dead"],
+    )
+    .await;
+}
