@@ -2,5 +2,6 @@
 
 mod fixtures;
 mod http;
+mod parser_props;
 mod pipeline;
 mod support;
