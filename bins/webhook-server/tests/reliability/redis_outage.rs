@@ -90,6 +90,12 @@ async fn webhooks_stay_200_while_redis_is_down_and_no_reply_is_lost_or_doubled()
         msgs.len()
     );
     assert_answered_once(&view, &fake, &msgs, Duration::from_secs(45)).await;
+    let unqueued = logs.matches("Message recorded but not queued").count();
+    eprintln!(
+        "redis outage: {} messages, all acknowledged, {unqueued} not queued (found by the sweep), \
+         0 lost, 0 duplicated",
+        msgs.len()
+    );
     server.assert_no_secrets(&[]);
     server.kill9();
     redis_cmd(
