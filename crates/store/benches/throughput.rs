@@ -4,7 +4,8 @@
 //! Every call is a new `MessageSid` with a realistic ~600-byte parameter set, and returns only
 //! after its row is committed (PostgreSQL `synchronous_commit` as configured on the server;
 //! SQLite WAL with `synchronous=FULL`). Each configuration gets a fresh database, a warm-up,
-//! then `BENCH_SECS` (default 5) of measurement. `BENCH_ONLY=<substring>` runs a subset.
+//! then `BENCH_SECS` (default 5) of measurement, `BENCH_RUNS` (default 3) interleaved runs, the
+//! median reported. `BENCH_ONLY=<substring>` runs a subset.
 //! PostgreSQL is expected at 127.0.0.1:5432 (user postgres, db test); without it those rows are
 //! skipped.
 
@@ -207,6 +208,10 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(if quick { 0.5 } else { 5.0 });
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let rounds: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if quick { 1 } else { 3 });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -281,55 +286,68 @@ fn main() {
         fsync_probe()
     );
     println!(
-        "record_inbound, {CALLERS} concurrent callers, {secs} s per configuration, committed rows only"
+        "record_inbound, {CALLERS} concurrent callers, {secs} s per configuration, committed rows only, median of {rounds} interleaved runs"
     );
     println!(
-        "| {:<46} | {:>10} | {:>8} | {:>8} | {:>10} |",
+        "| {:<46} | {:>10} | {:>8} | {:>8} | {:>10} | all runs",
         "configuration", "inserts/s", "p50 ms", "p99 ms", "rows/batch"
     );
     println!(
-        "|{:-<48}|{:->12}|{:->10}|{:->10}|{:->12}|",
+        "|{:-<48}|{:->12}|{:->10}|{:->10}|{:->12}|----------|",
         "", "", "", "", ""
     );
-    let mut results: Vec<(&str, f64)> = Vec::new();
-    for cfg in &configs {
-        if !only.is_empty() && !cfg.name.contains(&only) {
-            continue;
-        }
-        let outcome = rt.block_on(async {
-            if cfg.pg {
-                let (name, url) = pg_database(cfg.tls).await?;
-                let o = measure(cfg, &url, secs).await;
-                drop_pg_database(&name).await;
-                Some(o)
-            } else {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let url = format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("bench.db").display()
-                );
-                Some(measure(cfg, &url, secs).await)
-            }
-        });
-        match outcome {
-            Some(o) => {
-                println!(
-                    "| {:<46} | {:>10.0} | {:>8.2} | {:>8.2} | {:>10} |",
-                    cfg.name,
-                    o.rate,
-                    o.p50_ms,
-                    o.p99_ms,
-                    o.rows_per_batch
-                        .map_or("-".to_owned(), |r| format!("{r:.1}"))
-                );
-                results.push((cfg.name, o.rate));
-            }
-            None => println!(
-                "| {:<46} | {:>10} | {:>8} | {:>8} | {:>10} |",
-                cfg.name, "skipped", "", "", "(no PostgreSQL)"
-            ),
+    // Runs are interleaved (every configuration once, then again) so that a noisy moment on a
+    // shared machine spreads over all configurations; the table shows each one's median run.
+    let selected: Vec<&Config> = configs
+        .iter()
+        .filter(|c| only.is_empty() || c.name.contains(&only))
+        .collect();
+    let mut runs: Vec<Vec<Outcome>> = selected.iter().map(|_| Vec::new()).collect();
+    for _ in 0..rounds {
+        for (cfg, out) in selected.iter().zip(runs.iter_mut()) {
+            let outcome = rt.block_on(async {
+                if cfg.pg {
+                    let (name, url) = pg_database(cfg.tls).await?;
+                    let o = measure(cfg, &url, secs).await;
+                    drop_pg_database(&name).await;
+                    Some(o)
+                } else {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let url = format!(
+                        "sqlite://{}?mode=rwc",
+                        dir.path().join("bench.db").display()
+                    );
+                    Some(measure(cfg, &url, secs).await)
+                }
+            });
+            out.extend(outcome);
         }
     }
+    let mut results: Vec<(&str, f64)> = Vec::new();
+    for (cfg, mut out) in selected.iter().zip(runs) {
+        if out.is_empty() {
+            println!(
+                "| {:<46} | {:>10} | {:>8} | {:>8} | {:>10} |",
+                cfg.name, "skipped", "", "", "(no PostgreSQL)"
+            );
+            continue;
+        }
+        out.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+        let all: Vec<String> = out.iter().map(|o| format!("{:.0}", o.rate)).collect();
+        let o = &out[out.len() / 2];
+        println!(
+            "| {:<46} | {:>10.0} | {:>8.2} | {:>8.2} | {:>10} | {}",
+            cfg.name,
+            o.rate,
+            o.p50_ms,
+            o.p99_ms,
+            o.rows_per_batch
+                .map_or("-".to_owned(), |r| format!("{r:.1}")),
+            all.join(" / ")
+        );
+        results.push((cfg.name, o.rate));
+    }
+    println!("fdatasync probe after the runs: {}", fsync_probe());
     let rate = |prefix: &str| {
         results
             .iter()
