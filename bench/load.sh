@@ -6,7 +6,8 @@
 #   verify  (d) bench-verify-only: signature + parsing with the store bypassed
 #   pg      (b) webhook-server, DATABASE_URL on a fresh PostgreSQL database (dropped afterwards)
 #   sqlite  (c) webhook-server, DATABASE_URL on a temporary SQLite file
-#   pg-info     (b) again with the default `info` logging instead of RUST_LOG=warn (LOG_COMPARE=1)
+#   X+info      configuration X again with the default `info` logging instead of RUST_LOG=warn
+#               (LOG_COMPARE=1 adds pg-notls+info, or pg+info without PG_NOTLS)
 #   pg-notls    (b) again with `?sslmode=disable` in DATABASE_URL (PG_NOTLS=1): sqlx's default
 #               sslmode=prefer negotiates TLS even on 127.0.0.1, see bench/README.md
 #   pg-noworker, sqlite-noworker (DIAG=1): diagnostics with bench-server-diag, the same server
@@ -20,6 +21,7 @@
 # Environment (defaults in brackets; --soak changes the marked ones):
 #   CONFIGS ["hello verify pg sqlite"; soak: "pg"]   CONNECTIONS ["64"; soak: "64 256"]
 #   DURATION seconds measured [10; soak: 60]         SEGMENT seconds per wrk run [DURATION; soak: 10]
+#   REPEAT runs of each configuration; the report shows the median run [1]
 #   WARMUP [3]  THREADS wrk threads [2]  SAMPLE_EVERY RSS sample seconds [1; soak: 5]
 #   LOG_COMPARE [1; soak: 0]  PG_NOTLS [1; soak: 0]  DIAG [1; soak: 0]  MAX_RATE req/s the request files are sized for [60000]
 #   BENCH_PORT [18480]  PG_URL [postgres://postgres@127.0.0.1:5432]  BUILD=0 skips cargo build
@@ -71,6 +73,7 @@ MAX_RATE=${MAX_RATE:-60000}
 PORT=${BENCH_PORT:-18480}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
 BUILD=${BUILD:-1}
+REPEAT=${REPEAT:-1}
 QUIET_WAIT=${QUIET_WAIT:-0}
 QUIET_BUSY=${QUIET_BUSY:-15}
 TS=$(date +%Y%m%d_%H%M%S)
@@ -81,9 +84,6 @@ BIN=$ROOT/target/release
 NCPU=$(nproc)
 SEGMENTS=$(((DURATION + SEGMENT - 1) / SEGMENT))
 
-if [ "$LOG_COMPARE" = 1 ] && [[ " $CONFIGS " == *" pg "* ]] && [[ " $CONFIGS " != *" pg-info "* ]]; then
-  CONFIGS="$CONFIGS pg-info"
-fi
 if [ "$PG_NOTLS" = 1 ] && [[ " $CONFIGS " == *" pg "* ]] && [[ " $CONFIGS " != *" pg-notls "* ]]; then
   CONFIGS="$CONFIGS pg-notls"
 fi
@@ -92,6 +92,14 @@ if [ "$DIAG" = 1 ] && [[ " $CONFIGS " == *" pg "* ]] && [[ " $CONFIGS " != *" pg
 fi
 if [ "$DIAG" = 1 ] && [[ " $CONFIGS " == *" sqlite "* ]] && [[ " $CONFIGS " != *" sqlite-noworker "* ]]; then
   CONFIGS="$CONFIGS sqlite-noworker"
+fi
+# The logging comparison runs on a configuration that is CPU-bound, not latency-bound.
+if [ "$LOG_COMPARE" = 1 ] && [[ "$CONFIGS" != *"+info"* ]]; then
+  if [[ " $CONFIGS " == *" pg-notls "* ]]; then
+    CONFIGS="$CONFIGS pg-notls+info"
+  elif [[ " $CONFIGS " == *" pg "* ]]; then
+    CONFIGS="$CONFIGS pg+info"
+  fi
 fi
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -112,11 +120,11 @@ fi
 command -v wrk >/dev/null || die "wrk is required (apt-get install wrk)"
 command -v curl >/dev/null || die "curl is required"
 for c in $CONFIGS; do
-  case "$c" in
-    pg | pg-info | pg-notls | pg-noworker) command -v psql >/dev/null || die "psql is required for the PostgreSQL runs" ;;
+  case "${c%+info}" in
+    pg | pg-notls | pg-noworker) command -v psql >/dev/null || die "psql is required for the PostgreSQL runs" ;;
     sqlite | sqlite-noworker) command -v sqlite3 >/dev/null || die "sqlite3 is required to count SQLite rows" ;;
     hello | verify) ;;
-    *) die "unknown configuration '$c' in CONFIGS (hello verify pg pg-info pg-notls pg-noworker sqlite sqlite-noworker)" ;;
+    *) die "unknown configuration '$c' in CONFIGS (hello verify pg pg-notls pg-noworker sqlite sqlite-noworker, each optionally +info)" ;;
   esac
 done
 if [ "$BUILD" = 1 ]; then
@@ -219,35 +227,35 @@ wrk_run() {
 
 # start_server CONFIG CONNS: sets SERVER_PID, DB_KIND, DB_URL, SQLITE_FILE
 start_server() {
-  local cfg=$1 conns=$2 log="$OUT/$1-c$2.server.log" rust_log=warn
+  local cfg=$1 conns=$2 log="$OUT/$3.server.log" rust_log=warn
   local -a cmd extra
   DB_KIND=none DB_URL="" SQLITE_FILE=""
-  case "$cfg" in
+  case "${cfg%+info}" in
     hello) cmd=("$BIN/bench-hello" "127.0.0.1:$PORT") ;;
     verify) cmd=("$BIN/bench-verify-only" "127.0.0.1:$PORT") ;;
-    pg | pg-info | pg-notls | pg-noworker)
-      local db="bench_${TS}_c${conns}_${cfg//-/_}"
+    pg | pg-notls | pg-noworker)
+      local db="bench_${TS}_$(echo "$3" | tr -c 'a-z0-9\n' '_')"
       psql "$PG_URL/postgres" -qAtc "CREATE DATABASE $db" >/dev/null || die "could not create database $db"
       CREATED_DBS+=("$db")
       DB_KIND=pg DB_URL="$PG_URL/$db"
-      case "$cfg" in pg-notls | pg-noworker) DB_URL="$DB_URL?sslmode=disable" ;; esac
+      case "${cfg%+info}" in pg-notls | pg-noworker) DB_URL="$DB_URL?sslmode=disable" ;; esac
       cmd=("$BIN/webhook-server")
       ;;
     sqlite | sqlite-noworker)
-      SQLITE_FILE="$WORK/$cfg-c$conns.db"
+      SQLITE_FILE="$WORK/$3.db"
       DB_KIND=sqlite DB_URL="sqlite://$SQLITE_FILE?mode=rwc"
       cmd=("$BIN/webhook-server")
       ;;
   esac
-  case "$cfg" in *-noworker) cmd=("$BIN/bench-server-diag") ;; esac
-  [ "$cfg" = pg-info ] && rust_log=""
+  case "${cfg%+info}" in *-noworker) cmd=("$BIN/bench-server-diag") ;; esac
+  [[ "$cfg" == *+info ]] && rust_log=""
   # A clean environment and an empty working directory: no .env, webhook.toml or REDIS_URL
   # from the caller changes what is measured. No sender configured: replies are a dry run.
   local -a envs=(PATH="$PATH" APP_ENV=development HOST=127.0.0.1 PORT="$PORT"
     TWILIO_AUTH_TOKEN="$TOKEN" WEBHOOK_URL="$WEBHOOK_URL" NO_COLOR=1)
   [ -n "$DB_URL" ] && envs+=(DATABASE_URL="$DB_URL")
   [ -n "$rust_log" ] && envs+=(RUST_LOG="$rust_log")
-  case "$cfg" in *-noworker) envs+=(BENCH_PARK_WORKER=1) ;; esac
+  case "${cfg%+info}" in *-noworker) envs+=(BENCH_PARK_WORKER=1) ;; esac
   if [ "$DB_KIND" != none ] && [ -n "${SERVER_ENV:-}" ]; then
     # Extra settings for experiments, e.g. SERVER_ENV="STORE_BATCH_LINGER_US=200 WORKER_CONCURRENCY=4"
     read -r -a extra <<<"$SERVER_ENV"
@@ -303,15 +311,15 @@ pg_commits() { psql "$DB_URL" -qAtc "SELECT xact_commit FROM pg_stat_database WH
 # ---------------------------------------------------------------- one configuration
 RESULTS="$OUT/results.tsv"
 SEGMENT_RESULTS="$OUT/segments.tsv"
-printf 'config\tconns\tok_per_s\tp50_ms\tp99_ms\tmax_ms\tnon2xx\terrors\trows\tok\tsent\twraps\trss_idle_mib\trss_load_mib\thwm_mib\trss_after_mib\tcpu_server\tcpu_pg\tcpu_machine\tbusy_before\n' >"$RESULTS"
-printf 'config\tconns\tsegment\tok_per_s\tp50_ms\tp99_ms\tmax_ms\tnon2xx\terrors\trss_end_mib\n' >"$SEGMENT_RESULTS"
+printf 'config\tconns\tok_per_s\tp50_ms\tp99_ms\tmax_ms\tnon2xx\terrors\trows\tok\tsent\twraps\trss_idle_mib\trss_load_mib\thwm_mib\trss_after_mib\tcpu_server\tcpu_pg\tcpu_machine\tbusy_before\trep\n' >"$RESULTS"
+printf 'config\tconns\tsegment\tok_per_s\tp50_ms\tp99_ms\tmax_ms\tnon2xx\terrors\trss_end_mib\trep\n' >"$SEGMENT_RESULTS"
 
 run_config() {
-  local cfg=$1 conns=$2 tag="$1-c$2" s
+  local cfg=$1 conns=$2 rep=$3 tag="$1-c$2-r$3" s
   local shared="$WORK/shared"
   local -a dirs=()
   say "$tag: preparing requests"
-  if [ "$cfg" = hello ] || [ "$cfg" = verify ]; then
+  if [ "${cfg%+info}" = hello ] || [ "${cfg%+info}" = verify ]; then
     # No store: repeated SIDs are harmless, so one small set serves warm-up and measurement.
     [ -d "$shared" ] || MAX_RATE=20000 gen "$shared" 5 "$conns"
     for s in $(seq 0 "$SEGMENTS"); do dirs+=("$shared"); done
@@ -327,7 +335,7 @@ run_config() {
   local load1
   load1=$(wait_quiet)
   say "$tag: starting the server (machine ${load1}% busy before)"
-  start_server "$cfg" "$conns"
+  start_server "$cfg" "$conns" "$tag"
   sleep 2
   local rss_idle
   rss_idle=$(kb "$SERVER_PID" VmRSS)
@@ -376,11 +384,11 @@ run_config() {
     [ "$p50" -gt "$worst_p50" ] && worst_p50=$p50
     [ "$p99" -gt "$worst_p99" ] && worst_p99=$p99
     [ "$mx" -gt "$worst_max" ] && worst_max=$mx
-    printf '%s\t%s\t%s\t%.0f\t%.2f\t%.2f\t%.1f\t%s\t%s\t%.1f\n' "$cfg" "$conns" "$s" \
+    printf '%s\t%s\t%s\t%.0f\t%.2f\t%.2f\t%.1f\t%s\t%s\t%.1f\t%s\n' "$cfg" "$conns" "$s" \
       "$(awk -v o="$ok" -v u="$us" 'BEGIN { print o / (u / 1e6) }')" \
       "$(awk -v x="$p50" 'BEGIN { print x / 1000 }')" "$(awk -v x="$p99" 'BEGIN { print x / 1000 }')" \
       "$(awk -v x="$mx" 'BEGIN { print x / 1000 }')" "$non2xx" "$err" \
-      "$(awk -v x="$(kb "$SERVER_PID" VmRSS)" 'BEGIN { print x / 1024 }')" >>"$SEGMENT_RESULTS"
+      "$(awk -v x="$(kb "$SERVER_PID" VmRSS)" 'BEGIN { print x / 1024 }')" "$rep" >>"$SEGMENT_RESULTS"
   done
 
   local srv1 pg1 m1 commits1=""
@@ -426,7 +434,7 @@ run_config() {
 
   local wall_ticks
   wall_ticks=$(awk -v a="$m0" -v b="$m1" 'BEGIN { split(a, x, " "); split(b, y, " "); print y[2] - x[2] }')
-  printf '%s\t%s\t%.0f\t%.2f\t%.2f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f%%\t%s\t%.0f%%\t%s\n' \
+  printf '%s\t%s\t%.0f\t%.2f\t%.2f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f%%\t%s\t%.0f%%\t%s\t%s\n' \
     "$cfg" "$conns" \
     "$(awk -v o="$tot_ok" -v u="$tot_us" 'BEGIN { print o / (u / 1e6) }')" \
     "$(awk -v x="$worst_p50" 'BEGIN { print x / 1000 }')" \
@@ -440,7 +448,7 @@ run_config() {
     "$(awk -v a="$srv0" -v b="$srv1" -v w="$wall_ticks" -v n="$((NCPU * 100))" 'BEGIN { print (b - a) / w * n }')" \
     "$(awk -v a="$pg0" -v b="$pg1" -v w="$wall_ticks" -v n="$((NCPU * 100))" 'BEGIN { if (a == "-") print "-"; else printf "%.0f%%", (b - a) / w * n }')" \
     "$(awk -v a="$m0" -v b="$m1" 'BEGIN { split(a, x, " "); split(b, y, " "); print (y[1] - x[1]) / (y[2] - x[2]) * 100 }')" \
-    "$load1" >>"$RESULTS"
+    "$load1" "$rep" >>"$RESULTS"
 }
 
 # ---------------------------------------------------------------- main
@@ -451,12 +459,18 @@ run_config() {
   if [[ " $CONFIGS " == *" pg"* ]]; then
     echo "postgresql: $(psql "$PG_URL/postgres" -qAtc 'SHOW server_version') fsync=$(psql "$PG_URL/postgres" -qAtc 'SHOW fsync') synchronous_commit=$(psql "$PG_URL/postgres" -qAtc 'SHOW synchronous_commit')"
   fi
-  echo "runs: warm-up ${WARMUP}s, then ${DURATION}s measured in $SEGMENTS segment(s); configs: $CONFIGS; connections: $CONNECTIONS"
+  echo "runs: warm-up ${WARMUP}s, then ${DURATION}s measured in $SEGMENTS segment(s), $REPEAT time(s) each; configs: $CONFIGS; connections: $CONNECTIONS"
+  [ -n "${SERVER_ENV:-}" ] && echo "SERVER_ENV: $SERVER_ENV"
+  echo "server: APP_ENV=development, RUST_LOG=warn (unless +info), no sender (replies are a dry run), no REDIS_URL"
 } | tee "$OUT/environment.txt"
 
-for conns in $CONNECTIONS; do
-  for cfg in $CONFIGS; do
-    run_config "$cfg" "$conns"
+# Repeats are interleaved (all configurations, then all again) so that a burst of other load on
+# the machine hits one run of several configurations rather than every run of one.
+for rep in $(seq 1 "$REPEAT"); do
+  for conns in $CONNECTIONS; do
+    for cfg in $CONFIGS; do
+      run_config "$cfg" "$conns" "$rep"
+    done
   done
 done
 
