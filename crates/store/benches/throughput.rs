@@ -1,9 +1,9 @@
 //! `cargo bench -p store`: committed `record_inbound` calls per second with 64 concurrent
 //! callers, on PostgreSQL and SQLite, with group commit and with one INSERT per call.
 //!
-//! Every call is a new `MessageSid` with a realistic ~600-byte parameter set, and returns only
-//! after its row is committed (PostgreSQL `synchronous_commit` as configured on the server;
-//! SQLite WAL with `synchronous=FULL`). Each configuration gets a fresh database, a warm-up,
+//! Every call is a new, random-looking `MessageSid` (like Twilio's) with a realistic ~600-byte
+//! parameter set, and returns only after its row is committed (PostgreSQL `synchronous_commit`
+//! as configured on the server; SQLite WAL with `synchronous=FULL`). Each configuration gets a fresh database, a warm-up,
 //! then `BENCH_SECS` (default 5) of measurement, `BENCH_RUNS` (default 3) interleaved runs, the
 //! median reported. `BENCH_ONLY=<substring>` runs a subset.
 //! PostgreSQL is expected at 127.0.0.1:5432 (user postgres, db test); without it those rows are
@@ -28,6 +28,8 @@ struct Config {
     statement: BatchStatement,
     linger_us: u64,
     pool: Option<u32>,
+    /// SIDs in insertion order instead of random: shows what random index inserts cost.
+    sequential_sids: bool,
 }
 
 impl Config {
@@ -45,6 +47,7 @@ impl Config {
             statement,
             linger_us: 0,
             pool: None,
+            sequential_sids: false,
         }
     }
 }
@@ -82,20 +85,37 @@ fn message(sid: &str) -> NewInbound {
     }
 }
 
-async fn run(store: &Store, run_id: u64, secs: f64) -> (u64, Vec<Duration>) {
+/// splitmix64: spreads a counter over the key space the way Twilio's random hex SIDs are spread.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// `SM` + 32 hex digits: random-looking like Twilio's, or in insertion order when `sequential`.
+fn sid(run_id: u64, n: u64, sequential: bool) -> String {
+    if sequential {
+        format!("SM{run_id:016x}{n:016x}")
+    } else {
+        format!("SM{:016x}{:016x}", mix(run_id ^ (n << 8)), mix(n))
+    }
+}
+
+async fn run(store: &Store, run_id: u64, secs: f64, sequential: bool) -> (u64, Vec<Duration>) {
+    let next = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for caller in 0..CALLERS {
+    for _ in 0..CALLERS {
         let store = store.clone();
         let stop = stop.clone();
         let done = done.clone();
+        let next = next.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(100_000);
-            let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let sid = format!("SM{run_id:08x}{caller:04x}{i:020x}");
-                i += 1;
+                let sid = sid(run_id, next.fetch_add(1, Ordering::Relaxed), sequential);
                 let t = Instant::now();
                 match store.record_inbound(message(&sid)).await {
                     Ok(Recorded::New) => {
@@ -133,10 +153,10 @@ async fn measure(cfg: &Config, url: &str, secs: f64) -> Outcome {
     .await
     .expect("connect");
     // Warm-up: connections, prepared statements, caches.
-    run(&store, 1, 1.0).await;
+    run(&store, 1, 1.0, cfg.sequential_sids).await;
     let before = store.stats();
     let started = Instant::now();
-    let (n, mut lat) = run(&store, 2, secs).await;
+    let (n, mut lat) = run(&store, 2, secs, cfg.sequential_sids).await;
     let elapsed = started.elapsed().as_secs_f64();
     let after = store.stats();
     lat.sort();
@@ -270,6 +290,15 @@ fn main() {
             linger_us: 200,
             ..Config::new(
                 "SQLite group commit (multi-row, linger 200us)",
+                false,
+                true,
+                MultiRowValues,
+            )
+        },
+        Config {
+            sequential_sids: true,
+            ..Config::new(
+                "SQLite group commit (multi-row, sequential SIDs)",
                 false,
                 true,
                 MultiRowValues,
