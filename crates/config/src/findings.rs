@@ -401,7 +401,13 @@ fn redis(r: &mut Report<'_>) {
             "REDIS_URL",
             "not set: in-process queue, the database stays the source of truth",
         ),
-        Some(shown) => r.ok("REDIS_URL", shown),
+        Some(shown) => {
+            let prefix = &r.settings.redis_key_prefix;
+            r.ok(
+                "REDIS_URL",
+                format!("{shown} (keys {prefix}:jobs and {prefix}:dead)"),
+            );
+        }
     }
 }
 

@@ -43,6 +43,9 @@ const fn key(
 
 /// Default of `DATABASE_URL`: the embedded SQLite database.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/webhook.db?mode=rwc";
+/// Default of `REDIS_KEY_PREFIX`: the queue's keys are `whatsapp-webhook:jobs` and
+/// `whatsapp-webhook:dead`.
+pub const DEFAULT_REDIS_KEY_PREFIX: &str = "whatsapp-webhook";
 /// Default of `TWILIO_API_BASE_URL`.
 pub const DEFAULT_API_BASE_URL: &str = "https://api.twilio.com";
 /// Default of `AUTO_REPLY_TEMPLATE`.
@@ -141,6 +144,14 @@ pub const KEYS: &[KeySpec] = &[
         "in-process queue; the database stays the source of truth",
         "`redis://host:6379` (or `rediss://` for TLS) for the work queue shared by several instances.",
         true,
+        "",
+    ),
+    key(
+        "REDIS_KEY_PREFIX",
+        Some(DEFAULT_REDIS_KEY_PREFIX),
+        "",
+        "Prefix of the Redis Streams keys (`<prefix>:jobs`, `<prefix>:dead`); give staging and production different prefixes when they share one Redis.",
+        false,
         "",
     ),
     key(

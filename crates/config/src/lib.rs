@@ -39,6 +39,7 @@
 //! | `TWILIO_MESSAGING_SERVICE_SID` | Messaging Service (`MG` + 32 hex) to send replies through, instead of TWILIO_WHATSAPP_FROM. | none: replies use TWILIO_WHATSAPP_FROM |
 //! | `DATABASE_URL` | `postgres://user:password@host:5432/db` or `sqlite://path?mode=rwc`. | `sqlite://data/webhook.db?mode=rwc` |
 //! | `REDIS_URL` | `redis://host:6379` (or `rediss://` for TLS) for the work queue shared by several instances. | none: in-process queue; the database stays the source of truth |
+//! | `REDIS_KEY_PREFIX` | Prefix of the Redis Streams keys (`<prefix>:jobs`, `<prefix>:dead`); give staging and production different prefixes when they share one Redis. | `whatsapp-webhook` |
 //! | `HOST` | Address to listen on. | `0.0.0.0` |
 //! | `PORT` | Port to listen on (Render injects PORT). | `5000` |
 //! | `TWILIO_API_BASE_URL` | Twilio REST base URL; tests point it at a fake Twilio. | `https://api.twilio.com` |
@@ -122,8 +123,8 @@ mod values;
 pub use error::{ConfigError, Problem};
 pub use findings::{Finding, Status};
 pub use keys::{
-    DEFAULT_API_BASE_URL, DEFAULT_AUTO_REPLY, DEFAULT_DATABASE_URL, KEYS, KeySpec, STATUS_PATH,
-    WEBHOOK_PATH, env_example, key_spec, markdown_table,
+    DEFAULT_API_BASE_URL, DEFAULT_AUTO_REPLY, DEFAULT_DATABASE_URL, DEFAULT_REDIS_KEY_PREFIX, KEYS,
+    KeySpec, STATUS_PATH, WEBHOOK_PATH, env_example, key_spec, markdown_table,
 };
 pub use load::{Loaded, load};
 pub use secret::{Secret, mask_sid, redact_url};

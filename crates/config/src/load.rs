@@ -132,6 +132,9 @@ fn build(gathered: Gathered) -> Result<Settings, ConfigError> {
         s.database_url = url;
     }
     s.redis_url = b.parse("REDIS_URL", redis_url);
+    if let Some(prefix) = b.parse("REDIS_KEY_PREFIX", redis_key_prefix) {
+        s.redis_key_prefix = prefix;
+    }
     if let Some(host) = b.parse("HOST", |v| {
         if is_listen_host(v) {
             Ok(v.to_owned())
@@ -313,6 +316,40 @@ fn redis_url(v: &str) -> Result<Secret, Invalid> {
         )),
         Err(e) => Err(Invalid::new(format!("not a valid Redis URL ({e})"), fix)),
     }
+}
+
+/// `REDIS_KEY_PREFIX`: 1 to 64 characters from `A-Z a-z 0-9 : _ . -`, so that the keys
+/// `<prefix>:jobs` and `<prefix>:dead` are plain and can be typed in `redis-cli`.
+fn redis_key_prefix(v: &str) -> Result<String, Invalid> {
+    const MAX: usize = 64;
+    let fix = "use letters, digits and : _ . - only, e.g. whatsapp-webhook-staging, one prefix per deployment sharing the Redis";
+    let n = v.chars().count();
+    if n == 0 {
+        // Unreachable through `load` (an empty value means "not set"), kept for completeness.
+        return Err(Invalid::new("is empty", fix));
+    }
+    if n > MAX {
+        return Err(Invalid::new(
+            format!("is {n} characters long; at most {MAX} are allowed"),
+            "shorten REDIS_KEY_PREFIX, e.g. whatsapp-webhook-staging",
+        ));
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '.' | '-');
+    if let Some(bad) = v.chars().find(|&c| !allowed(c)) {
+        let what = if bad.is_whitespace() {
+            "a space or line break".to_owned()
+        } else {
+            format!("{bad:?}")
+        };
+        return Err(Invalid::new(
+            format!(
+                "{} contains {what}; only letters, digits and : _ . - are allowed",
+                shown(v)
+            ),
+            fix,
+        ));
+    }
+    Ok(v.to_owned())
 }
 
 /// The sender number, normalised to `whatsapp:+E.164`. `Ok((value, was_bare))`.

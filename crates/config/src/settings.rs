@@ -8,7 +8,8 @@ use serde::{Serialize, Serializer};
 use crate::error::NOT_SET;
 use crate::findings::Finding;
 use crate::keys::{
-    DEFAULT_API_BASE_URL, DEFAULT_AUTO_REPLY, DEFAULT_DATABASE_URL, STATUS_PATH, WEBHOOK_PATH,
+    DEFAULT_API_BASE_URL, DEFAULT_AUTO_REPLY, DEFAULT_DATABASE_URL, DEFAULT_REDIS_KEY_PREFIX,
+    STATUS_PATH, WEBHOOK_PATH,
 };
 use crate::secret::{Secret, mask_sid, redact_url};
 use crate::values::is_placeholder;
@@ -118,6 +119,9 @@ pub struct Settings {
     pub database_url: Secret,
     /// `REDIS_URL` (`redis://…` or `rediss://…`); `None` means the in-process queue.
     pub redis_url: Option<Secret>,
+    /// `REDIS_KEY_PREFIX`: the Redis Streams keys are `<prefix>:jobs` and `<prefix>:dead`.
+    /// Validated by [`load`](crate::load): 1 to 64 characters from `A-Z a-z 0-9 : _ . -`.
+    pub redis_key_prefix: String,
     /// `HOST`, an IP address or host name.
     pub host: String,
     /// `PORT`.
@@ -159,6 +163,7 @@ impl Default for Settings {
             status_callback_url: None,
             database_url: Secret::new(DEFAULT_DATABASE_URL),
             redis_url: None,
+            redis_key_prefix: DEFAULT_REDIS_KEY_PREFIX.to_owned(),
             host: "0.0.0.0".to_owned(),
             port: 5000,
             sender: None,
@@ -227,6 +232,8 @@ impl Settings {
     /// ```text
     /// app_env=development listen=0.0.0.0:5000 webhook_url=unset account_sid=unset auth_token=unset sender=dry-run database=sqlite://data/webhook.db?mode=rwc queue=in-process api_base_url=https://api.twilio.com log_format=text workers=8
     /// ```
+    ///
+    /// With Redis, `queue=redis://red:6379 redis_key_prefix=whatsapp-webhook`.
     pub fn redacted_summary(&self) -> String {
         let presence = |v: Option<&str>| match v {
             None => "unset",
@@ -251,9 +258,11 @@ impl Settings {
             .sender
             .as_ref()
             .map_or_else(|| "dry-run".to_owned(), Sender::to_string);
-        let queue = self
-            .redis_url_redacted()
-            .unwrap_or_else(|| "in-process".to_owned());
+        // The key prefix only matters (and is only shown) with Redis.
+        let queue = match self.redis_url_redacted() {
+            Some(url) => format!("{url} redis_key_prefix={}", self.redis_key_prefix),
+            None => "in-process".to_owned(),
+        };
         line.push_str(&format!(
             " sender={sender} database={} queue={queue} api_base_url={} log_format={} workers={}",
             self.database_url_redacted(),
@@ -275,6 +284,7 @@ impl Settings {
             status_callback_url: self.status_callback_url.as_deref(),
             database_url: self.database_url_redacted(),
             redis_url: self.redis_url_redacted(),
+            redis_key_prefix: &self.redis_key_prefix,
             host: &self.host,
             port: self.port,
             sender: self.sender.as_ref(),
@@ -300,6 +310,7 @@ struct View<'a> {
     status_callback_url: Option<&'a str>,
     database_url: String,
     redis_url: Option<String>,
+    redis_key_prefix: &'a str,
     host: &'a str,
     port: u16,
     sender: Option<&'a Sender>,

@@ -131,6 +131,7 @@ impl App {
         let queue: Arc<dyn WorkQueue> = match &settings.redis_url {
             Some(url) => {
                 let opts = store::RedisQueueOptions {
+                    key_prefix: settings.redis_key_prefix.clone(),
                     consumer: worker_id.clone(),
                     ..store::RedisQueueOptions::default()
                 };

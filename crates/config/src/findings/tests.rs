@@ -439,7 +439,20 @@ fn redis() {
             &dev(&[("REDIS_URL", "redis://default:pw@red-abc:6379")]),
             "REDIS_URL"
         ),
-        ok("redis://default:***@red-abc:6379")
+        ok(
+            "redis://default:***@red-abc:6379 (keys whatsapp-webhook:jobs and whatsapp-webhook:dead)"
+        )
+    );
+    assert_eq!(
+        about(
+            &dev(&[
+                ("REDIS_URL", "redis://red-abc:6379"),
+                ("REDIS_KEY_PREFIX", "staging"),
+            ]),
+            "REDIS_URL"
+        ),
+        ok("redis://red-abc:6379 (keys staging:jobs and staging:dead)"),
+        "the keys say which deployment's queue this is"
     );
 }
 

@@ -42,6 +42,7 @@ fn nothing_set_gives_the_documented_defaults() {
     assert_eq!(s.status_callback_url, None);
     assert_eq!(s.database_url.expose(), "sqlite://data/webhook.db?mode=rwc");
     assert_eq!(s.redis_url, None);
+    assert_eq!(s.redis_key_prefix, "whatsapp-webhook");
     assert_eq!(s.host, "0.0.0.0");
     assert_eq!(s.port, 5000);
     assert_eq!(s.sender, None);
@@ -82,6 +83,7 @@ fn every_key_overridden() -> BTreeMap<&'static str, &'static str> {
             "postgres://app:s3cret@db.internal:5432/webhook",
         ),
         ("REDIS_URL", "rediss://:hunter2@red-abc:6380"),
+        ("REDIS_KEY_PREFIX", "whatsapp-webhook-staging"),
         ("HOST", "::"),
         ("PORT", "10000"),
         ("TWILIO_API_BASE_URL", "https://api.dublin.ie1.twilio.com/"),
@@ -125,6 +127,7 @@ fn every_key_can_be_overridden() {
         s.redis_url.as_ref().map(|r| r.expose()),
         Some("rediss://:hunter2@red-abc:6380")
     );
+    assert_eq!(s.redis_key_prefix, "whatsapp-webhook-staging");
     assert_eq!(s.host, "::");
     assert_eq!(s.port, 10000);
     assert_eq!(
@@ -270,6 +273,21 @@ fn each_bad_value_names_key_source_and_fix() {
             "REDIS_URL (environment): unsupported scheme \"red\"; fix: use redis://host:6379 (rediss:// for TLS), or leave REDIS_URL unset for the in-process queue",
         ),
         (
+            "REDIS_KEY_PREFIX",
+            "staging prod",
+            r#"REDIS_KEY_PREFIX (environment): "staging prod" contains a space or line break; only letters, digits and : _ . - are allowed; fix: use letters, digits and : _ . - only, e.g. whatsapp-webhook-staging, one prefix per deployment sharing the Redis"#,
+        ),
+        (
+            "REDIS_KEY_PREFIX",
+            "jobs/staging",
+            r#"REDIS_KEY_PREFIX (environment): "jobs/staging" contains '/'; only letters, digits and : _ . - are allowed; fix: use letters, digits and : _ . - only, e.g. whatsapp-webhook-staging, one prefix per deployment sharing the Redis"#,
+        ),
+        (
+            "REDIS_KEY_PREFIX",
+            " staging",
+            "REDIS_KEY_PREFIX (environment): has spaces or line breaks around the value; fix: remove the spaces or line breaks around it",
+        ),
+        (
             "HOST",
             "0.0.0.0:5000",
             r#"HOST (environment): "0.0.0.0:5000" is not an IP address or host name; fix: use 0.0.0.0 for all interfaces or 127.0.0.1 for this machine only, and set the port with PORT"#,
@@ -343,6 +361,42 @@ fn each_bad_value_names_key_source_and_fix() {
     for (key, value, expected) in cases {
         assert_eq!(one_problem(&[(key, value)]), *expected, "{key}={value}");
     }
+}
+
+#[test]
+fn redis_key_prefix_defaults_overrides_and_refuses_bad_values() {
+    // Default, and an empty value is "not set" like for every key.
+    for pairs in [&[][..], &[("REDIS_KEY_PREFIX", "")][..]] {
+        let s = vars(pairs).unwrap();
+        assert_eq!(s.redis_key_prefix, "whatsapp-webhook");
+        assert_eq!(s.origin("REDIS_KEY_PREFIX"), "default");
+    }
+    // Every allowed character class, and exactly 64 characters.
+    let longest = "a".repeat(64);
+    for ok in [
+        "staging",
+        "prod:eu-1",
+        "whatsapp_webhook.v2",
+        "A9",
+        longest.as_str(),
+    ] {
+        let s = vars(&[("REDIS_KEY_PREFIX", ok)]).unwrap();
+        assert_eq!(s.redis_key_prefix, ok);
+        assert_eq!(s.origin("REDIS_KEY_PREFIX"), "environment");
+    }
+    assert_eq!(
+        one_problem(&[("REDIS_KEY_PREFIX", &"a".repeat(65))]),
+        "REDIS_KEY_PREFIX (environment): is 65 characters long; at most 64 are allowed; fix: shorten REDIS_KEY_PREFIX, e.g. whatsapp-webhook-staging"
+    );
+    for bad in ["a b", "a\tb", "staging{1}", "prod*", "é"] {
+        let p = one_problem(&[("REDIS_KEY_PREFIX", bad)]);
+        assert!(
+            p.starts_with("REDIS_KEY_PREFIX (environment): ")
+                && p.contains("only letters, digits and : _ . - are allowed; fix: "),
+            "{bad:?}: {p}"
+        );
+    }
+    assert!(super::redis_key_prefix("").is_err(), "never empty");
 }
 
 #[test]

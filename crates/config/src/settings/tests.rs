@@ -70,6 +70,7 @@ fn serialized_settings_show_the_redacted_forms() {
     assert_eq!(json["app_env"], "development");
     assert_eq!(json["log_format"], "text");
     assert_eq!(json["port"], 5000);
+    assert_eq!(json["redis_key_prefix"], "whatsapp-webhook");
 }
 
 #[test]
@@ -79,7 +80,7 @@ fn summary_is_one_line_without_secrets() {
         "app_env=development listen=0.0.0.0:5000 webhook_url=https://bot.example.com/api/v1/whatsapp/webhook \
          account_sid=AC01…cdef auth_token=set api_key=SK01…cdef sender=MG01…cdef \
          database=postgres://app:***@db:5432/webhook queue=redis://:***@red:6379 \
-         api_base_url=https://api.twilio.com log_format=text workers=8"
+         redis_key_prefix=whatsapp-webhook api_base_url=https://api.twilio.com log_format=text workers=8"
     );
     assert_eq!(
         Settings::default().redacted_summary(),
