@@ -11,6 +11,7 @@ use url::Url;
 use crate::keys::{DEFAULT_API_BASE_URL, STATUS_PATH, WEBHOOK_PATH};
 use crate::secret::{Secret, mask_sid};
 use crate::settings::{AppEnv, Sender, Settings};
+use crate::sources::RENDER_ORIGIN;
 use crate::values::{is_placeholder, unreachable_host};
 
 /// How bad a finding is. Ordered: `Ok < Warning < Problem`, so the worst of a list is its max.
@@ -116,8 +117,9 @@ impl Settings {
     /// `placeholder`; `TWILIO_AUTH_TOKEN`: `ok`, `missing`, `placeholder`;
     /// `TWILIO_API_KEY_SID`/`TWILIO_API_KEY_SECRET`: `ok`, `placeholder`; `WEBHOOK_URL` and
     /// `STATUS_CALLBACK_URL`: `ok`, `missing`, `not_a_url`, `not_https`, `unreachable_host`,
-    /// `query_string`, `fragment`, `trailing_slash`, `wrong_path`, plus `derived` for the
-    /// status URL; `TWILIO_WHATSAPP_FROM`: `ok`, `missing` (dry run), `bare_number`;
+    /// `query_string`, `fragment`, `trailing_slash`, `wrong_path`, plus `derived` (an `Ok`
+    /// for a WEBHOOK_URL derived from `RENDER_EXTERNAL_URL`, or a status URL derived from
+    /// WEBHOOK_URL); `TWILIO_WHATSAPP_FROM`: `ok`, `missing` (dry run), `bare_number`;
     /// `TWILIO_MESSAGING_SERVICE_SID`: `ok`, `both_senders`; `DATABASE_URL`: `ok`,
     /// `in_memory`, `sqlite_in_production`; `REDIS_URL`: `ok`; `TWILIO_API_BASE_URL`: `ok`,
     /// `not_a_url`, `not_https`, `not_twilio`; `HOST`: `loopback`; `PORT`: `ok`.
@@ -308,7 +310,17 @@ fn webhook_url(r: &mut Report<'_>) {
             HINT,
         ),
         Some(url) => {
-            if !public_url(r, KEY, url, WEBHOOK_PATH) {
+            if public_url(r, KEY, url, WEBHOOK_PATH) {
+                return; // each thing wrong has its line, with the source of the value
+            }
+            if r.settings.origin(KEY) == RENDER_ORIGIN {
+                // Right for the service's own host; a custom domain in the Twilio Console
+                // would not match it, and that is only visible there.
+                let message = format!(
+                    "derived from RENDER_EXTERNAL_URL: {url}; make sure the Twilio Console uses exactly this URL"
+                );
+                r.push((KEY, "derived"), Status::Ok, message, None);
+            } else {
                 r.ok(KEY, url);
             }
         }

@@ -56,7 +56,9 @@ pub const WEBHOOK_PATH: &str = "/api/v1/whatsapp/webhook";
 pub const STATUS_PATH: &str = "/api/v1/whatsapp/status";
 
 /// Every key the loader knows, in documentation order. Only these are read from the
-/// environment and `.env`; anything else there is ignored.
+/// environment and `.env`; anything else there is ignored, except that `RENDER_EXTERNAL_URL`
+/// in the environment stands in for an unset `WEBHOOK_URL` (see
+/// [`RENDER_EXTERNAL_URL`](crate::RENDER_EXTERNAL_URL)).
 pub const KEYS: &[KeySpec] = &[
     key(
         "APP_ENV",
@@ -101,7 +103,7 @@ pub const KEYS: &[KeySpec] = &[
     key(
         "WEBHOOK_URL",
         None,
-        "in development the server rebuilds it from `Host`/`X-Forwarded-Proto` and says so in the log",
+        "on Render, derived from RENDER_EXTERNAL_URL + `/api/v1/whatsapp/webhook`; elsewhere in development the server rebuilds it from `Host`/`X-Forwarded-Proto` and says so in the log",
         "The exact public URL configured in Twilio, path included, e.g. `https://abc123.ngrok-free.app/api/v1/whatsapp/webhook`.",
         false,
         "",

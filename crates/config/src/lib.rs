@@ -15,7 +15,18 @@
 //!    substituted unless the value is in single quotes; unknown keys are ignored, a known
 //!    key set twice is a problem;
 //! 4. the process environment, or an injected map ([`EnvSource::Map`]); only the keys below
-//!    are read.
+//!    are read, and [`RENDER_EXTERNAL_URL`] (next paragraph).
+//!
+//! **Render.** When no source sets `WEBHOOK_URL` and the environment (process or injected
+//! map; never `.env` or `webhook.toml`) has `RENDER_EXTERNAL_URL` — Render sets it on every
+//! web service, e.g. `https://whatsapp-bot.onrender.com` — `WEBHOOK_URL` is that URL without
+//! its trailing slash plus `/api/v1/whatsapp/webhook`. Its origin is
+//! `RENDER_EXTERNAL_URL (environment)` ([`RENDER_ORIGIN`]), it is checked like any
+//! `WEBHOOK_URL` (so production accepts it when it is https), the finding
+//! `(WEBHOOK_URL, derived)` reminds to use exactly this URL in the Twilio Console, and the
+//! start summary adds `webhook_url_from=RENDER_EXTERNAL_URL`. An explicit `WEBHOOK_URL`
+//! always wins: set it when Twilio calls a custom domain. `RENDER_EXTERNAL_URL` is not a
+//! configuration key (not in `.env.example`).
 //!
 //! An empty value (`REDIS_URL=`) means "not set" and does not hide a lower source.
 //! figment does the layering; every value remembers where it came from
@@ -33,7 +44,7 @@
 //! | `TWILIO_AUTH_TOKEN` | Auth Token (32 hex) from the Twilio Console; it signs webhooks and authenticates REST calls. | none: every webhook is refused with 403 and the log says why |
 //! | `TWILIO_API_KEY_SID` | Optional API key SID (`SK` + 32 hex) for REST calls instead of the Auth Token; set together with TWILIO_API_KEY_SECRET. | none: REST calls authenticate with the Auth Token |
 //! | `TWILIO_API_KEY_SECRET` | Secret of the API key in TWILIO_API_KEY_SID. | none: REST calls authenticate with the Auth Token |
-//! | `WEBHOOK_URL` | The exact public URL configured in Twilio, path included, e.g. `https://abc123.ngrok-free.app/api/v1/whatsapp/webhook`. | none: in development the server rebuilds it from `Host`/`X-Forwarded-Proto` and says so in the log |
+//! | `WEBHOOK_URL` | The exact public URL configured in Twilio, path included, e.g. `https://abc123.ngrok-free.app/api/v1/whatsapp/webhook`. | none: on Render, derived from RENDER_EXTERNAL_URL + `/api/v1/whatsapp/webhook`; elsewhere in development the server rebuilds it from `Host`/`X-Forwarded-Proto` and says so in the log |
 //! | `STATUS_CALLBACK_URL` | Public URL for delivery status callbacks of replies. | none: derived from WEBHOOK_URL: same prefix, ending in `/api/v1/whatsapp/status` |
 //! | `TWILIO_WHATSAPP_FROM` | Sender for replies as `whatsapp:+E.164`; `whatsapp:+14155238886` is the Twilio Sandbox. | none: replies are recorded but not sent (dry run), said once at start |
 //! | `TWILIO_MESSAGING_SERVICE_SID` | Messaging Service (`MG` + 32 hex) to send replies through, instead of TWILIO_WHATSAPP_FROM. | none: replies use TWILIO_WHATSAPP_FROM |
@@ -129,5 +140,5 @@ pub use keys::{
 pub use load::{Loaded, load};
 pub use secret::{Secret, mask_sid, redact_url};
 pub use settings::{AppEnv, LogFormat, Sender, Settings};
-pub use sources::{EnvSource, LoadOptions};
+pub use sources::{EnvSource, LoadOptions, RENDER_EXTERNAL_URL, RENDER_ORIGIN};
 pub use values::is_placeholder;

@@ -12,6 +12,7 @@ use crate::keys::{
     STATUS_PATH, WEBHOOK_PATH,
 };
 use crate::secret::{Secret, mask_sid, redact_url};
+use crate::sources::RENDER_ORIGIN;
 use crate::values::is_placeholder;
 
 /// `APP_ENV`: how strict the loader is.
@@ -233,7 +234,9 @@ impl Settings {
     /// app_env=development listen=0.0.0.0:5000 webhook_url=unset account_sid=unset auth_token=unset sender=dry-run database=sqlite://data/webhook.db?mode=rwc queue=in-process api_base_url=https://api.twilio.com log_format=text workers=8
     /// ```
     ///
-    /// With Redis, `queue=redis://red:6379 redis_key_prefix=whatsapp-webhook`.
+    /// With Redis, `queue=redis://red:6379 redis_key_prefix=whatsapp-webhook`; with a
+    /// `WEBHOOK_URL` derived from `RENDER_EXTERNAL_URL`,
+    /// `webhook_url=https://… webhook_url_from=RENDER_EXTERNAL_URL`.
     pub fn redacted_summary(&self) -> String {
         let presence = |v: Option<&str>| match v {
             None => "unset",
@@ -244,11 +247,17 @@ impl Settings {
             Some(sid) if !is_placeholder(sid) => mask_sid(sid),
             other => presence(other.as_deref()).to_owned(),
         };
+        let webhook = match &self.webhook_url {
+            None => "unset".to_owned(),
+            Some(url) if self.origin("WEBHOOK_URL") == RENDER_ORIGIN => {
+                format!("{url} webhook_url_from=RENDER_EXTERNAL_URL")
+            }
+            Some(url) => url.clone(),
+        };
         let mut line = format!(
-            "app_env={} listen={} webhook_url={} account_sid={account} auth_token={}",
+            "app_env={} listen={} webhook_url={webhook} account_sid={account} auth_token={}",
             self.app_env.as_str(),
             self.listen_addr(),
-            self.webhook_url.as_deref().unwrap_or("unset"),
             presence(self.auth_token.as_ref().map(Secret::expose)),
         );
         if let Some(key) = &self.api_key_sid {

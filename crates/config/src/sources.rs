@@ -6,6 +6,10 @@
 //! Only known keys are taken from the environment; unknown keys in `.env` are ignored (people
 //! keep `RUST_LOG` and friends there), unknown keys in `webhook.toml` are problems (the file
 //! is ours, so an unknown key is a typo).
+//!
+//! One value is not a key of ours: when no source sets `WEBHOOK_URL`, it is derived from
+//! [`RENDER_EXTERNAL_URL`] in the environment (Render sets it on every web service), with the
+//! origin [`RENDER_ORIGIN`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -14,7 +18,16 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 
 use crate::error::Problem;
-use crate::keys::{KEYS, key_spec};
+use crate::keys::{KEYS, WEBHOOK_PATH, key_spec};
+
+/// The variable Render sets on every web service to its public URL
+/// (`https://<service>.onrender.com`). Not a configuration key: it is only read to derive
+/// `WEBHOOK_URL` when no source sets that, never from `.env` or `webhook.toml`.
+pub const RENDER_EXTERNAL_URL: &str = "RENDER_EXTERNAL_URL";
+
+/// [`Settings::origin`](crate::Settings::origin) of a `WEBHOOK_URL` derived from
+/// [`RENDER_EXTERNAL_URL`].
+pub const RENDER_ORIGIN: &str = "RENDER_EXTERNAL_URL (environment)";
 
 /// Where environment variables are read from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -154,6 +167,7 @@ pub(crate) fn gather(opts: &LoadOptions) -> Gathered {
     }
     layers.push(env_layer(&opts.env, &mut gathered));
     merge(layers, &mut gathered);
+    render_fallback(&opts.env, &mut gathered);
     gathered
 }
 
@@ -163,6 +177,7 @@ pub(crate) fn gather_env_only(env: &EnvSource) -> Gathered {
     let mut layers = vec![defaults_layer()];
     layers.push(env_layer(env, &mut gathered));
     merge(layers, &mut gathered);
+    render_fallback(env, &mut gathered);
     gathered
 }
 
@@ -388,32 +403,65 @@ fn dotenv_layers(file: &SourceFile, gathered: &mut Gathered) -> Vec<Layer> {
     layers
 }
 
+/// A variable from `env`: `Ok(None)` when unset or empty, `Err(())` when not UTF-8.
+fn env_var(env: &EnvSource, name: &str) -> Result<Option<String>, ()> {
+    let value = match env {
+        EnvSource::Map(map) => map.get(name).cloned(),
+        EnvSource::Process => match std::env::var_os(name) {
+            None => None,
+            Some(os) => Some(os.into_string().map_err(|_| ())?),
+        },
+    };
+    Ok(value.filter(|v| !v.is_empty()))
+}
+
 fn env_layer(env: &EnvSource, gathered: &mut Gathered) -> Layer {
     let mut layer = Layer::new("environment");
     for spec in KEYS {
-        let value = match env {
-            EnvSource::Map(map) => map.get(spec.name).cloned(),
-            EnvSource::Process => match std::env::var_os(spec.name) {
-                None => None,
-                Some(os) => match os.into_string() {
-                    Ok(s) => Some(s),
-                    Err(_) => {
-                        gathered.problems.push(Problem {
-                            key: Some(spec.name.to_owned()),
-                            source: "environment".to_owned(),
-                            message: "not valid UTF-8".to_owned(),
-                            fix: format!("set {} to plain text", spec.name),
-                        });
-                        None
-                    }
-                },
-            },
-        };
-        if let Some(value) = value.filter(|v| !v.is_empty()) {
-            layer = layer.with(spec.name, &value);
+        match env_var(env, spec.name) {
+            Ok(Some(value)) => layer = layer.with(spec.name, &value),
+            Ok(None) => {}
+            Err(()) => gathered.problems.push(Problem {
+                key: Some(spec.name.to_owned()),
+                source: "environment".to_owned(),
+                message: "not valid UTF-8".to_owned(),
+                fix: format!("set {} to plain text", spec.name),
+            }),
         }
     }
     layer
+}
+
+/// When no source sets `WEBHOOK_URL`, derives it from `RENDER_EXTERNAL_URL` in `env`:
+/// its value without surrounding whitespace and trailing slashes, plus the webhook path.
+/// The result is checked like any `WEBHOOK_URL` (a malformed or http one is reported with the
+/// origin [`RENDER_ORIGIN`]).
+fn render_fallback(env: &EnvSource, gathered: &mut Gathered) {
+    const KEY: &str = "WEBHOOK_URL";
+    if gathered.values.contains_key(KEY) {
+        return; // set explicitly: that always wins
+    }
+    match env_var(env, RENDER_EXTERNAL_URL) {
+        Ok(Some(base)) => {
+            let base = base.trim().trim_end_matches('/');
+            gathered.values.insert(
+                KEY,
+                Raw {
+                    value: format!("{base}{WEBHOOK_PATH}"),
+                    origin: RENDER_ORIGIN.to_owned(),
+                },
+            );
+        }
+        Ok(None) => {}
+        Err(()) => gathered.problems.push(Problem {
+            key: Some(KEY.to_owned()),
+            source: RENDER_ORIGIN.to_owned(),
+            message:
+                "RENDER_EXTERNAL_URL is not valid UTF-8, so WEBHOOK_URL cannot be derived from it"
+                    .to_owned(),
+            fix: "set WEBHOOK_URL to the public URL configured in Twilio".to_owned(),
+        }),
+    }
 }
 
 fn merge(layers: Vec<Layer>, gathered: &mut Gathered) {

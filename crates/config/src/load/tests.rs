@@ -399,6 +399,114 @@ fn redis_key_prefix_defaults_overrides_and_refuses_bad_values() {
     assert!(super::redis_key_prefix("").is_err(), "never empty");
 }
 
+const RENDER: &str = "https://whatsapp-bot.onrender.com";
+const RENDER_HOOK: &str = "https://whatsapp-bot.onrender.com/api/v1/whatsapp/webhook";
+
+fn webhook_findings(s: &Settings) -> Vec<(crate::Status, &'static str, String, String)> {
+    s.findings()
+        .into_iter()
+        .filter(|f| f.key == "WEBHOOK_URL")
+        .map(|f| (f.status, f.check, f.message, f.source))
+        .collect()
+}
+
+#[test]
+fn without_render_external_url_webhook_url_stays_unset() {
+    let s = vars(&[("RENDER_EXTERNAL_URL", "")]).unwrap();
+    assert_eq!(s.webhook_url, None);
+    assert_eq!(s.origin("WEBHOOK_URL"), "not set");
+    assert!(s.redacted_summary().contains(" webhook_url=unset "));
+}
+
+#[test]
+fn render_external_url_stands_in_for_an_unset_webhook_url() {
+    for base in [RENDER, "https://whatsapp-bot.onrender.com/"] {
+        let s = vars(&[("RENDER_EXTERNAL_URL", base)]).unwrap();
+        assert_eq!(s.webhook_url.as_deref(), Some(RENDER_HOOK), "{base}");
+        assert_eq!(s.origin("WEBHOOK_URL"), "RENDER_EXTERNAL_URL (environment)");
+        assert_eq!(s.origin("WEBHOOK_URL"), crate::RENDER_ORIGIN);
+        assert_eq!(
+            webhook_findings(&s),
+            [(
+                crate::Status::Ok,
+                "derived",
+                format!(
+                    "derived from RENDER_EXTERNAL_URL: {RENDER_HOOK}; make sure the Twilio Console uses exactly this URL"
+                ),
+                "RENDER_EXTERNAL_URL (environment)".to_owned()
+            )]
+        );
+        assert!(
+            s.redacted_summary().contains(&format!(
+                " webhook_url={RENDER_HOOK} webhook_url_from=RENDER_EXTERNAL_URL "
+            )),
+            "{}",
+            s.redacted_summary()
+        );
+        assert_eq!(
+            s.status_callback_url().as_deref(),
+            Some("https://whatsapp-bot.onrender.com/api/v1/whatsapp/status")
+        );
+    }
+}
+
+#[test]
+fn an_explicit_webhook_url_wins_over_render_external_url() {
+    let custom = "https://bot.example.com/api/v1/whatsapp/webhook";
+    let s = vars(&[("RENDER_EXTERNAL_URL", RENDER), ("WEBHOOK_URL", custom)]).unwrap();
+    assert_eq!(s.webhook_url.as_deref(), Some(custom));
+    assert_eq!(s.origin("WEBHOOK_URL"), "environment");
+    assert_eq!(webhook_findings(&s)[0].1, "ok");
+    assert!(!s.redacted_summary().contains("webhook_url_from"));
+
+    // A lower source counts as set too, and RENDER_EXTERNAL_URL is only read from the
+    // environment, never from .env.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), format!("WEBHOOK_URL={custom}\n")).unwrap();
+    let opts = LoadOptions::new(dir.path()).env_vars([("RENDER_EXTERNAL_URL", RENDER)]);
+    let s = load(&opts).unwrap().settings;
+    assert_eq!(s.webhook_url.as_deref(), Some(custom));
+    assert_eq!(s.origin("WEBHOOK_URL"), ".env line 1");
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("RENDER_EXTERNAL_URL={RENDER}\n"),
+    )
+    .unwrap();
+    let s = load(&LoadOptions::new(dir.path()).env_vars([("PORT", "5000")]))
+        .unwrap()
+        .settings;
+    assert_eq!(s.webhook_url, None, "not taken from .env");
+}
+
+#[test]
+fn production_accepts_an_https_render_external_url_instead_of_webhook_url() {
+    let s = vars(&[
+        ("APP_ENV", "production"),
+        ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("RENDER_EXTERNAL_URL", RENDER),
+    ])
+    .unwrap();
+    assert_eq!(s.app_env, AppEnv::Production);
+    assert_eq!(s.webhook_url.as_deref(), Some(RENDER_HOOK));
+    assert_eq!(webhook_findings(&s)[0].0, crate::Status::Ok);
+
+    // Checked like any WEBHOOK_URL, and the refusal says where the value came from.
+    assert_eq!(
+        problems(&[
+            ("APP_ENV", "production"),
+            ("TWILIO_AUTH_TOKEN", TOKEN),
+            ("RENDER_EXTERNAL_URL", "http://whatsapp-bot.onrender.com"),
+        ]),
+        [
+            "WEBHOOK_URL (RENDER_EXTERNAL_URL (environment)): uses http, not https (refused with APP_ENV=production); fix: use the https:// URL (ngrok and Render both serve https)"
+        ]
+    );
+    assert_eq!(
+        one_problem(&[("RENDER_EXTERNAL_URL", "whatsapp-bot.onrender.com")]),
+        r#"WEBHOOK_URL (RENDER_EXTERNAL_URL (environment)): "whatsapp-bot.onrender.com/api/v1/whatsapp/webhook" is not a URL (relative URL without a base); fix: set it to the public URL configured in Twilio, e.g. https://abc123.ngrok-free.app/api/v1/whatsapp/webhook"#
+    );
+}
+
 #[test]
 fn api_key_needs_both_halves_of_the_right_shape() {
     assert_eq!(
