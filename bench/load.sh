@@ -131,7 +131,7 @@ if [ "$BUILD" = 1 ]; then
   say "building release binaries (webhook-server, bench)"
   (cd "$ROOT" && cargo build --release -q -p webhook-server -p bench) || die "cargo build failed"
 fi
-for b in webhook-server bench-hello bench-verify-only bench-gen-requests bench-server-diag; do
+for b in webhook-server bench-hello bench-verify-only bench-gen-requests bench-server-diag bench-fsync-probe; do
   [ -x "$BIN/$b" ] || die "$BIN/$b is missing (run without BUILD=0)"
 done
 
@@ -332,8 +332,12 @@ run_config() {
     done
   fi
 
-  local load1
+  local load1 fsync_line=""
   load1=$(wait_quiet)
+  if [ "${cfg%+info}" != hello ] && [ "${cfg%+info}" != verify ]; then
+    # The disk's flush latency right now: every acknowledgement waits for one flush.
+    fsync_line=$("$BIN/bench-fsync-probe" "$WORK" 1000 | sed 's/^BENCH_FSYNC //')
+  fi
   say "$tag: starting the server (machine ${load1}% busy before)"
   start_server "$cfg" "$conns" "$tag"
   sleep 2
@@ -418,6 +422,9 @@ run_config() {
   rss_after=$(kb "$SERVER_PID" VmRSS)
   {
     echo "config=$cfg connections=$conns machine_busy_before=$load1% loadavg=$(cut -d' ' -f1-3 /proc/loadavg)"
+    if [ -n "$fsync_line" ]; then
+      echo "fdatasync of 8 KiB before the run: $fsync_line"
+    fi
     if [ -n "$commits0" ]; then
       echo "pg_commits_during_measurement=$((commits1 - commits0)) rows=$rows"
       echo "server connections using TLS: $(pg_tls)"
