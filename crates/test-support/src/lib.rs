@@ -32,6 +32,7 @@
 
 mod fixtures;
 mod ngrok;
+pub mod raw_http;
 mod server;
 pub mod services;
 mod twilio;

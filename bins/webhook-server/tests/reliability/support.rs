@@ -270,62 +270,7 @@ impl Msg {
     }
 }
 
-/// A parsed HTTP response (status 0 when nothing parsable came back).
-#[derive(Debug)]
-pub(crate) struct Response {
-    pub(crate) status: u16,
-    pub(crate) body: String,
-}
-
-/// Sends one request on a fresh connection (`Connection: close`) and reads the whole answer.
-pub(crate) async fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Response {
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        addr.port(),
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut raw = head.into_bytes();
-    raw.extend_from_slice(body);
-    send_raw(addr, &raw).await
-}
-
-/// Writes raw bytes and parses whatever comes back within 20 s.
-pub(crate) async fn send_raw(addr: SocketAddr, raw: &[u8]) -> Response {
-    let Ok(mut stream) = TcpStream::connect(addr).await else {
-        return parse_response(b"");
-    };
-    // The server may answer (413, 431) and close before reading everything: ignore write errors.
-    let _ = stream.write_all(raw).await;
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut out)).await;
-    parse_response(&out)
-}
-
-/// Status line and body of a raw HTTP/1.1 response.
-pub(crate) fn parse_response(out: &[u8]) -> Response {
-    let text = String::from_utf8_lossy(out).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .lines()
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Response {
-        status,
-        body: body.to_owned(),
-    }
-}
+pub(crate) use test_support::raw_http::{Response, parse_response, request, send_raw};
 
 /// `GET path`.
 pub(crate) async fn get(addr: SocketAddr, path: &str) -> Response {

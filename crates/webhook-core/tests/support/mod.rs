@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use store::{InboundState, Store, StoreOptions, WorkQueue};
 use test_support::{AUTH_TOKEN, FakeTwilio, STATUS_URL, TestDb, WEBHOOK_URL, sign_form};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use webhook_core::{App, AutoReply};
 
@@ -197,74 +196,7 @@ impl Server {
     }
 }
 
-/// A parsed HTTP response.
-#[derive(Debug)]
-pub(crate) struct Response {
-    pub(crate) status: u16,
-    pub(crate) headers: Vec<(String, String)>,
-    pub(crate) body: String,
-}
-
-impl Response {
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Sends one request on a fresh connection (`Connection: close`) and reads the whole answer.
-pub(crate) async fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Response {
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        addr.port(),
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut raw = head.into_bytes();
-    raw.extend_from_slice(body);
-    send_raw(addr, &raw).await
-}
-
-/// Writes raw bytes and parses whatever comes back.
-pub(crate) async fn send_raw(addr: SocketAddr, raw: &[u8]) -> Response {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    // The server may answer (413, 431) and close before reading everything: ignore write errors.
-    let _ = stream.write_all(raw).await;
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut out)).await;
-    parse_response(&out)
-}
-
-pub(crate) fn parse_response(out: &[u8]) -> Response {
-    let text = String::from_utf8_lossy(out).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    Response {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
-}
+pub(crate) use test_support::raw_http::{Response, request, send_raw};
 
 /// The text fixture with its MessageSid replaced, so every test message is unique.
 pub(crate) fn inbound_body(sid: &str) -> String {
