@@ -62,9 +62,10 @@ pub enum BatchStatement {
     /// RETURNING message_sid`. One statement text for every batch size, prepared once per
     /// connection.
     Unnest,
-    /// `INSERT … VALUES (…), (…), … ON CONFLICT DO NOTHING RETURNING message_sid`. The batch is
-    /// padded to a power of two rows by repeating its last row (which the conflict clause skips),
-    /// so at most 11 statement texts are ever prepared.
+    /// `INSERT … VALUES (…), (…), … ON CONFLICT DO NOTHING`, with `RETURNING message_sid` on
+    /// PostgreSQL; on SQLite the new rows are told apart by rowid. The batch is padded to a power
+    /// of two rows by repeating its last row (which the conflict clause skips), so at most 11
+    /// statement texts are ever prepared.
     MultiRowValues,
     /// `BEGIN IMMEDIATE`, one single-row `INSERT` per row, `COMMIT`.
     RowsInTransaction,

@@ -230,3 +230,39 @@ async fn an_empty_sid_is_refused() {
     let err = store.record_inbound(inbound("")).await.unwrap_err();
     assert!(err.is_invalid_input(), "{err}");
 }
+
+async fn a_batch_mixing_known_and_new_sids_tells_each_caller_apart(db: &TestDb) {
+    let store = db
+        .store(StoreOptions {
+            batch_max: 8,
+            batch_linger: Duration::from_secs(2),
+            ..Default::default()
+        })
+        .await;
+    let sids: Vec<String> = (0..8).map(|i| sid(&format!("SM{i}m"))).collect();
+    // Three of them arrive early (a first delivery each), the rest only in the batch below.
+    for s in [&sids[1], &sids[4], &sids[6]] {
+        assert_eq!(
+            store.record_inbound(inbound(s)).await.unwrap(),
+            Recorded::New
+        );
+    }
+    let mut tasks = Vec::new();
+    for s in &sids {
+        let store = store.clone();
+        let msg = inbound(s);
+        tasks.push(tokio::spawn(async move { store.record_inbound(msg).await }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        let expected = if [1, 4, 6].contains(&i) {
+            Recorded::Duplicate
+        } else {
+            Recorded::New
+        };
+        assert_eq!(t.await.unwrap().unwrap(), expected, "row {i}");
+    }
+}
+on_both_backends!(
+    mixed_batch,
+    a_batch_mixing_known_and_new_sids_tells_each_caller_apart
+);
