@@ -119,6 +119,10 @@ impl Store {
             co.map_sqlx_sqlite_opts(move |o| {
                 o.pragma("journal_mode", "WAL")
                     .pragma("synchronous", "FULL")
+                    // A checkpoint runs inline in the committing writer and writes and fsyncs
+                    // the database file; every 10,000 pages (~40 MB of WAL) instead of SQLite's
+                    // 1,000 measured about +25% inserts/s (random SIDs) for a higher p99.
+                    .pragma("wal_autocheckpoint", "10000")
                     .busy_timeout(busy)
                     .foreign_keys(true)
             });
