@@ -219,9 +219,11 @@ wait_quiet() {
 field() { grep -o "$1=[0-9.]*" "$2" | head -1 | cut -d= -f2; }
 
 # wrk_run DIR SECONDS CONNS OUTFILE
+# (bash's `time` appends wrk's own CPU seconds as "WRK_CPU user sys")
 wrk_run() {
-  BENCH_REQUESTS=$1 wrk -t"$THREADS" -c"$3" -d"$2"s --timeout 5s -s "$ROOT/bench/unique.lua" \
-    "$TARGET_URL" >"$4" 2>&1 || die "wrk failed, see $4"
+  local TIMEFORMAT='WRK_CPU %U %S'
+  { time BENCH_REQUESTS=$1 wrk -t"$THREADS" -c"$3" -d"$2"s --timeout 5s -s "$ROOT/bench/unique.lua" \
+    "$TARGET_URL" >"$4" 2>&1; } 2>>"$4" || die "wrk failed, see $4"
   grep -q '^BENCH_RESULT' "$4" || die "wrk printed no result, see $4"
 }
 
@@ -306,12 +308,13 @@ db_states() {
 }
 
 pg_tls() { psql "$DB_URL" -qAtc "SELECT count(*) FILTER (WHERE s.ssl) || ' of ' || count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()"; }
+pg_checkpoints() { psql "$DB_URL" -qAtc "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"; }
 pg_commits() { psql "$DB_URL" -qAtc "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"; }
 
 # ---------------------------------------------------------------- one configuration
 RESULTS="$OUT/results.tsv"
 SEGMENT_RESULTS="$OUT/segments.tsv"
-printf 'config\tconns\tok_per_s\tp50_ms\tp99_ms\tmax_ms\tnon2xx\terrors\trows\tok\tsent\twraps\trss_idle_mib\trss_load_mib\thwm_mib\trss_after_mib\tcpu_server\tcpu_pg\tcpu_machine\tbusy_before\trep\n' >"$RESULTS"
+printf 'config\tconns\tok_per_s\tp50_ms\tp99_ms\tmax_ms\tnon2xx\terrors\trows\tok\tsent\twraps\trss_idle_mib\trss_load_mib\thwm_mib\trss_after_mib\tcpu_server\tcpu_pg\tcpu_machine\tbusy_before\trep\tcpu_wrk\tcpu_other\tcheckpoints\n' >"$RESULTS"
 printf 'config\tconns\tsegment\tok_per_s\tp50_ms\tp99_ms\tmax_ms\tnon2xx\terrors\trss_end_mib\trep\n' >"$SEGMENT_RESULTS"
 
 run_config() {
@@ -359,13 +362,16 @@ run_config() {
   ) &
   SAMPLER_PID=$!
 
-  local srv0 pg0 m0 commits0="" pids
+  local srv0 pg0 m0 commits0="" ckpt0="" pids
   pids=$(pg_pids | tr '\n' ' ')
   srv0=$(ticks_of "$SERVER_PID")
   # shellcheck disable=SC2086
   pg0=$(pg_ticks $pids)
   m0=$(cpu_line)
-  [ "$DB_KIND" = pg ] && commits0=$(pg_commits)
+  if [ "$DB_KIND" = pg ]; then
+    commits0=$(pg_commits)
+    ckpt0=$(pg_checkpoints)
+  fi
 
   local tot_ok=0 tot_us=0 tot_non2xx=0 tot_err=0 tot_sent=0 tot_wraps=0 worst_p50=0 worst_p99=0 worst_max=0
   for s in $(seq 1 "$SEGMENTS"); do
@@ -395,12 +401,15 @@ run_config() {
       "$(awk -v x="$(kb "$SERVER_PID" VmRSS)" 'BEGIN { print x / 1024 }')" "$rep" >>"$SEGMENT_RESULTS"
   done
 
-  local srv1 pg1 m1 commits1=""
+  local srv1 pg1 m1 commits1="" ckpt1=""
   srv1=$(ticks_of "$SERVER_PID")
   # shellcheck disable=SC2086
   pg1=$(pg_ticks $pids)
   m1=$(cpu_line)
-  [ "$DB_KIND" = pg ] && commits1=$(pg_commits)
+  if [ "$DB_KIND" = pg ]; then
+    commits1=$(pg_commits)
+    ckpt1=$(pg_checkpoints)
+  fi
   kill "$SAMPLER_PID" 2>/dev/null || true
   wait "$SAMPLER_PID" 2>/dev/null || true
   SAMPLER_PID=""
@@ -428,6 +437,7 @@ run_config() {
     if [ -n "$commits0" ]; then
       echo "pg_commits_during_measurement=$((commits1 - commits0)) rows=$rows"
       echo "server connections using TLS: $(pg_tls)"
+      echo "PostgreSQL checkpoints during the measurement (any database on the cluster): $((ckpt1 - ckpt0))"
     fi
     if [ "$DB_KIND" != none ]; then
       echo "inbound states at end: $(db_states)"
@@ -439,9 +449,19 @@ run_config() {
       "$OUT/$tag.server.log" >>"$OUT/$tag.notes.txt"
   fi
 
-  local wall_ticks
+  local wall_ticks wrk_cpu cores=$((NCPU * 100)) tick
+  tick=$(getconf CLK_TCK)
   wall_ticks=$(awk -v a="$m0" -v b="$m1" 'BEGIN { split(a, x, " "); split(b, y, " "); print y[2] - x[2] }')
-  printf '%s\t%s\t%.0f\t%.2f\t%.2f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f%%\t%s\t%.0f%%\t%s\t%s\n' \
+  wrk_cpu=$(cat "$OUT/$tag".seg*.txt | awk '/^WRK_CPU/ { s += $2 + $3 } END { print s + 0 }')
+  # CPU in % of one core over the measurement; "other" is what neither the server, its PostgreSQL
+  # backends nor wrk used: other programs on the machine.
+  local c_srv c_pg c_wrk c_all c_other
+  c_srv=$(awk -v a="$srv0" -v b="$srv1" -v w="$wall_ticks" -v n="$cores" 'BEGIN { printf "%.0f", (b - a) / w * n }')
+  c_pg=$(awk -v a="$pg0" -v b="$pg1" -v w="$wall_ticks" -v n="$cores" 'BEGIN { if (a == "-") print "-"; else printf "%.0f", (b - a) / w * n }')
+  c_wrk=$(awk -v c="$wrk_cpu" -v w="$wall_ticks" -v n="$NCPU" -v t="$tick" 'BEGIN { printf "%.0f", c / (w / n / t) * 100 }')
+  c_all=$(awk -v a="$m0" -v b="$m1" -v n="$cores" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.0f", (y[1] - x[1]) / (y[2] - x[2]) * n }')
+  c_other=$(awk -v a="$c_all" -v s="$c_srv" -v p="$c_pg" -v w="$c_wrk" 'BEGIN { o = a - s - (p == "-" ? 0 : p) - w; printf "%.0f", (o < 0 ? 0 : o) }')
+  printf '%s\t%s\t%.0f\t%.2f\t%.2f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%s%%\t%s\t%s%%\t%s\t%s\t%s%%\t%s%%\t%s\n' \
     "$cfg" "$conns" \
     "$(awk -v o="$tot_ok" -v u="$tot_us" 'BEGIN { print o / (u / 1e6) }')" \
     "$(awk -v x="$worst_p50" 'BEGIN { print x / 1000 }')" \
@@ -452,10 +472,8 @@ run_config() {
     "$(awk -v x="$rss_load" 'BEGIN { print x / 1024 }')" \
     "$(awk -v x="$hwm" 'BEGIN { print x / 1024 }')" \
     "$(awk -v x="$rss_after" 'BEGIN { print x / 1024 }')" \
-    "$(awk -v a="$srv0" -v b="$srv1" -v w="$wall_ticks" -v n="$((NCPU * 100))" 'BEGIN { print (b - a) / w * n }')" \
-    "$(awk -v a="$pg0" -v b="$pg1" -v w="$wall_ticks" -v n="$((NCPU * 100))" 'BEGIN { if (a == "-") print "-"; else printf "%.0f%%", (b - a) / w * n }')" \
-    "$(awk -v a="$m0" -v b="$m1" 'BEGIN { split(a, x, " "); split(b, y, " "); print (y[1] - x[1]) / (y[2] - x[2]) * 100 }')" \
-    "$load1" "$rep" >>"$RESULTS"
+    "$c_srv" "$( [ "$c_pg" = - ] && echo - || echo "$c_pg%")" "$c_all" \
+    "$load1" "$rep" "$c_wrk" "$c_other" "$( [ -n "$ckpt0" ] && echo $((ckpt1 - ckpt0)) || echo -)" >>"$RESULTS"
 }
 
 # ---------------------------------------------------------------- main

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench/report.sh OUT_DIR: renders the Markdown report of a bench/load.sh run from its
 # results.tsv / segments.tsv / environment.txt / *.notes.txt (load.sh calls it; run it again to
-# re-render). With REPEAT > 1 each row is the median run by throughput; the throughput of every
-# run is listed in brackets.
+# re-render). With REPEAT > 1 each row is the median run by throughput among the runs that other
+# programs disturbed least (their CPU during the run < CLEAN_OTHER % of one core, default 20); the
+# throughput of every run is listed in brackets, disturbed runs marked with *.
 set -euo pipefail
 dir=${1:?usage: bench/report.sh OUT_DIR}
 
@@ -10,7 +11,7 @@ echo "### Load benchmark results"
 echo
 sed 's/^/    /' "$dir/environment.txt"
 echo
-awk -F'\t' -v ncpu="$(nproc)" '
+awk -F'\t' -v ncpu="$(nproc)" -v clean="${CLEAN_OTHER:-20}" '
 function verdict(ok) { return ok ? "met" : "**missed**" }
 function label(c,   base, l) {
   base = c; sub(/\+info$/, "", base)
@@ -32,25 +33,30 @@ NR == 1 { next }
   i = ++nrun[k]
   line[k, i] = $0
   r[k, i] = $3 + 0
+  other = $23; sub(/%/, "", other)
+  disturbed[k, i] = (other + 0 >= clean)
 }
 END {
-  print "| configuration | conns | 2xx/s (each run) | p50 ms | p99 ms | max ms | non-2xx | socket errors | rows committed / 2xx | RSS idle MiB | RSS under load MiB (max sampled / VmHWM) | RSS after MiB | CPU server / postgres / machine busy | machine busy before |"
+  print "| configuration | conns | 2xx/s (each run) | p50 ms | p99 ms | max ms | non-2xx | socket errors | rows committed / 2xx | RSS idle MiB | RSS under load MiB (max sampled / VmHWM) | RSS after MiB | CPU server / postgres / wrk | other programs CPU |"
   print "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---|---:|"
   for (o = 1; o <= nkeys; o++) {
     k = order[o]; n = nrun[k]
-    # indices sorted by throughput; the median run (lower median for even counts)
-    for (i = 1; i <= n; i++) idx[i] = i
-    for (i = 2; i <= n; i++) for (j = i; j > 1 && r[k, idx[j]] < r[k, idx[j - 1]]; j--) { t = idx[j]; idx[j] = idx[j - 1]; idx[j - 1] = t }
-    m = idx[int((n + 1) / 2)]
+    # the undisturbed runs (all of them if every run was disturbed), sorted by throughput;
+    # the median one (lower median for even counts)
+    nc = 0
+    for (i = 1; i <= n; i++) if (!disturbed[k, i]) idx[++nc] = i
+    if (nc == 0) for (i = 1; i <= n; i++) idx[++nc] = i
+    for (i = 2; i <= nc; i++) for (j = i; j > 1 && r[k, idx[j]] < r[k, idx[j - 1]]; j--) { t = idx[j]; idx[j] = idx[j - 1]; idx[j - 1] = t }
+    m = idx[int((nc + 1) / 2)]
     split(line[k, m], f, "\t")
     runs = ""
-    if (n > 1) { for (i = 1; i <= n; i++) runs = runs (i > 1 ? " / " : "") r[k, i]; runs = " (" runs ")" }
+    if (n > 1) { for (i = 1; i <= n; i++) runs = runs (i > 1 ? " / " : "") r[k, i] (disturbed[k, i] ? "*" : ""); runs = " (" runs ")" }
     c = f[1]; cc = f[2]
     rate[c, cc] = f[3]; p99[c, cc] = f[5]; idle[c, cc] = f[13]; load[c, cc] = (f[14] > f[15] ? f[14] : f[15])
     valid[c, cc] = 1; invalid_runs = 0
     for (i = 1; i <= n; i++) {
       split(line[k, i], g, "\t")
-      if (g[7] != 0 || g[8] != 0 || g[12] != 0 || (g[9] != "-" && g[9] + 0 < g[10] + 0)) invalid_runs++
+      if (g[7] != 0 || g[8] != 0 || (g[9] != "-" && (g[12] != 0 || g[9] + 0 < g[10] + 0))) invalid_runs++
     }
     if (invalid_runs) valid[c, cc] = 0
     check = "n/a"
@@ -61,11 +67,11 @@ END {
       else check = check " ❌"
     }
     if (invalid_runs && n > 1) check = check " (" invalid_runs " of " n " runs with errors or missing rows)"
-    printf "| %s | %s | **%s**%s | %s | **%s** | %s | %s | %s | %s | %s | %s / %s | %s | %s / %s / %s | %s%% |\n",
-      label(c), cc, f[3], runs, f[4], f[5], f[6], f[7], f[8], check, f[13], f[14], f[15], f[16], f[17], f[18], f[19], f[20]
+    printf "| %s | %s | **%s**%s | %s | **%s** | %s | %s | %s | %s | %s | %s / %s | %s | %s / %s / %s | %s |\n",
+      label(c), cc, f[3], runs, f[4], f[5], f[6], f[7], f[8], check, f[13], f[14], f[15], f[16], f[17], f[18], f[22], f[23]
   }
   print ""
-  print "CPU: % of one core (100 % = one core, the machine has " ncpu " cores); \"machine busy\" is the whole box (server + database + wrk + anything else running); \"machine busy before\" is measured over 2 s before the server starts (other programs)."
+  print "CPU: % of one core during the measurement (the machine has " ncpu " cores, " ncpu * 100 " %); postgres = the backends of the benchmark database + the background processes of PostgreSQL; other programs = whole machine − server − postgres − wrk. Runs where other programs used ≥ " clean " % are marked * and not chosen as the median when an undisturbed run exists."
   print "rows / 2xx ✓: every acknowledged webhook has its row (rows ≥ 2xx; the few extra rows are requests wrk abandoned at its deadline after they were committed), and no SID was sent twice."
   print ""
   for (c in seen_conns) {
