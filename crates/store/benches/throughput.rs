@@ -240,29 +240,29 @@ fn main() {
 
     use BatchStatement::{Auto, MultiRowValues, RowsInTransaction, Unnest};
     let configs = [
-        Config::new("PostgreSQL group commit (UNNEST)", true, true, Unnest),
         Config::new(
             "PostgreSQL group commit (multi-row VALUES)",
             true,
             true,
             MultiRowValues,
         ),
+        Config::new("PostgreSQL group commit (UNNEST)", true, true, Unnest),
         Config {
             linger_us: 200,
             ..Config::new(
-                "PostgreSQL group commit (UNNEST, linger 200us)",
+                "PostgreSQL group commit (multi-row, linger 200us)",
                 true,
                 true,
-                Unnest,
+                MultiRowValues,
             )
         },
         Config {
             tls: true,
             ..Config::new(
-                "PostgreSQL group commit (UNNEST, over TLS)",
+                "PostgreSQL group commit (multi-row, over TLS)",
                 true,
                 true,
-                Unnest,
+                MultiRowValues,
             )
         },
         Config {
@@ -386,12 +386,12 @@ fn main() {
     for (db, best, single) in [
         (
             "PostgreSQL",
-            "PostgreSQL group commit (UNNEST)",
+            "PostgreSQL group commit (multi-row VALUES)",
             "PostgreSQL one INSERT",
         ),
         (
             "SQLite",
-            "SQLite group commit (multi-row",
+            "SQLite group commit (multi-row VALUES)",
             "SQLite one INSERT",
         ),
     ] {

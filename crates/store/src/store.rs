@@ -85,17 +85,14 @@ impl Store {
             ));
         };
         let strategy = match (opts.batch_statement, backend) {
-            (BatchStatement::Auto, DbBackend::Postgres)
-            | (BatchStatement::Unnest, DbBackend::Postgres) => Strategy::Unnest,
+            (BatchStatement::Unnest, DbBackend::Postgres) => Strategy::Unnest,
             (BatchStatement::Unnest, _) => {
                 return Err(StoreError::InvalidInput(
                     "BatchStatement::Unnest needs PostgreSQL".to_owned(),
                 ));
             }
-            (BatchStatement::Auto, _) | (BatchStatement::MultiRowValues, _) => {
-                Strategy::MultiRowValues
-            }
             (BatchStatement::RowsInTransaction, _) => Strategy::RowsInTransaction,
+            (BatchStatement::Auto | BatchStatement::MultiRowValues, _) => Strategy::MultiRowValues,
         };
 
         let mut co = ConnectOptions::new(database_url.to_owned());
