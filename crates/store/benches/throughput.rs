@@ -266,6 +266,15 @@ fn main() {
             )
         },
         Config {
+            tls: true,
+            ..Config::new(
+                "PostgreSQL group commit (UNNEST, over TLS)",
+                true,
+                true,
+                Unnest,
+            )
+        },
+        Config {
             pool: Some(16),
             ..Config::new(
                 "PostgreSQL one INSERT per call (pool 16)",
