@@ -27,6 +27,10 @@ use twilio_client::{RetryPolicy, SendMessage};
 /// worst-case send with retries, so a live worker is never overtaken.
 pub const CLAIM_LEASE: Duration = Duration::from_secs(120);
 
+/// A message claimed this many times without an outcome is given up (state `failed`), so a
+/// message whose processing keeps dying is not re-queued by the sweep forever.
+pub const MAX_CLAIMS: i32 = 10;
+
 /// How long one job keeps retrying a database step while the database is unavailable. Well
 /// inside [`CLAIM_LEASE`], so the claim is still this worker's while it retries; after it the
 /// job gives up and the lease expiring hands the message to the sweep.
@@ -107,6 +111,16 @@ pub async fn process(app: &App, job: &Job) {
         ack(app, job).await;
         return;
     };
+    if row.attempts > MAX_CLAIMS {
+        tracing::error!(
+            message_sid = sid,
+            attempts = row.attempts,
+            "❌ giving up on this message after {MAX_CLAIMS} attempts without an outcome; marked failed (see outbound_messages for the last error)"
+        );
+        finish(app, sid, InboundState::Failed, until).await;
+        ack(app, job).await;
+        return;
+    }
     let msg = match InboundMessage::from_params(json_to_params(&row.params_json)) {
         Ok(m) => m,
         Err(e) => {

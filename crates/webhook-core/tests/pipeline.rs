@@ -321,3 +321,43 @@ async fn two_instances_on_one_postgres_and_redis_reply_once() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_keeps_dying_is_given_up_not_requeued_forever() {
+    let db = TestDb::sqlite();
+    let twilio = FakeTwilio::start().await;
+    let first = Server::start(
+        &db,
+        Opts {
+            twilio: Some(&twilio),
+            queue: Some(Arc::new(BlackHole)),
+            ..Opts::default()
+        },
+    )
+    .await;
+    let sid = sid("SM");
+    assert_eq!(first.post_webhook(&inbound_body(&sid)).await.status, 200);
+    // Ten earlier workers claimed it and died before recording an outcome.
+    for n in 0..webhook_core::worker::MAX_CLAIMS {
+        let claimed = first
+            .app
+            .store
+            .claim_inbound(&sid, &format!("dead-worker#{n}"), Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(claimed.is_some(), "claim {n}");
+    }
+    first.stop().await;
+
+    let second = Server::start(
+        &db,
+        Opts {
+            twilio: Some(&twilio),
+            ..Opts::default()
+        },
+    )
+    .await;
+    assert_eq!(second.wait_processed(&sid).await, InboundState::Failed);
+    assert!(twilio.sent_messages().is_empty());
+    second.stop().await;
+}
