@@ -124,13 +124,6 @@ impl Store {
                     .foreign_keys(true)
             });
         }
-        if backend == DbBackend::Postgres && !database_url.contains("sslmode=disable") {
-            tracing::info!(
-                "PostgreSQL may be reached over TLS (sslmode=prefer by default): sqlx 0.9.0 leaves \
-                 Nagle's algorithm on, which can add up to 40 ms per statement over TLS \
-                 (sqlx issue 4335); on loopback or a private network add ?sslmode=disable"
-            );
-        }
         let db = Database::connect(co)
             .await
             .map_err(|e| StoreError::from_db(backend, "connecting to the database", &e))?;
