@@ -194,6 +194,13 @@ pg_ticks() {
   for p in "$@"; do t=$((t + $(ticks_of "$p"))); done
   echo "$t"
 }
+# kthread_ticks: CPU jiffies of all kernel threads (ksoftirqd handling loopback packets, kworker and
+# jbd2 flushing the disk): work the benchmark itself causes, not other programs.
+kthread_ticks() {
+  # cat, not awk on the glob: a process that exits in between must not end the scan
+  cat /proc/[0-9]*/stat 2>/dev/null |
+    awk '{ pid = $1; line = $0; sub(/^[0-9]+ \(.*\) /, "", line); split(line, f, " "); if (f[2] == 2 || pid == 2) t += f[12] + f[13] } END { print t + 0 }'
+}
 # "busy total" jiffies of the whole machine
 cpu_line() { awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat; }
 # busy_now: % of the machine busy over the next 2 s (other agents, builds, ...)
@@ -314,7 +321,7 @@ pg_commits() { psql "$DB_URL" -qAtc "SELECT xact_commit FROM pg_stat_database WH
 # ---------------------------------------------------------------- one configuration
 RESULTS="$OUT/results.tsv"
 SEGMENT_RESULTS="$OUT/segments.tsv"
-printf 'config\tconns\tok_per_s\tp50_ms\tp99_ms\tmax_ms\tnon2xx\terrors\trows\tok\tsent\twraps\trss_idle_mib\trss_load_mib\thwm_mib\trss_after_mib\tcpu_server\tcpu_pg\tcpu_machine\tbusy_before\trep\tcpu_wrk\tcpu_other\tcheckpoints\n' >"$RESULTS"
+printf 'config\tconns\tok_per_s\tp50_ms\tp99_ms\tmax_ms\tnon2xx\terrors\trows\tok\tsent\twraps\trss_idle_mib\trss_load_mib\thwm_mib\trss_after_mib\tcpu_server\tcpu_pg\tcpu_machine\tbusy_before\trep\tcpu_wrk\tcpu_other\tcheckpoints\tcpu_kernel_threads\n' >"$RESULTS"
 printf 'config\tconns\tsegment\tok_per_s\tp50_ms\tp99_ms\tmax_ms\tnon2xx\terrors\trss_end_mib\trep\n' >"$SEGMENT_RESULTS"
 
 run_config() {
@@ -362,12 +369,13 @@ run_config() {
   ) &
   SAMPLER_PID=$!
 
-  local srv0 pg0 m0 commits0="" ckpt0="" pids
+  local srv0 pg0 m0 k0 commits0="" ckpt0="" pids
   pids=$(pg_pids | tr '\n' ' ')
   srv0=$(ticks_of "$SERVER_PID")
   # shellcheck disable=SC2086
   pg0=$(pg_ticks $pids)
   m0=$(cpu_line)
+  k0=$(kthread_ticks)
   if [ "$DB_KIND" = pg ]; then
     commits0=$(pg_commits)
     ckpt0=$(pg_checkpoints)
@@ -401,11 +409,12 @@ run_config() {
       "$(awk -v x="$(kb "$SERVER_PID" VmRSS)" 'BEGIN { print x / 1024 }')" "$rep" >>"$SEGMENT_RESULTS"
   done
 
-  local srv1 pg1 m1 commits1="" ckpt1=""
+  local srv1 pg1 m1 k1 commits1="" ckpt1=""
   srv1=$(ticks_of "$SERVER_PID")
   # shellcheck disable=SC2086
   pg1=$(pg_ticks $pids)
   m1=$(cpu_line)
+  k1=$(kthread_ticks)
   if [ "$DB_KIND" = pg ]; then
     commits1=$(pg_commits)
     ckpt1=$(pg_checkpoints)
@@ -455,13 +464,14 @@ run_config() {
   wrk_cpu=$(cat "$OUT/$tag".seg*.txt | awk '/^WRK_CPU/ { s += $2 + $3 } END { print s + 0 }')
   # CPU in % of one core over the measurement; "other" is what neither the server, its PostgreSQL
   # backends nor wrk used: other programs on the machine.
-  local c_srv c_pg c_wrk c_all c_other
+  local c_srv c_pg c_wrk c_all c_other c_kern
   c_srv=$(awk -v a="$srv0" -v b="$srv1" -v w="$wall_ticks" -v n="$cores" 'BEGIN { printf "%.0f", (b - a) / w * n }')
   c_pg=$(awk -v a="$pg0" -v b="$pg1" -v w="$wall_ticks" -v n="$cores" 'BEGIN { if (a == "-") print "-"; else printf "%.0f", (b - a) / w * n }')
   c_wrk=$(awk -v c="$wrk_cpu" -v w="$wall_ticks" -v n="$NCPU" -v t="$tick" 'BEGIN { printf "%.0f", c / (w / n / t) * 100 }')
   c_all=$(awk -v a="$m0" -v b="$m1" -v n="$cores" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.0f", (y[1] - x[1]) / (y[2] - x[2]) * n }')
-  c_other=$(awk -v a="$c_all" -v s="$c_srv" -v p="$c_pg" -v w="$c_wrk" 'BEGIN { o = a - s - (p == "-" ? 0 : p) - w; printf "%.0f", (o < 0 ? 0 : o) }')
-  printf '%s\t%s\t%.0f\t%.2f\t%.2f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%s%%\t%s\t%s%%\t%s\t%s\t%s%%\t%s%%\t%s\n' \
+  c_kern=$(awk -v a="$k0" -v b="$k1" -v w="$wall_ticks" -v n="$cores" 'BEGIN { printf "%.0f", (b - a) / w * n }')
+  c_other=$(awk -v a="$c_all" -v s="$c_srv" -v p="$c_pg" -v w="$c_wrk" -v k="$c_kern" 'BEGIN { o = a - s - (p == "-" ? 0 : p) - w - k; printf "%.0f", (o < 0 ? 0 : o) }')
+  printf '%s\t%s\t%.0f\t%.2f\t%.2f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%s%%\t%s\t%s%%\t%s\t%s\t%s%%\t%s%%\t%s\t%s%%\n' \
     "$cfg" "$conns" \
     "$(awk -v o="$tot_ok" -v u="$tot_us" 'BEGIN { print o / (u / 1e6) }')" \
     "$(awk -v x="$worst_p50" 'BEGIN { print x / 1000 }')" \
@@ -473,7 +483,7 @@ run_config() {
     "$(awk -v x="$hwm" 'BEGIN { print x / 1024 }')" \
     "$(awk -v x="$rss_after" 'BEGIN { print x / 1024 }')" \
     "$c_srv" "$( [ "$c_pg" = - ] && echo - || echo "$c_pg%")" "$c_all" \
-    "$load1" "$rep" "$c_wrk" "$c_other" "$( [ -n "$ckpt0" ] && echo $((ckpt1 - ckpt0)) || echo -)" >>"$RESULTS"
+    "$load1" "$rep" "$c_wrk" "$c_other" "$( [ -n "$ckpt0" ] && echo $((ckpt1 - ckpt0)) || echo -)" "$c_kern" >>"$RESULTS"
 }
 
 # ---------------------------------------------------------------- main
