@@ -5,7 +5,7 @@ use std::time::Duration;
 use store::InboundState;
 
 use crate::on_both_backends;
-use crate::support::{TestDb, inbound, sid};
+use crate::support::{TestDb, TestDbExt, inbound, sid};
 
 async fn concurrent_claims_give_a_message_to_exactly_one_worker(db: &TestDb) {
     let store = db.default_store().await;

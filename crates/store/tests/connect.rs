@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
-use crate::support::{PG_BASE, TestDb, inbound, sid};
+use crate::support::{PG_BASE, TestDb, TestDbExt, inbound, sid};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_is_durable_wal_and_creates_its_directory() {

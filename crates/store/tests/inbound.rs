@@ -6,7 +6,7 @@ use std::time::Duration;
 use store::{InboundState, Recorded, StoreOptions};
 
 use crate::on_both_backends;
-use crate::support::{TestDb, inbound, sid};
+use crate::support::{TestDb, TestDbExt, inbound, sid};
 
 async fn exactly_one_of_64_concurrent_duplicates_is_new(db: &TestDb) {
     let store = db.default_store().await;

@@ -3,7 +3,7 @@
 use store::{NewOutbound, OutboundUpdate, outbound_status};
 
 use crate::on_both_backends;
-use crate::support::{TestDb, inbound, sid};
+use crate::support::{TestDb, TestDbExt, inbound, sid};
 
 pub(crate) fn reply_to(inbound_sid: &str) -> NewOutbound {
     NewOutbound {

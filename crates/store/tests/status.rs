@@ -4,7 +4,7 @@ use store::{NewStatusEvent, OutboundUpdate, StatusApplied, Store};
 
 use crate::on_both_backends;
 use crate::outbound::reply_to;
-use crate::support::{TestDb, inbound, sid};
+use crate::support::{TestDb, TestDbExt, inbound, sid};
 
 fn event(message_sid: &str, status: &str, error_code: Option<i64>) -> NewStatusEvent {
     NewStatusEvent {
