@@ -158,6 +158,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'echo "❌ bench/load.sh: command failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- helpers
@@ -411,6 +412,12 @@ run_config() {
 
   local srv1 pg1 m1 k1 commits1="" ckpt1=""
   srv1=$(ticks_of "$SERVER_PID")
+  # Backends the pool opened during the measurement count from zero.
+  local pids1 p
+  pids1=$(pg_pids | tr '\n' ' ')
+  for p in $pids1; do
+    [[ " $pids " == *" $p "* ]] || pids="$pids $p"
+  done
   # shellcheck disable=SC2086
   pg1=$(pg_ticks $pids)
   m1=$(cpu_line)
