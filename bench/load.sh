@@ -162,15 +162,19 @@ trap 'echo "❌ bench/load.sh: command failed at line $LINENO: $BASH_COMMAND" >&
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- helpers
+# next_run_id: sets RUN_ID. Never call it in $(...): the counter must advance in this shell, or
+# two request sets get the same SIDs and later ones are duplicates.
 next_run_id() {
   RUN_SEQ=$((RUN_SEQ + 1))
-  printf '%s%02x' "$RUN_BASE" "$RUN_SEQ"
+  [ "$RUN_SEQ" -le 255 ] || die "more than 255 request sets in one invocation"
+  RUN_ID=$(printf '%s%02x' "$RUN_BASE" "$RUN_SEQ")
 }
 
 # gen DIR SECONDS CONNS: unique signed requests for one wrk run of SECONDS at up to MAX_RATE.
 gen() {
   local dir=$1 secs=$2 conns=$3 run per
-  run=$(next_run_id)
+  next_run_id
+  run=$RUN_ID
   per=$(((MAX_RATE * secs * 5 / 4 + THREADS - 1) / THREADS + conns))
   TWILIO_AUTH_TOKEN=$TOKEN "$BIN/bench-gen-requests" --out "$dir" --url "$WEBHOOK_URL" \
     --threads "$THREADS" --per-thread "$per" --run-id "$run" || die "request generation failed"
@@ -343,6 +347,11 @@ run_config() {
     done
   fi
 
+  if [ "${#dirs[@]}" -gt 1 ] && [ "${dirs[0]}" != "${dirs[1]}" ]; then
+    local dup
+    dup=$(for d in "${dirs[@]}"; do cat "$d/run_id"; done | sort | uniq -d)
+    [ -z "$dup" ] || die "request sets share run id $dup: their SIDs would repeat"
+  fi
   local load1 fsync_line=""
   load1=$(wait_quiet)
   if [ "${cfg%+info}" != hello ] && [ "${cfg%+info}" != verify ]; then
