@@ -98,6 +98,10 @@ pub(crate) struct Inserter {
     single_sql: String,
     unnest_sql: String,
     values_sql: StdMutex<HashMap<usize, Arc<str>>>,
+    /// SQLite allows one writer at a time; every write of this store takes this lock first, so
+    /// writers queue here instead of sleeping in SQLite's busy handler (steps of up to 100 ms).
+    /// `None` on PostgreSQL.
+    write_lock: Option<Mutex<()>>,
     pub(crate) counters: Counters,
 }
 
@@ -131,7 +135,16 @@ impl Inserter {
             single_sql,
             unnest_sql,
             values_sql: StdMutex::new(HashMap::new()),
+            write_lock: (backend == DbBackend::Sqlite).then(|| Mutex::new(())),
             counters: Counters::default(),
+        }
+    }
+
+    /// Serialises writers on SQLite (see `write_lock`); a no-op on PostgreSQL.
+    pub(crate) async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.write_lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
         }
     }
 
@@ -141,6 +154,7 @@ impl Inserter {
 
     /// One row, one autocommit statement.
     pub(crate) async fn insert_one(&self, row: &Row) -> Result<Recorded, StoreError> {
+        let _write = self.write_guard().await;
         let mut values = Vec::with_capacity(PARAMS_PER_ROW);
         row.push_values(&mut values);
         let stmt =
@@ -225,6 +239,7 @@ impl Inserter {
 
     /// Indices (into `rows`) of the rows that were inserted; the rest already existed.
     async fn insert_batch(&self, rows: &[&Row]) -> Result<HashSet<usize>, StoreError> {
+        let _write = self.write_guard().await;
         match self.strategy {
             Strategy::Unnest => {
                 let stmt = self.unnest_statement(rows);

@@ -7,12 +7,15 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult, Value};
+use sea_orm::{
+    ConnectionTrait, EntityTrait, FromQueryResult, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait, Value,
+};
 
 use crate::entity::inbound_messages;
 use crate::group_commit::Row;
-use crate::sql::{self, text, ts};
-use crate::{InboundMessage, InboundState, NewInbound, Recorded, Store, StoreError};
+use crate::sql::{self, Params, text, ts};
+use crate::{InboundMessage, InboundState, NewInbound, NewOutbound, Recorded, Store, StoreError};
 
 const ALL_COLUMNS: &str = "message_sid, account_sid, from_addr, to_addr, body, num_media, \
     profile_name, wa_id, params, idempotency_token, received_at, state, claimed_by, claimed_at, \
@@ -60,6 +63,7 @@ impl Store {
         worker: &str,
         lease: Duration,
     ) -> Result<Option<InboundMessage>, StoreError> {
+        let _write = self.write_guard().await;
         let now = sql::now();
         let q = format!(
             "UPDATE inbound_messages SET state = 'processing', claimed_by = $1, claimed_at = $2, \
@@ -90,6 +94,164 @@ impl Store {
         Ok(Some(InboundMessage::try_from(model)?))
     }
 
+    /// Claims several messages for `worker` at once: one `UPDATE … RETURNING`, one commit,
+    /// whatever the number of SIDs. The same rule as [`Store::claim_inbound`] per message, and a
+    /// retry under the same `worker` name gets back the rows its first try claimed (so a commit
+    /// whose answer was lost is not mistaken for someone else's claim). Use a name unique to the
+    /// attempt. Returns the claimed rows, in no particular order.
+    pub async fn claim_inbound_many(
+        &self,
+        message_sids: &[&str],
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Vec<InboundMessage>, StoreError> {
+        if message_sids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = sql::now();
+        // Placeholders are pushed in the order they appear (SQLite's `?` are positional).
+        let mut p = Params::new(self.backend(), message_sids.len() + 6);
+        let set = format!(
+            "UPDATE inbound_messages SET state = 'processing', claimed_by = {}, claimed_at = {}, \
+             lease_until = {}, attempts = attempts + 1, updated_at = {} ",
+            p.push(text(worker)),
+            p.push(ts(now)),
+            p.push(ts(sql::from_now(lease))),
+            p.push(ts(now)),
+        );
+        let list = p.text_list(message_sids);
+        let q = format!(
+            "{set}WHERE message_sid IN {list} AND (state = 'received' \
+                OR (state = 'processing' AND (lease_until IS NULL OR lease_until < {} \
+                    OR claimed_by = {}))) \
+             RETURNING {ALL_COLUMNS}",
+            p.push(ts(now)),
+            p.push(text(worker)),
+        );
+        let _write = self.write_guard().await;
+        let rows =
+            self.db().query_all_raw(p.statement(q)).await.map_err(|e| {
+                StoreError::from_db(self.backend(), "claiming inbound messages", &e)
+            })?;
+        drop(_write);
+        rows.iter()
+            .map(|row| {
+                let model = inbound_messages::Model::from_query_result(row, "")
+                    .map_err(|e| StoreError::Bug(format!("reading a claimed inbound row: {e}")))?;
+                InboundMessage::try_from(model)
+            })
+            .collect()
+    }
+
+    /// Records the outcome of many messages in one transaction: the reply rows of `dry_runs`
+    /// (status `dry_run`, created or turned from `pending`/`submitting`; a reply Twilio already
+    /// accepted is left alone) and every `(message_sid, state)` of `finished`, releasing the
+    /// claims. The batched form of [`Store::create_outbound`] + [`Store::update_outbound`] with
+    /// [`OutboundUpdate::dry_run`](crate::OutboundUpdate::dry_run) + [`Store::finish_inbound`].
+    /// SIDs that are unknown are ignored. `Processing` is refused, as in `finish_inbound`.
+    pub async fn finish_inbound_many(
+        &self,
+        finished: &[(&str, InboundState)],
+        dry_runs: &[NewOutbound],
+    ) -> Result<(), StoreError> {
+        if finished.iter().any(|(_, s)| *s == InboundState::Processing) {
+            return Err(StoreError::InvalidInput(
+                "finish_inbound_many cannot set state processing; claim the message instead"
+                    .to_owned(),
+            ));
+        }
+        if finished.is_empty() && dry_runs.is_empty() {
+            return Ok(());
+        }
+        let backend = self.backend();
+        let err = |what: &str, e: &sea_orm::DbErr| StoreError::from_db(backend, what, e);
+        let now = sql::now();
+        let _write = self.write_guard().await;
+        let txn = self
+            .db()
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| err("starting a transaction for outcomes", &e))?;
+        if !dry_runs.is_empty() {
+            // Padded to a power of two rows by repeating the last one (which the conflict
+            // clause skips), so that batches of any size share a few statement texts.
+            let padded = dry_runs.len().next_power_of_two();
+            let mut p = Params::new(backend, padded * 7);
+            let mut rows = Vec::with_capacity(padded);
+            for i in 0..padded {
+                let r = &dry_runs[i.min(dry_runs.len() - 1)];
+                let from = Some(r.from.as_str()).filter(|f| !f.is_empty());
+                rows.push(format!(
+                    "({}, {}, {}, {}, {}, 'dry_run', 0, {}, {})",
+                    p.push(text(&r.inbound_message_sid)),
+                    p.push(text(&r.to)),
+                    p.push(sql::opt_text(from)),
+                    p.push(text(&r.body)),
+                    p.push(text(&crate::outbound::callback_marker(
+                        &r.inbound_message_sid
+                    ))),
+                    p.push(ts(now)),
+                    p.push(ts(now)),
+                ));
+            }
+            let q = format!(
+                "INSERT INTO outbound_messages (inbound_message_sid, to_addr, from_addr, body, \
+                 callback_marker, status, attempts, created_at, updated_at) VALUES {} \
+                 ON CONFLICT DO NOTHING",
+                rows.join(", ")
+            );
+            let res = txn
+                .execute_raw(p.statement(q))
+                .await
+                .map_err(|e| err("recording dry-run replies", &e))?;
+            if res.rows_affected() < dry_runs.len() as u64 {
+                // Some replies existed already (an earlier attempt created them): a row that
+                // was never accepted by Twilio becomes the dry run.
+                let sids: Vec<&str> = dry_runs
+                    .iter()
+                    .map(|r| r.inbound_message_sid.as_str())
+                    .collect();
+                let mut p = Params::new(backend, sids.len() + 1);
+                let t = p.push(ts(now));
+                let list = p.text_list(&sids);
+                let q = format!(
+                    "UPDATE outbound_messages SET status = 'dry_run', updated_at = {t} \
+                     WHERE inbound_message_sid IN {list} AND message_sid IS NULL \
+                       AND status IN ('pending', 'submitting')"
+                );
+                txn.execute_raw(p.statement(q))
+                    .await
+                    .map_err(|e| err("recording dry-run replies", &e))?;
+            }
+        }
+        let mut states: Vec<InboundState> = finished.iter().map(|(_, s)| *s).collect();
+        states.sort_by_key(|s| s.as_str());
+        states.dedup();
+        for state in states {
+            let sids: Vec<&str> = finished
+                .iter()
+                .filter(|(_, s)| *s == state)
+                .map(|(sid, _)| *sid)
+                .collect();
+            let mut p = Params::new(backend, sids.len() + 2);
+            let (st, t) = (p.push(text(state.as_str())), p.push(ts(now)));
+            let list = p.text_list(&sids);
+            let q = format!(
+                "UPDATE inbound_messages SET state = {st}, lease_until = NULL, updated_at = {t} \
+                 WHERE message_sid IN {list}"
+            );
+            txn.execute_raw(p.statement(q))
+                .await
+                .map_err(|e| err("finishing inbound messages", &e))?;
+        }
+        txn.commit()
+            .await
+            .map_err(|e| err("committing outcomes", &e))
+    }
+
     /// Records the outcome of processing and releases the claim. `Received` releases the
     /// message for another try; `Processing` is refused (use [`Store::claim_inbound`]).
     pub async fn finish_inbound(
@@ -102,6 +264,7 @@ impl Store {
                 "finish_inbound cannot set state processing; claim the message instead".to_owned(),
             ));
         }
+        let _write = self.write_guard().await;
         let res = self
             .db()
             .execute_raw(sql::stmt(

@@ -20,6 +20,7 @@ impl Store {
     /// Check [`OutboundMessage::is_final`] and [`OutboundMessage::is_in_doubt`] before sending.
     /// Fails with [`StoreError::Constraint`] when the inbound message is unknown.
     pub async fn create_outbound(&self, new: NewOutbound) -> Result<OutboundMessage, StoreError> {
+        let _write = self.write_guard().await;
         let backend = self.backend();
         let now = sql::now();
         let from = Some(new.from.as_str()).filter(|f| !f.is_empty());
@@ -53,6 +54,7 @@ impl Store {
     /// from the send response does not undo a `delivered` callback). When the update carries
     /// Twilio's SID, status callbacks that arrived before it are applied now.
     pub async fn update_outbound(&self, id: i64, update: OutboundUpdate) -> Result<(), StoreError> {
+        let _write = self.write_guard().await;
         let backend = self.backend();
         let mut sets = vec![
             "attempts = attempts + $1".to_owned(),

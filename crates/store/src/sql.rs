@@ -26,6 +26,55 @@ pub(crate) fn for_backend(backend: DbBackend, sql: &str) -> String {
     out
 }
 
+/// Builds a statement whose placeholders are generated as values are pushed: `$1, $2, …` on
+/// PostgreSQL, anonymous `?` on SQLite (sqlx looks every numbered SQLite parameter up by name,
+/// a scan that makes binding a many-row statement quadratic).
+pub(crate) struct Params {
+    backend: DbBackend,
+    pub(crate) values: Vec<Value>,
+}
+
+impl Params {
+    pub(crate) fn new(backend: DbBackend, capacity: usize) -> Params {
+        Params {
+            backend,
+            values: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Adds a value and returns its placeholder.
+    pub(crate) fn push(&mut self, v: Value) -> String {
+        self.values.push(v);
+        if self.backend == DbBackend::Sqlite {
+            "?".to_owned()
+        } else {
+            format!("${}", self.values.len())
+        }
+    }
+
+    /// `(p1, p2, …)` for a list of texts, padded to a power of two by repeating the last one,
+    /// so that lists of any length share a few prepared statement texts.
+    pub(crate) fn text_list(&mut self, items: &[&str]) -> String {
+        let padded = items.len().max(1).next_power_of_two();
+        let mut out = String::with_capacity(padded * 5 + 2);
+        out.push('(');
+        for i in 0..padded {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            let item = items.get(i).or(items.last()).copied().unwrap_or_default();
+            out.push_str(&self.push(text(item)));
+        }
+        out.push(')');
+        out
+    }
+
+    /// The statement with these values.
+    pub(crate) fn statement(self, sql: String) -> Statement {
+        Statement::from_sql_and_values(self.backend, sql, self.values)
+    }
+}
+
 /// A statement from SQL written with `$n` placeholders.
 pub(crate) fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(backend, for_backend(backend, sql), values)
@@ -82,6 +131,21 @@ mod tests {
             "SELECT ?1, '$2', ?10 WHERE a = ?1"
         );
         assert_eq!(for_backend(DbBackend::Postgres, "SELECT $1"), "SELECT $1");
+    }
+
+    #[test]
+    fn params_number_postgres_placeholders_and_pad_lists() {
+        let mut p = Params::new(DbBackend::Postgres, 4);
+        assert_eq!(p.push(text("a")), "$1");
+        assert_eq!(p.text_list(&["x", "y", "z"]), "($2, $3, $4, $5)");
+        assert_eq!(
+            p.values.last(),
+            Some(&text("z")),
+            "padded with the last item"
+        );
+        let mut q = Params::new(DbBackend::Sqlite, 4);
+        assert_eq!(q.text_list(&["x"]), "(?)");
+        assert_eq!(q.push(text("b")), "?");
     }
 
     #[test]

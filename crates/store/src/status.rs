@@ -119,6 +119,7 @@ impl Store {
     /// The event is committed first, then applied: if the send's `MessageSid` is recorded at the
     /// same moment by [`Store::update_outbound`], one of the two applies the event.
     pub async fn record_status(&self, ev: NewStatusEvent) -> Result<StatusApplied, StoreError> {
+        let _write = self.write_guard().await;
         if ev.message_sid.is_empty() {
             return Err(StoreError::InvalidInput(
                 "status callback without MessageSid".to_owned(),

@@ -221,6 +221,12 @@ impl Store {
         self.inner.backend
     }
 
+    /// Taken around every write on SQLite, so writers wait in order instead of in SQLite's busy
+    /// handler; `None` (no waiting) on PostgreSQL.
+    pub(crate) async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        self.inner.inserter.write_guard().await
+    }
+
     pub(crate) fn inserter(&self) -> &Inserter {
         &self.inner.inserter
     }

@@ -171,3 +171,171 @@ on_both_backends!(
     finish_rules,
     finishing_an_unknown_or_processing_message_is_refused
 );
+
+async fn batch_claims_take_only_free_messages_and_survive_a_retry(db: &TestDb) {
+    let store = db.default_store().await;
+    let sids: Vec<String> = (0..5).map(|i| sid(&format!("SM{i}b"))).collect();
+    for s in &sids {
+        store.record_inbound(inbound(s)).await.unwrap();
+    }
+    // sids[0] is already answered, sids[1] is held by a live claim of another worker.
+    store
+        .finish_inbound(&sids[0], InboundState::Answered)
+        .await
+        .unwrap();
+    store
+        .claim_inbound(&sids[1], "other", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut asked: Vec<&str> = sids.iter().map(String::as_str).collect();
+    asked.push("SMunknown");
+
+    let claimed = store
+        .claim_inbound_many(&asked, "w#1", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let mut got: Vec<&str> = claimed.iter().map(|m| m.message_sid.as_str()).collect();
+    got.sort();
+    let mut want: Vec<&str> = sids[2..].iter().map(String::as_str).collect();
+    want.sort();
+    assert_eq!(got, want, "only received messages are claimed");
+    for m in &claimed {
+        assert_eq!(m.state, InboundState::Processing);
+        assert_eq!(m.claimed_by.as_deref(), Some("w#1"));
+        assert_eq!(m.attempts, 1);
+        assert_eq!(m.from, "whatsapp:+15551234567", "rows come back whole");
+    }
+
+    // A retry under the same name (its first answer was lost) gets the same rows back…
+    let again = store
+        .claim_inbound_many(&asked, "w#1", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 3);
+    // …while another worker gets nothing.
+    assert!(
+        store
+            .claim_inbound_many(&asked, "w#2", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .claim_inbound_many(&[], "w#2", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+on_both_backends!(
+    batch_claim,
+    batch_claims_take_only_free_messages_and_survive_a_retry
+);
+
+async fn concurrent_batch_claims_give_each_message_to_one_worker(db: &TestDb) {
+    let store = db.default_store().await;
+    let sids: Vec<String> = (0..40).map(|i| sid(&format!("SM{i}r"))).collect();
+    for s in &sids {
+        store.record_inbound(inbound(s)).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let store = store.clone();
+        // Overlapping windows: every SID is asked for by several workers.
+        let mine: Vec<String> = sids.iter().cycle().skip(w * 5).take(20).cloned().collect();
+        tasks.push(tokio::spawn(async move {
+            let refs: Vec<&str> = mine.iter().map(String::as_str).collect();
+            store
+                .claim_inbound_many(&refs, &format!("w{w}"), Duration::from_secs(60))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap().into_iter().map(|m| m.message_sid));
+    }
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(before, all.len(), "no message was claimed twice");
+    assert_eq!(all.len(), 40, "every message was claimed by someone");
+}
+on_both_backends!(
+    batch_claim_race,
+    concurrent_batch_claims_give_each_message_to_one_worker
+);
+
+async fn batch_outcomes_record_dry_runs_and_states_in_one_go(db: &TestDb) {
+    use store::{NewOutbound, OutboundUpdate};
+    let store = db.default_store().await;
+    let [fresh, pending, sent, skipped, failed] =
+        ["SMf", "SMp", "SMs", "SMk", "SMx"].map(|p| sid(p));
+    for s in [&fresh, &pending, &sent, &skipped, &failed] {
+        store.record_inbound(inbound(s)).await.unwrap();
+    }
+    let reply = |s: &str| NewOutbound {
+        inbound_message_sid: s.to_owned(),
+        to: "whatsapp:+15551234567".to_owned(),
+        from: "whatsapp:+14155238886".to_owned(),
+        body: format!("re {s}"),
+    };
+    // An earlier attempt created `pending`'s row; `sent`'s reply was accepted by Twilio.
+    store.create_outbound(reply(&pending)).await.unwrap();
+    let sent_row = store.create_outbound(reply(&sent)).await.unwrap();
+    store
+        .update_outbound(sent_row.id, OutboundUpdate::sent("SMtwilio1", "queued", 1))
+        .await
+        .unwrap();
+
+    let finished = [
+        (fresh.as_str(), InboundState::DryRun),
+        (pending.as_str(), InboundState::DryRun),
+        (sent.as_str(), InboundState::DryRun),
+        (skipped.as_str(), InboundState::Answered),
+        (failed.as_str(), InboundState::Failed),
+    ];
+    let dry = [reply(&fresh), reply(&pending), reply(&sent)];
+    store.finish_inbound_many(&finished, &dry).await.unwrap();
+    // Twice is the same as once (a retry after a lost commit answer).
+    store.finish_inbound_many(&finished, &dry).await.unwrap();
+
+    for (s, state) in finished {
+        let row = store.get_inbound(s).await.unwrap().unwrap();
+        assert_eq!(row.state, state, "{s}");
+        assert_eq!(row.lease_until, None, "claim released for {s}");
+    }
+    let f = store.outbound_for_inbound(&fresh).await.unwrap().unwrap();
+    assert_eq!(f.status, "dry_run");
+    assert_eq!(f.body, format!("re {fresh}"));
+    assert_eq!(f.from.as_deref(), Some("whatsapp:+14155238886"));
+    assert!(f.is_final());
+    let p = store.outbound_for_inbound(&pending).await.unwrap().unwrap();
+    assert_eq!(
+        p.status, "dry_run",
+        "an unsent earlier row becomes the dry run"
+    );
+    let s = store.outbound_for_inbound(&sent).await.unwrap().unwrap();
+    assert_eq!(s.status, "queued", "a reply Twilio accepted is left alone");
+    assert_eq!(s.message_sid.as_deref(), Some("SMtwilio1"));
+    assert!(
+        store
+            .outbound_for_inbound(&skipped)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let err = store
+        .finish_inbound_many(&[(fresh.as_str(), InboundState::Processing)], &[])
+        .await
+        .unwrap_err();
+    assert!(err.is_invalid_input(), "{err}");
+    store.finish_inbound_many(&[], &[]).await.unwrap();
+}
+on_both_backends!(
+    batch_outcomes,
+    batch_outcomes_record_dry_runs_and_states_in_one_go
+);

@@ -63,7 +63,8 @@ async fn two_consumers_never_take_the_same_job() {
     assert_eq!(a.depth().await.unwrap(), 200);
 
     let mut handles = Vec::new();
-    for q in [a.clone(), b.clone()] {
+    // `a` acknowledges job by job, `b` a whole batch at once.
+    for (q, batch_ack) in [(a.clone(), false), (b.clone(), true)] {
         handles.push(tokio::spawn(async move {
             let mut got = Vec::new();
             loop {
@@ -71,9 +72,14 @@ async fn two_consumers_never_take_the_same_job() {
                 if jobs.is_empty() {
                     return got;
                 }
+                if batch_ack {
+                    q.ack_many(&jobs).await.unwrap();
+                }
                 for j in jobs {
                     assert_eq!(j.deliveries, 1);
-                    q.ack(&j).await.unwrap();
+                    if !batch_ack {
+                        q.ack(&j).await.unwrap();
+                    }
                     got.push(j.message_sid);
                 }
             }

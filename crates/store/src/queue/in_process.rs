@@ -101,6 +101,14 @@ impl WorkQueue for InProcessQueue {
         })
     }
 
+    fn ack_many<'a>(&'a self, jobs: &'a [Job]) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut st = self.state();
+            st.in_flight = st.in_flight.saturating_sub(jobs.len() as u64);
+            Ok(())
+        })
+    }
+
     fn depth(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
             let st = self.state();

@@ -49,6 +49,20 @@ pub trait WorkQueue: Send + Sync {
     /// Marks a job done; it will not be delivered again.
     fn ack<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<(), StoreError>>;
 
+    /// Marks several jobs done at once (one round trip on Redis). The default acknowledges them
+    /// one by one and reports the first error after trying all.
+    fn ack_many<'a>(&'a self, jobs: &'a [Job]) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut first_error = None;
+            for job in jobs {
+                if let Err(e) = self.ack(job).await {
+                    first_error.get_or_insert(e);
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        })
+    }
+
     /// Jobs waiting or in flight (not yet acknowledged).
     fn depth(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
 

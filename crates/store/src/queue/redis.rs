@@ -475,6 +475,32 @@ impl WorkQueue for RedisQueue {
         })
     }
 
+    fn ack_many<'a>(&'a self, jobs: &'a [Job]) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            if jobs.is_empty() {
+                return Ok(());
+            }
+            let mut conn = self.conn().await?;
+            let mut xack = redis::cmd("XACK");
+            xack.arg(&self.stream).arg(&self.opts.group);
+            let mut xdel = redis::cmd("XDEL");
+            xdel.arg(&self.stream);
+            for job in jobs {
+                xack.arg(&job.id);
+                xdel.arg(&job.id);
+            }
+            redis::pipe()
+                .atomic()
+                .add_command(xack)
+                .ignore()
+                .add_command(xdel)
+                .ignore()
+                .query_async::<()>(&mut *conn)
+                .await
+                .map_err(|e| StoreError::from_redis("acknowledging jobs (XACK)", &e))
+        })
+    }
+
     fn depth(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
             let mut conn = self.conn().await?;
