@@ -271,8 +271,7 @@ on_both_backends!(
 async fn batch_outcomes_record_dry_runs_and_states_in_one_go(db: &TestDb) {
     use store::{NewOutbound, OutboundUpdate};
     let store = db.default_store().await;
-    let [fresh, pending, sent, skipped, failed] =
-        ["SMf", "SMp", "SMs", "SMk", "SMx"].map(|p| sid(p));
+    let [fresh, pending, sent, skipped, failed] = ["SMf", "SMp", "SMs", "SMk", "SMx"].map(sid);
     for s in [&fresh, &pending, &sent, &skipped, &failed] {
         store.record_inbound(inbound(s)).await.unwrap();
     }
