@@ -1,11 +1,15 @@
 //! Step 5 of the pipeline, off the request path: answer recorded messages.
 //!
-//! The worker takes message SIDs from the queue, claims each message in the database (so two
-//! instances never answer the same message), asks the [`Handler`](crate::reply::Handler) for a
-//! reply, creates the outbound row *before* sending (a crash mid-send leaves a trace instead of a
-//! silent second message), sends through Twilio on a blocking thread, records the outcome and only
-//! then acknowledges the queue entry. Concurrency is bounded by a semaphore; shutdown stops taking
-//! new jobs and waits for in-flight ones up to a deadline.
+//! The worker takes message SIDs from the queue in batches and claims them in the database with
+//! one statement (so two instances never answer the same message). For each claimed message the
+//! [`Handler`](crate::reply::Handler) decides the reply. What needs no call to Twilio (dry runs,
+//! messages without a reply, probes, messages given up on) is recorded for the whole batch in
+//! one transaction: a handful of commits per batch instead of four per message, which is what
+//! lets the worker keep up with the acknowledgement path. A real reply is sent by its own task:
+//! the outbound row is created *before* sending (a crash mid-send leaves a trace instead of a
+//! silent second message), Twilio is called on a blocking thread, the outcome is recorded, and
+//! only then is the queue entry acknowledged. `WORKER_CONCURRENCY` bounds the sends in flight;
+//! shutdown stops taking new jobs and waits for in-flight ones up to a deadline.
 //!
 //! A database step that fails because the database is unavailable (an outage, a restart) is
 //! retried with backoff for up to [`STORE_RETRY_WINDOW`] while the worker still holds the claim,
@@ -19,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use store::{InboundState, Job, NewOutbound, OutboundUpdate, StoreError};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant as Deadline;
 use twilio_client::{RetryPolicy, SendMessage};
 
@@ -36,7 +40,16 @@ pub const MAX_CLAIMS: i32 = 10;
 /// job gives up and the lease expiring hands the message to the sweep.
 pub const STORE_RETRY_WINDOW: Duration = Duration::from_secs(60);
 
+/// Most jobs taken from the queue at once in dry run, where no Twilio call limits the pace:
+/// one claim statement and one outcome transaction serve them all. With a sender configured a
+/// batch is at most the free send slots, so no message waits claimed behind others' sends.
+pub const BATCH_MAX: usize = 256;
+
+/// Batches whose database steps may run at the same time (one claims while another records).
+const BATCHES_IN_FLIGHT: usize = 2;
+
 /// Runs the worker until `shutdown` flips to true, then drains in-flight jobs for up to `drain`.
+/// `concurrency` bounds the replies being sent to Twilio at the same time.
 pub async fn run(
     app: Arc<App>,
     concurrency: usize,
@@ -44,7 +57,8 @@ pub async fn run(
     drain: Duration,
 ) {
     let concurrency = concurrency.max(1);
-    let permits = Arc::new(Semaphore::new(concurrency));
+    let sends = Arc::new(Semaphore::new(concurrency));
+    let batches = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
     let mut backoff = Duration::from_millis(100);
     tracing::info!(worker = %app.worker_id, concurrency, dry_run = app.is_dry_run(), "worker started");
     loop {
@@ -52,9 +66,33 @@ pub async fn run(
         if *shutdown.borrow() {
             break;
         }
-        let free = permits.available_permits().max(1);
+        let batch_slot = tokio::select! {
+            p = batches.clone().acquire_owned() => p,
+            _ = shutdown.changed() => continue,
+        };
+        let Ok(batch_slot) = batch_slot else { break };
+        // With a sender, take the free send slots first and at most that many jobs, so that
+        // no message sits claimed while it waits for a slot (a crash would leave it waiting
+        // for its lease to expire).
+        let mut send_slots = Vec::new();
+        if !app.is_dry_run() {
+            let first = tokio::select! {
+                p = sends.clone().acquire_owned() => p,
+                _ = shutdown.changed() => continue,
+            };
+            let Ok(first) = first else { break };
+            send_slots.push(first);
+            while let Ok(p) = sends.clone().try_acquire_owned() {
+                send_slots.push(p);
+            }
+        }
+        let max = if app.is_dry_run() {
+            BATCH_MAX
+        } else {
+            send_slots.len()
+        };
         let received = tokio::select! {
-            r = app.queue.receive(free, Duration::from_secs(1)) => r,
+            r = app.queue.receive(max, Duration::from_secs(1)) => r,
             _ = shutdown.changed() => continue,
         };
         let jobs = match received {
@@ -72,20 +110,23 @@ pub async fn run(
                 continue;
             }
         };
-        for job in jobs {
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                break;
-            };
-            let app = app.clone();
-            tokio::spawn(async move {
-                process(&app, &job).await;
-                drop(permit);
-            });
+        if jobs.is_empty() {
+            continue;
         }
+        let app = app.clone();
+        let sends = sends.clone();
+        tokio::spawn(async move {
+            process_batch(&app, jobs, send_slots, &sends).await;
+            drop(batch_slot);
+        });
     }
-    let deadline = tokio::time::timeout(drain, permits.acquire_many(concurrency as u32)).await;
-    match deadline {
-        Ok(_) => tracing::info!("worker stopped: in-flight replies finished"),
+    let drained = tokio::time::timeout(drain, async {
+        let _b = batches.acquire_many(BATCHES_IN_FLIGHT as u32).await;
+        let _s = sends.acquire_many(concurrency as u32).await;
+    })
+    .await;
+    match drained {
+        Ok(()) => tracing::info!("worker stopped: in-flight replies finished"),
         Err(_) => tracing::warn!(
             "⚠️ worker stopped with replies still in flight after {} s; they will be retried by the next start's sweep",
             drain.as_secs()
@@ -93,86 +134,203 @@ pub async fn run(
     }
 }
 
-/// Handles one job end to end; never panics, logs every outcome.
-pub async fn process(app: &App, job: &Job) {
+/// What the batch decided for one claimed message.
+enum Decision {
+    /// Recorded with the batch's outcome transaction.
+    Finish(InboundState),
+    /// A reply recorded as a dry run (no sender configured).
+    DryRun(NewOutbound),
+    /// A reply to send through Twilio.
+    Send(Box<(InboundMessage, Reply)>),
+}
+
+/// Claims the jobs' messages with one statement, records every outcome that needs no Twilio
+/// call in one transaction, acknowledges those jobs, and starts a task per real send. A send
+/// uses one of `send_slots` (taken from `sends` by the caller), or waits for a slot of `sends`
+/// when none is left. Never panics; logs every outcome.
+pub async fn process_batch(
+    app: &Arc<App>,
+    jobs: Vec<Job>,
+    mut send_slots: Vec<OwnedSemaphorePermit>,
+    sends: &Arc<Semaphore>,
+) {
+    static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
     let started = Instant::now();
     let until = Deadline::now() + STORE_RETRY_WINDOW;
-    let sid = job.message_sid.as_str();
-    let claimed = match claim(app, sid, until).await {
-        Ok(c) => c,
+    // A name unique to this attempt: a retry after a lost answer gets its own rows back.
+    let claim_id = format!(
+        "{}#{}",
+        app.worker_id,
+        ATTEMPTS.fetch_add(1, Ordering::Relaxed)
+    );
+    let sids: Vec<&str> = jobs.iter().map(|j| j.message_sid.as_str()).collect();
+    let label = if sids.len() == 1 { sids[0] } else { "(batch)" };
+    let claimed = match retry_unavailable(label, "claiming messages", until, || {
+        app.store.claim_inbound_many(&sids, &claim_id, CLAIM_LEASE)
+    })
+    .await
+    {
+        Ok(rows) => rows,
         Err(e) => {
-            // Leave the job unacknowledged: it is redelivered or swept later.
-            tracing::warn!(message_sid = sid, error = %e, "⚠️ could not claim message; will retry");
+            // Leave the jobs unacknowledged: they are redelivered or swept later.
+            tracing::warn!(jobs = jobs.len(), error = %e, "⚠️ could not claim messages; will retry");
             return;
         }
     };
-    let Some(row) = claimed else {
-        // Already answered, or another worker holds it: nothing to do here.
-        ack(app, job).await;
-        return;
+
+    let mut finished: Vec<(String, InboundState)> = Vec::with_capacity(claimed.len());
+    let mut dry_runs: Vec<NewOutbound> = Vec::new();
+    let mut to_send: Vec<(InboundMessage, Reply)> = Vec::new();
+    for row in claimed {
+        let sid = row.message_sid.clone();
+        match decide(app, row) {
+            Decision::Finish(state) => finished.push((sid, state)),
+            Decision::DryRun(new) => {
+                finished.push((sid, InboundState::DryRun));
+                dry_runs.push(new);
+            }
+            Decision::Send(pair) => to_send.push(*pair),
+        }
+    }
+
+    if !finished.is_empty() {
+        let pairs: Vec<(&str, InboundState)> =
+            finished.iter().map(|(s, st)| (s.as_str(), *st)).collect();
+        match retry_unavailable(label, "recording outcomes", until, || {
+            app.store.finish_inbound_many(&pairs, &dry_runs)
+        })
+        .await
+        {
+            Ok(()) => {
+                for _ in &dry_runs {
+                    app.metrics.send_outcome("dry_run");
+                }
+                let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+                for (sid, state) in &finished {
+                    if *state != InboundState::Failed {
+                        tracing::info!(
+                            message_sid = %sid,
+                            latency_ms,
+                            dry_run = *state == InboundState::DryRun,
+                            "✅ Message processed successfully"
+                        );
+                    }
+                }
+            }
+            Err(e) => {
+                // The claims stay until their lease expires; the sweep then retries them.
+                tracing::warn!(messages = finished.len(), error = %e, "⚠️ could not record the outcome; the sweep will retry");
+            }
+        }
+    }
+
+    // Every job not waiting for a send is done: finished above, already answered elsewhere,
+    // held by another worker, or unknown.
+    let (send_jobs, done): (Vec<Job>, Vec<Job>) = jobs
+        .into_iter()
+        .partition(|j| to_send.iter().any(|(m, _)| m.message_sid == j.message_sid));
+    ack(app, &done).await;
+
+    let (Some(client), Some(sender)) = (app.client.clone(), app.sender.clone()) else {
+        return; // decide() only asks for sends when both are configured
     };
+    for (msg, reply) in to_send {
+        let slot = match send_slots.pop() {
+            Some(slot) => slot,
+            None => match sends.clone().acquire_owned().await {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
+        };
+        let jobs: Vec<Job> = send_jobs
+            .iter()
+            .filter(|j| j.message_sid == msg.message_sid)
+            .cloned()
+            .collect();
+        let app = app.clone();
+        let (client, sender) = (client.clone(), sender.clone());
+        tokio::spawn(async move {
+            let state = send_reply(&app, &client, sender, &msg, reply, until).await;
+            let sid = msg.message_sid.as_str();
+            finish(&app, sid, state, until).await;
+            ack(&app, &jobs).await;
+            if state != InboundState::Failed && state != InboundState::Processing {
+                tracing::info!(
+                    message_sid = sid,
+                    latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    dry_run = false,
+                    "✅ Message processed successfully"
+                );
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// What to do with one claimed message; logs the reason for anything but a normal reply.
+fn decide(app: &App, row: store::InboundMessage) -> Decision {
+    let sid = row.message_sid.as_str();
     if row.attempts > MAX_CLAIMS {
         tracing::error!(
             message_sid = sid,
             attempts = row.attempts,
             "❌ giving up on this message after {MAX_CLAIMS} attempts without an outcome; marked failed (see outbound_messages for the last error)"
         );
-        finish(app, sid, InboundState::Failed, until).await;
-        ack(app, job).await;
-        return;
+        return Decision::Finish(InboundState::Failed);
     }
     let msg = match InboundMessage::from_params(json_to_params(&row.params_json)) {
         Ok(m) => m,
         Err(e) => {
             tracing::error!(message_sid = sid, error = %e, "❌ stored message cannot be parsed; marking failed");
-            finish(app, sid, InboundState::Failed, until).await;
-            ack(app, job).await;
-            return;
+            return Decision::Finish(InboundState::Failed);
         }
     };
-    let state = if App::is_probe(&msg) {
+    if App::is_probe(&msg) {
         tracing::info!(
             message_sid = sid,
             "validate-webhook probe recorded; not answering it"
         );
         app.metrics.send_outcome("skipped");
-        InboundState::Answered
-    } else {
-        match app.handler.reply(&msg) {
-            None => {
-                app.metrics.send_outcome("skipped");
-                InboundState::Answered
-            }
-            Some(reply) => send_reply(app, &msg, reply, until).await,
-        }
+        return Decision::Finish(InboundState::Answered);
+    }
+    let Some(reply) = app.handler.reply(&msg) else {
+        app.metrics.send_outcome("skipped");
+        return Decision::Finish(InboundState::Answered);
     };
-    finish(app, sid, state, until).await;
-    ack(app, job).await;
-    if state != InboundState::Failed {
-        tracing::info!(
-            message_sid = sid,
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            dry_run = app.is_dry_run(),
-            "✅ Message processed successfully"
-        );
+    if app.is_dry_run() {
+        tracing::info!(message_sid = sid, to = %msg.from, "reply recorded as dry run (no TWILIO_WHATSAPP_FROM / TWILIO_MESSAGING_SERVICE_SID or credentials)");
+        return Decision::DryRun(NewOutbound {
+            inbound_message_sid: msg.message_sid.clone(),
+            to: msg.from.clone(),
+            from: reply_from(app, &msg),
+            body: reply.body.unwrap_or_default(),
+        });
+    }
+    Decision::Send(Box::new((msg, reply)))
+}
+
+/// The `From` recorded on a reply: the configured WhatsApp sender, or the number the message
+/// was sent to (a Messaging Service picks its sender itself).
+fn reply_from(app: &App, msg: &InboundMessage) -> String {
+    match &app.sender {
+        Some(config::Sender::WhatsAppFrom(f)) => f.clone(),
+        _ => msg.to.clone(),
     }
 }
 
 async fn send_reply(
     app: &App,
+    client: &Arc<twilio_client::Client>,
+    sender: config::Sender,
     msg: &InboundMessage,
     reply: Reply,
     until: Deadline,
 ) -> InboundState {
     let sid = msg.message_sid.as_str();
-    let from = match &app.sender {
-        Some(config::Sender::WhatsAppFrom(f)) => f.clone(),
-        _ => msg.to.clone(),
-    };
     let new = NewOutbound {
         inbound_message_sid: sid.to_owned(),
         to: msg.from.clone(),
-        from: from.clone(),
+        from: reply_from(app, msg),
         body: reply.body.clone().unwrap_or_default(),
     };
     let outbound = match retry_unavailable(sid, "creating the outbound row", until, || {
@@ -190,16 +348,7 @@ async fn send_reply(
         // A previous attempt already got an answer from Twilio (or was a dry run).
         return InboundState::Answered;
     }
-    let (Some(client), Some(sender)) = (app.client.clone(), app.sender.clone()) else {
-        let _ = retry_unavailable(sid, "recording a dry run", until, || {
-            app.store
-                .update_outbound(outbound.id, OutboundUpdate::dry_run())
-        })
-        .await;
-        app.metrics.send_outcome("dry_run");
-        tracing::info!(message_sid = sid, to = %msg.from, "reply recorded as dry run (no TWILIO_WHATSAPP_FROM / TWILIO_MESSAGING_SERVICE_SID or credentials)");
-        return InboundState::DryRun;
-    };
+    let client = client.clone();
     let mut request = SendMessage {
         to: msg.from.clone(),
         from: None,
@@ -324,39 +473,6 @@ async fn finish(app: &App, sid: &str, state: InboundState, until: Deadline) {
     }
 }
 
-/// Claims the message under a name unique to this attempt (`<worker id>#<n>`), retrying while
-/// the database is unavailable. A claim whose commit went through but whose answer was lost
-/// (the connection dropped) looks like "held by someone else" to the retry; the row's
-/// `claimed_by` tells whether that someone is this very attempt.
-async fn claim(
-    app: &App,
-    sid: &str,
-    until: Deadline,
-) -> Result<Option<store::InboundMessage>, StoreError> {
-    static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
-    let claim_id = format!(
-        "{}#{}",
-        app.worker_id,
-        ATTEMPTS.fetch_add(1, Ordering::Relaxed)
-    );
-    let tries = AtomicU64::new(0);
-    let claimed = retry_unavailable(sid, "claiming the message", until, || {
-        tries.fetch_add(1, Ordering::Relaxed);
-        app.store.claim_inbound(sid, &claim_id, CLAIM_LEASE)
-    })
-    .await?;
-    if claimed.is_some() || tries.load(Ordering::Relaxed) == 1 {
-        return Ok(claimed);
-    }
-    let row = retry_unavailable(sid, "checking the claim", until, || {
-        app.store.get_inbound(sid)
-    })
-    .await?;
-    Ok(row.filter(|r| {
-        r.state == InboundState::Processing && r.claimed_by.as_deref() == Some(claim_id.as_str())
-    }))
-}
-
 /// Runs a database step, retrying with backoff (100 ms doubling to 5 s) while it fails because
 /// the database is unavailable, until `until`. Other errors return at once.
 async fn retry_unavailable<T, F, Fut>(
@@ -387,9 +503,12 @@ where
     }
 }
 
-async fn ack(app: &App, job: &Job) {
-    if let Err(e) = app.queue.ack(job).await {
-        tracing::warn!(message_sid = %job.message_sid, error = %e, "⚠️ could not acknowledge the queue entry; it may be redelivered (the database claim prevents a second reply)");
+async fn ack(app: &App, jobs: &[Job]) {
+    if jobs.is_empty() {
+        return;
+    }
+    if let Err(e) = app.queue.ack_many(jobs).await {
+        tracing::warn!(jobs = jobs.len(), error = %e, "⚠️ could not acknowledge queue entries; they may be redelivered (the database claim prevents a second reply)");
     }
 }
 
