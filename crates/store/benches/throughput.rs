@@ -28,6 +28,8 @@ struct Config {
     statement: BatchStatement,
     linger_us: u64,
     pool: Option<u32>,
+    /// Group-commit writers (`None`: the store's default, 2 on PostgreSQL, 1 on SQLite).
+    writers: Option<usize>,
     /// SIDs in insertion order instead of random: shows what random index inserts cost.
     sequential_sids: bool,
 }
@@ -47,6 +49,7 @@ impl Config {
             statement,
             linger_us: 0,
             pool: None,
+            writers: None,
             sequential_sids: false,
         }
     }
@@ -147,6 +150,7 @@ async fn measure(cfg: &Config, url: &str, secs: f64) -> Outcome {
             batch_statement: cfg.statement,
             max_connections: cfg.pool,
             batch_linger: Duration::from_micros(cfg.linger_us),
+            writers: cfg.writers,
             ..Default::default()
         },
     )
@@ -246,6 +250,15 @@ fn main() {
             true,
             MultiRowValues,
         ),
+        Config {
+            writers: Some(1),
+            ..Config::new(
+                "PostgreSQL group commit (multi-row, 1 writer)",
+                true,
+                true,
+                MultiRowValues,
+            )
+        },
         Config::new("PostgreSQL group commit (UNNEST)", true, true, Unnest),
         Config {
             linger_us: 200,

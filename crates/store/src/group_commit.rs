@@ -174,24 +174,25 @@ impl Inserter {
     /// Writes a batch; every row gets its own outcome.
     pub(crate) async fn write(&self, rows: &[Row]) -> Vec<Result<Recorded, StoreError>> {
         // A SID twice in one batch: write it once, the later copies are duplicates of it.
-        let mut first_of: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
-        let mut unique: Vec<&Row> = Vec::with_capacity(rows.len());
-        let mut slot: Vec<usize> = Vec::with_capacity(rows.len()); // row -> index in `unique`
-        let mut is_copy: Vec<bool> = Vec::with_capacity(rows.len());
-        for row in rows {
-            match first_of.get(row.msg.message_sid.as_str()) {
-                Some(&u) => {
-                    slot.push(u);
-                    is_copy.push(true);
-                }
-                None => {
-                    first_of.insert(&row.msg.message_sid, unique.len());
-                    slot.push(unique.len());
-                    is_copy.push(false);
-                    unique.push(row);
-                }
-            }
-        }
+        let mut seen: HashSet<&str> = HashSet::with_capacity(rows.len());
+        let is_copy: Vec<bool> = rows
+            .iter()
+            .map(|r| !seen.insert(r.msg.message_sid.as_str()))
+            .collect();
+        let mut unique: Vec<&Row> = rows
+            .iter()
+            .zip(&is_copy)
+            .filter(|(_, copy)| !**copy)
+            .map(|(r, _)| r)
+            .collect();
+        // Parallel writers insert in SID order, so two batches holding the same SIDs (duplicate
+        // deliveries) wait for each other instead of deadlocking.
+        unique.sort_unstable_by(|a, b| a.msg.message_sid.cmp(&b.msg.message_sid));
+        let index_of: HashMap<&str, usize> = unique
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.msg.message_sid.as_str(), i))
+            .collect();
 
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         self.counters
@@ -228,11 +229,17 @@ impl Inserter {
             }
         };
 
-        slot.iter()
+        rows.iter()
             .zip(is_copy)
-            .map(|(&u, copy)| match (&outcomes[u], copy) {
-                (Ok(_), true) => Ok(Recorded::Duplicate),
-                (outcome, _) => outcome.clone(),
+            .map(|(row, copy)| {
+                let outcome = index_of
+                    .get(row.msg.message_sid.as_str())
+                    .and_then(|&u| outcomes.get(u));
+                match (outcome, copy) {
+                    (Some(Ok(_)), true) => Ok(Recorded::Duplicate),
+                    (Some(outcome), _) => outcome.clone(),
+                    (None, _) => Err(StoreError::Bug("batch row without an outcome".to_owned())),
+                }
             })
             .collect()
     }
@@ -460,28 +467,35 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the writer (and the supervisor that restarts it after a panic).
+    /// Starts `writers` writers (each with a supervisor that restarts it after a panic). They
+    /// take turns collecting a batch from the one queue, then write in parallel: while one
+    /// batch waits for its commit's fsync, the next is already being gathered and sent.
     pub(crate) fn start(
         inserter: Arc<Inserter>,
         batch_max: usize,
         linger: Duration,
+        writers: usize,
     ) -> GroupCommit {
         let batch_max = batch_max.clamp(1, MAX_BATCH);
         let (tx, rx) = mpsc::channel(batch_max * 4);
         let rx = Arc::new(Mutex::new(rx));
-        tokio::spawn(async move {
-            loop {
-                let run = tokio::spawn(run_writer(inserter.clone(), rx.clone(), batch_max, linger));
-                match run.await {
-                    Ok(()) => break, // every sender dropped: the store is gone
-                    Err(e) if e.is_panic() => {
-                        tracing::error!("group-commit writer panicked; restarting it");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
+        for _ in 0..writers.max(1) {
+            let (inserter, rx) = (inserter.clone(), rx.clone());
+            tokio::spawn(async move {
+                loop {
+                    let run =
+                        tokio::spawn(run_writer(inserter.clone(), rx.clone(), batch_max, linger));
+                    match run.await {
+                        Ok(()) => break, // every sender dropped: the store is gone
+                        Err(e) if e.is_panic() => {
+                            tracing::error!("group-commit writer panicked; restarting it");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                        Err(_) => break, // runtime shutting down
                     }
-                    Err(_) => break, // runtime shutting down
                 }
-            }
-        });
+            });
+        }
         GroupCommit { tx }
     }
 
@@ -510,22 +524,28 @@ async fn run_writer(
     batch_max: usize,
     linger: Duration,
 ) {
-    let mut rx = rx.lock().await;
     let mut batch: Vec<Pending> = Vec::with_capacity(batch_max);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < batch_max {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
-            }
-        }
-        if !linger.is_zero() && batch.len() < batch_max {
-            let deadline = tokio::time::Instant::now() + linger;
+    loop {
+        {
+            // Only one writer collects at a time; the lock is released before writing.
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else {
+                return;
+            };
+            batch.push(first);
             while batch.len() < batch_max {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(p)) => batch.push(p),
-                    _ => break,
+                match rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+            if !linger.is_zero() && batch.len() < batch_max {
+                let deadline = tokio::time::Instant::now() + linger;
+                while batch.len() < batch_max {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(p)) => batch.push(p),
+                        _ => break,
+                    }
                 }
             }
         }

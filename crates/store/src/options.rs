@@ -22,6 +22,10 @@ pub struct StoreOptions {
     /// How long the writer waits for more rows after the queue ran dry, when the batch is not
     /// full (`STORE_BATCH_LINGER_US`, default 0: commit what is there at once).
     pub batch_linger: Duration,
+    /// Group-commit writers working in parallel (each commits its own batch). `None`: 2 on
+    /// PostgreSQL, where a second batch can be gathered and sent while the first waits for its
+    /// fsync; 1 on SQLite, which has one writer anyway.
+    pub writers: Option<usize>,
     /// Which statement writes a batch; see [`BatchStatement`].
     pub batch_statement: BatchStatement,
     /// Pool size. `None`: 10 for PostgreSQL, 4 for SQLite files, 1 for `sqlite::memory:`.
@@ -41,6 +45,7 @@ impl Default for StoreOptions {
             group_commit: true,
             batch_max: 256,
             batch_linger: Duration::ZERO,
+            writers: None,
             batch_statement: BatchStatement::default(),
             max_connections: None,
             acquire_timeout: Duration::from_secs(5),

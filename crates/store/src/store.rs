@@ -129,9 +129,13 @@ impl Store {
             .map_err(|e| StoreError::from_db(backend, "connecting to the database", &e))?;
 
         let inserter = Arc::new(Inserter::new(db.clone(), strategy));
-        let group_commit = opts
-            .group_commit
-            .then(|| GroupCommit::start(inserter.clone(), opts.batch_max, opts.batch_linger));
+        let group_commit = opts.group_commit.then(|| {
+            let writers = opts.writers.unwrap_or(match backend {
+                DbBackend::Postgres => 2,
+                _ => 1,
+            });
+            GroupCommit::start(inserter.clone(), opts.batch_max, opts.batch_linger, writers)
+        });
         let store = Store {
             inner: Arc::new(Inner {
                 db,
