@@ -22,7 +22,8 @@
 //! - [`verify`]: signature check against the public URL, and 403 diagnostics.
 //! - [`reply`]: the [`Handler`](reply::Handler) trait and the default auto-reply.
 //! - [`app`]: shared state and the record/readiness operations.
-//! - [`routes`]: one function per endpoint; [`server`]: accept loop, limits, graceful shutdown.
+//! - [`routes`]: one function per endpoint; [`server`]: accept loop, limits, graceful shutdown;
+//!   [`connection`]: the socket shared with hyper so a slow client still gets its 408.
 //! - [`worker`]: the reply loop; [`sweep`]: re-queues unanswered messages from the database.
 //! - [`metrics`]: Prometheus counters and histograms.
 //!
@@ -37,6 +38,7 @@
 //! ```
 
 pub mod app;
+pub mod connection;
 pub mod inbound;
 pub mod metrics;
 pub mod reply;

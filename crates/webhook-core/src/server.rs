@@ -5,7 +5,7 @@
 //! to a deadline), then the worker drains its in-flight replies and the function returns.
 
 use crate::app::App;
-use crate::routes;
+use crate::{connection, routes};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -16,8 +16,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Time a client has to send its request headers (slowloris guard). When it runs out, hyper closes
-/// the connection without sending a response; a body that is too slow gets 408 from `routes`.
+/// Time a client has to send its request headers (slowloris guard). When it runs out, a client
+/// that had started a request gets 408 and the connection is closed (see `connection`; an idle
+/// keep-alive connection is closed silently); a body that is too slow gets 408 from `routes`.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests and replies.
 pub const DRAIN: Duration = Duration::from_secs(20);
@@ -123,10 +124,16 @@ pub async fn serve_app(listener: TcpListener, app: Arc<App>, shutdown: impl Futu
                     let app = app.clone();
                     async move { Ok::<_, std::convert::Infallible>(routes::handle(app, req).await) }
                 });
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let (io, handle) = connection::split(stream);
+                let conn = builder.serve_connection(TokioIo::new(io), service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    if let Err(e) = conn.await
+                        && e.is_timeout()
+                        && handle.answer_header_timeout().await
+                    {
+                        tracing::debug!("408: request headers not complete within {} s (slow client)", HEADER_TIMEOUT.as_secs());
+                    }
                 });
             }
             _ = &mut shutdown => {

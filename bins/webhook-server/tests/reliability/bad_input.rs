@@ -210,7 +210,7 @@ async fn hostile_requests_get_their_status_and_the_process_survives_small() {
     for s in slowloris {
         let (status, closed) = s.await.expect("slow client");
         assert!(closed, "slow headers: the connection was closed");
-        assert!(matches!(status, 0 | 408), "slow headers: {status}");
+        assert_eq!(status, 408, "slow headers");
     }
     let (status, closed) = slow_body.await.expect("slow body");
     assert!(closed, "slow body: the connection was closed");
