@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use sea_orm::{
-    ConnectionTrait, EntityTrait, FromQueryResult, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait, Value,
+    ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait, Value,
 };
 
 use crate::entity::inbound_messages;
@@ -165,7 +165,6 @@ impl Store {
         }
         let backend = self.backend();
         let err = |what: &str, e: &sea_orm::DbErr| StoreError::from_db(backend, what, e);
-        let now = sql::now();
         let _write = self.write_guard().await;
         let txn = self
             .db()
@@ -175,81 +174,84 @@ impl Store {
             })
             .await
             .map_err(|e| err("starting a transaction for outcomes", &e))?;
-        if !dry_runs.is_empty() {
-            // Padded to a power of two rows by repeating the last one (which the conflict
-            // clause skips), so that batches of any size share a few statement texts.
-            let padded = dry_runs.len().next_power_of_two();
-            let mut p = Params::new(backend, padded * 7);
-            let mut rows = Vec::with_capacity(padded);
-            for i in 0..padded {
-                let r = &dry_runs[i.min(dry_runs.len() - 1)];
-                let from = Some(r.from.as_str()).filter(|f| !f.is_empty());
-                rows.push(format!(
-                    "({}, {}, {}, {}, {}, 'dry_run', 0, {}, {})",
-                    p.push(text(&r.inbound_message_sid)),
-                    p.push(text(&r.to)),
-                    p.push(sql::opt_text(from)),
-                    p.push(text(&r.body)),
-                    p.push(text(&crate::outbound::callback_marker(
-                        &r.inbound_message_sid
-                    ))),
-                    p.push(ts(now)),
-                    p.push(ts(now)),
-                ));
-            }
-            let q = format!(
-                "INSERT INTO outbound_messages (inbound_message_sid, to_addr, from_addr, body, \
-                 callback_marker, status, attempts, created_at, updated_at) VALUES {} \
-                 ON CONFLICT DO NOTHING",
-                rows.join(", ")
-            );
-            let res = txn
-                .execute_raw(p.statement(q))
-                .await
-                .map_err(|e| err("recording dry-run replies", &e))?;
-            if res.rows_affected() < dry_runs.len() as u64 {
-                // Some replies existed already (an earlier attempt created them): a row that
-                // was never accepted by Twilio becomes the dry run.
-                let sids: Vec<&str> = dry_runs
-                    .iter()
-                    .map(|r| r.inbound_message_sid.as_str())
-                    .collect();
-                let mut p = Params::new(backend, sids.len() + 1);
-                let t = p.push(ts(now));
-                let list = p.text_list(&sids);
-                let q = format!(
-                    "UPDATE outbound_messages SET status = 'dry_run', updated_at = {t} \
-                     WHERE inbound_message_sid IN {list} AND message_sid IS NULL \
-                       AND status IN ('pending', 'submitting')"
-                );
-                txn.execute_raw(p.statement(q))
-                    .await
-                    .map_err(|e| err("recording dry-run replies", &e))?;
-            }
-        }
-        let mut states: Vec<InboundState> = finished.iter().map(|(_, s)| *s).collect();
-        states.sort_by_key(|s| s.as_str());
-        states.dedup();
-        for state in states {
-            let sids: Vec<&str> = finished
-                .iter()
-                .filter(|(_, s)| *s == state)
-                .map(|(sid, _)| *sid)
-                .collect();
-            let mut p = Params::new(backend, sids.len() + 2);
-            let (st, t) = (p.push(text(state.as_str())), p.push(ts(now)));
-            let list = p.text_list(&sids);
-            let q = format!(
-                "UPDATE inbound_messages SET state = {st}, lease_until = NULL, updated_at = {t} \
-                 WHERE message_sid IN {list}"
-            );
-            txn.execute_raw(p.statement(q))
-                .await
-                .map_err(|e| err("finishing inbound messages", &e))?;
-        }
+        write_outcomes(&txn, backend, finished, dry_runs, None).await?;
         txn.commit()
             .await
             .map_err(|e| err("committing outcomes", &e))
+    }
+
+    /// Claims and answers a batch in one transaction, for outcomes that need no call outside
+    /// the database (dry runs, messages without a reply, probes): the claimable rows among
+    /// `message_sids` (same rule as [`Store::claim_inbound`]) are locked (`FOR UPDATE SKIP
+    /// LOCKED` on PostgreSQL, so a concurrent batch skips them; SQLite has one writer), `decide`
+    /// is called once per row (its `attempts` already counts this attempt), and its outcomes are
+    /// written as by [`Store::finish_inbound_many`], with `claimed_by = worker`. One commit and
+    /// one new row version per message instead of a claim and a finish. Returns the outcomes.
+    /// `decide` must not return `Processing` (the batch is then refused and nothing changes).
+    pub async fn answer_inbound_many<F>(
+        &self,
+        message_sids: &[&str],
+        worker: &str,
+        mut decide: F,
+    ) -> Result<Vec<(String, InboundState)>, StoreError>
+    where
+        F: FnMut(&InboundMessage) -> (InboundState, Option<NewOutbound>),
+    {
+        if message_sids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let backend = self.backend();
+        let err = |what: &str, e: &sea_orm::DbErr| StoreError::from_db(backend, what, e);
+        let mut p = Params::new(backend, message_sids.len() + 1);
+        let list = p.text_list(message_sids);
+        let q = format!(
+            "SELECT {ALL_COLUMNS} FROM inbound_messages WHERE message_sid IN {list} \
+             AND (state = 'received' \
+                OR (state = 'processing' AND (lease_until IS NULL OR lease_until < {})))\
+             {}",
+            p.push(ts(sql::now())),
+            if backend == DbBackend::Postgres {
+                " FOR UPDATE SKIP LOCKED"
+            } else {
+                ""
+            }
+        );
+        let _write = self.write_guard().await;
+        let txn = self
+            .db()
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| err("starting a transaction to answer messages", &e))?;
+        let rows = txn
+            .query_all_raw(p.statement(q))
+            .await
+            .map_err(|e| err("claiming inbound messages", &e))?;
+        let mut finished = Vec::with_capacity(rows.len());
+        let mut dry_runs = Vec::new();
+        for row in &rows {
+            let model = inbound_messages::Model::from_query_result(row, "")
+                .map_err(|e| StoreError::Bug(format!("reading an inbound row: {e}")))?;
+            let mut msg = InboundMessage::try_from(model)?;
+            msg.attempts += 1;
+            let (state, dry_run) = decide(&msg);
+            finished.push((msg.message_sid, state));
+            dry_runs.extend(dry_run);
+        }
+        let pairs: Vec<(&str, InboundState)> =
+            finished.iter().map(|(s, st)| (s.as_str(), *st)).collect();
+        if pairs.iter().any(|(_, s)| *s == InboundState::Processing) {
+            return Err(StoreError::InvalidInput(
+                "answer_inbound_many: an outcome cannot be processing".to_owned(),
+            ));
+        }
+        write_outcomes(&txn, backend, &pairs, &dry_runs, Some(worker)).await?;
+        txn.commit()
+            .await
+            .map_err(|e| err("committing answers", &e))?;
+        Ok(finished)
     }
 
     /// Records the outcome of processing and releases the claim. `Received` releases the
@@ -315,4 +317,99 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Writes dry-run reply rows and final inbound states inside `txn` (see
+/// [`Store::finish_inbound_many`]); with `claimed_by`, the rows also record that claim and count
+/// the attempt (for [`Store::answer_inbound_many`], which never wrote a claim of its own).
+async fn write_outcomes(
+    txn: &DatabaseTransaction,
+    backend: DbBackend,
+    finished: &[(&str, InboundState)],
+    dry_runs: &[NewOutbound],
+    claimed_by: Option<&str>,
+) -> Result<(), StoreError> {
+    let err = |what: &str, e: &sea_orm::DbErr| StoreError::from_db(backend, what, e);
+    let now = sql::now();
+    if !dry_runs.is_empty() {
+        // Padded to a power of two rows by repeating the last one (which the conflict
+        // clause skips), so that batches of any size share a few statement texts.
+        let padded = dry_runs.len().next_power_of_two();
+        let mut p = Params::new(backend, padded * 7);
+        let mut rows = Vec::with_capacity(padded);
+        for i in 0..padded {
+            let r = &dry_runs[i.min(dry_runs.len() - 1)];
+            let from = Some(r.from.as_str()).filter(|f| !f.is_empty());
+            rows.push(format!(
+                "({}, {}, {}, {}, {}, 'dry_run', 0, {}, {})",
+                p.push(text(&r.inbound_message_sid)),
+                p.push(text(&r.to)),
+                p.push(sql::opt_text(from)),
+                p.push(text(&r.body)),
+                p.push(text(&crate::outbound::callback_marker(
+                    &r.inbound_message_sid
+                ))),
+                p.push(ts(now)),
+                p.push(ts(now)),
+            ));
+        }
+        let q = format!(
+            "INSERT INTO outbound_messages (inbound_message_sid, to_addr, from_addr, body, \
+             callback_marker, status, attempts, created_at, updated_at) VALUES {} \
+             ON CONFLICT DO NOTHING",
+            rows.join(", ")
+        );
+        let res = txn
+            .execute_raw(p.statement(q))
+            .await
+            .map_err(|e| err("recording dry-run replies", &e))?;
+        if res.rows_affected() < dry_runs.len() as u64 {
+            // Some replies existed already (an earlier attempt created them): a row that
+            // was never accepted by Twilio becomes the dry run.
+            let sids: Vec<&str> = dry_runs
+                .iter()
+                .map(|r| r.inbound_message_sid.as_str())
+                .collect();
+            let mut p = Params::new(backend, sids.len() + 1);
+            let t = p.push(ts(now));
+            let list = p.text_list(&sids);
+            let q = format!(
+                "UPDATE outbound_messages SET status = 'dry_run', updated_at = {t} \
+                 WHERE inbound_message_sid IN {list} AND message_sid IS NULL \
+                   AND status IN ('pending', 'submitting')"
+            );
+            txn.execute_raw(p.statement(q))
+                .await
+                .map_err(|e| err("recording dry-run replies", &e))?;
+        }
+    }
+    let mut states: Vec<InboundState> = finished.iter().map(|(_, s)| *s).collect();
+    states.sort_by_key(|s| s.as_str());
+    states.dedup();
+    for state in states {
+        let sids: Vec<&str> = finished
+            .iter()
+            .filter(|(_, s)| *s == state)
+            .map(|(sid, _)| *sid)
+            .collect();
+        let mut p = Params::new(backend, sids.len() + 4);
+        let mut set = format!(
+            "UPDATE inbound_messages SET state = {}, lease_until = NULL, updated_at = {}",
+            p.push(text(state.as_str())),
+            p.push(ts(now))
+        );
+        if let Some(worker) = claimed_by {
+            set.push_str(&format!(
+                ", claimed_by = {}, claimed_at = {}, attempts = attempts + 1",
+                p.push(text(worker)),
+                p.push(ts(now))
+            ));
+        }
+        let list = p.text_list(&sids);
+        let q = format!("{set} WHERE message_sid IN {list}");
+        txn.execute_raw(p.statement(q))
+            .await
+            .map_err(|e| err("finishing inbound messages", &e))?;
+    }
+    Ok(())
 }

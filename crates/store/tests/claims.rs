@@ -338,3 +338,137 @@ on_both_backends!(
     batch_outcomes,
     batch_outcomes_record_dry_runs_and_states_in_one_go
 );
+
+async fn answering_a_batch_claims_and_finishes_in_one_transaction(db: &TestDb) {
+    use store::NewOutbound;
+    let store = db.default_store().await;
+    let [reply, quiet, done, held] = ["SMy", "SMq", "SMd", "SMh"].map(sid);
+    for s in [&reply, &quiet, &done, &held] {
+        store.record_inbound(inbound(s)).await.unwrap();
+    }
+    store
+        .finish_inbound(&done, InboundState::Answered)
+        .await
+        .unwrap();
+    store
+        .claim_inbound(&held, "other", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let asked = [reply.as_str(), quiet.as_str(), done.as_str(), held.as_str()];
+
+    // An outcome of `processing` is refused and changes nothing.
+    let err = store
+        .answer_inbound_many(&asked, "w#1", |_| (InboundState::Processing, None))
+        .await
+        .unwrap_err();
+    assert!(err.is_invalid_input(), "{err}");
+    assert_eq!(
+        store.get_inbound(&reply).await.unwrap().unwrap().state,
+        InboundState::Received
+    );
+
+    let mut seen = Vec::new();
+    let mut outcomes = store
+        .answer_inbound_many(&asked, "w#2", |m| {
+            seen.push((m.message_sid.clone(), m.attempts));
+            if m.message_sid == reply {
+                let out = NewOutbound {
+                    inbound_message_sid: m.message_sid.clone(),
+                    to: m.from.clone(),
+                    from: m.to.clone(),
+                    body: "hello".to_owned(),
+                };
+                (InboundState::DryRun, Some(out))
+            } else {
+                (InboundState::Answered, None)
+            }
+        })
+        .await
+        .unwrap();
+    seen.sort();
+    let mut want = vec![(reply.clone(), 1), (quiet.clone(), 1)];
+    want.sort();
+    assert_eq!(
+        seen, want,
+        "only claimable rows are decided, attempts counts this one"
+    );
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut want = vec![
+        (reply.clone(), InboundState::DryRun),
+        (quiet.clone(), InboundState::Answered),
+    ];
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(outcomes, want);
+
+    let r = store.get_inbound(&reply).await.unwrap().unwrap();
+    assert_eq!(r.state, InboundState::DryRun);
+    assert_eq!(r.claimed_by.as_deref(), Some("w#2"));
+    assert_eq!(r.attempts, 1);
+    assert_eq!(r.lease_until, None);
+    let out = store.outbound_for_inbound(&reply).await.unwrap().unwrap();
+    assert_eq!(
+        (out.status.as_str(), out.body.as_str()),
+        ("dry_run", "hello")
+    );
+    assert!(store.outbound_for_inbound(&quiet).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .get_inbound(&held)
+            .await
+            .unwrap()
+            .unwrap()
+            .claimed_by
+            .as_deref(),
+        Some("other"),
+        "a live claim is not touched"
+    );
+
+    // Answered messages are not answered again.
+    let again = store
+        .answer_inbound_many(&asked, "w#3", |_| panic!("nothing is left to decide"))
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+}
+on_both_backends!(
+    answer_batch,
+    answering_a_batch_claims_and_finishes_in_one_transaction
+);
+
+async fn concurrent_batch_answers_decide_each_message_once(db: &TestDb) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let store = db.default_store().await;
+    let sids: Vec<String> = (0..60).map(|i| sid(&format!("SM{i}a"))).collect();
+    for s in &sids {
+        store.record_inbound(inbound(s)).await.unwrap();
+    }
+    let decided = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        let (store, decided) = (store.clone(), decided.clone());
+        let mine: Vec<String> = sids.iter().cycle().skip(w * 10).take(30).cloned().collect();
+        tasks.push(tokio::spawn(async move {
+            let refs: Vec<&str> = mine.iter().map(String::as_str).collect();
+            store
+                .answer_inbound_many(&refs, &format!("w{w}"), |_| {
+                    decided.fetch_add(1, Ordering::Relaxed);
+                    (InboundState::Answered, None)
+                })
+                .await
+                .unwrap()
+                .len()
+        }));
+    }
+    let mut answered = 0;
+    for t in tasks {
+        answered += t.await.unwrap();
+    }
+    assert_eq!(answered, 60, "every message answered by exactly one batch");
+    assert_eq!(decided.load(Ordering::Relaxed), 60, "and decided once");
+}
+on_both_backends!(
+    answer_batch_race,
+    concurrent_batch_answers_decide_each_message_once
+);

@@ -165,6 +165,30 @@ pub async fn process_batch(
     );
     let sids: Vec<&str> = jobs.iter().map(|j| j.message_sid.as_str()).collect();
     let label = if sids.len() == 1 { sids[0] } else { "(batch)" };
+    if app.is_dry_run() {
+        // Nothing leaves the process: claim, decide and record in one transaction.
+        let answered = retry_unavailable(label, "answering messages", until, || {
+            app.store
+                .answer_inbound_many(&sids, &claim_id, |row| match decide(app, row) {
+                    Decision::Finish(state) => (state, None),
+                    Decision::DryRun(new) => (InboundState::DryRun, Some(new)),
+                    // Not produced in dry run; released for the sweep if it ever were.
+                    Decision::Send(_) => (InboundState::Received, None),
+                })
+        })
+        .await;
+        match answered {
+            Ok(outcomes) => {
+                log_finished(app, &outcomes, started);
+                ack(app, &jobs).await;
+            }
+            Err(e) => {
+                // Nothing was written: the jobs stay unacknowledged and come back.
+                tracing::warn!(jobs = jobs.len(), error = %e, "⚠️ could not answer messages; will retry");
+            }
+        }
+        return;
+    }
     let claimed = match retry_unavailable(label, "claiming messages", until, || {
         app.store.claim_inbound_many(&sids, &claim_id, CLAIM_LEASE)
     })
@@ -183,7 +207,7 @@ pub async fn process_batch(
     let mut to_send: Vec<(InboundMessage, Reply)> = Vec::new();
     for row in claimed {
         let sid = row.message_sid.clone();
-        match decide(app, row) {
+        match decide(app, &row) {
             Decision::Finish(state) => finished.push((sid, state)),
             Decision::DryRun(new) => {
                 finished.push((sid, InboundState::DryRun));
@@ -201,22 +225,7 @@ pub async fn process_batch(
         })
         .await
         {
-            Ok(()) => {
-                for _ in &dry_runs {
-                    app.metrics.send_outcome("dry_run");
-                }
-                let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-                for (sid, state) in &finished {
-                    if *state != InboundState::Failed {
-                        tracing::info!(
-                            message_sid = %sid,
-                            latency_ms,
-                            dry_run = *state == InboundState::DryRun,
-                            "✅ Message processed successfully"
-                        );
-                    }
-                }
-            }
+            Ok(()) => log_finished(app, &finished, started),
             Err(e) => {
                 // The claims stay until their lease expires; the sweep then retries them.
                 tracing::warn!(messages = finished.len(), error = %e, "⚠️ could not record the outcome; the sweep will retry");
@@ -267,8 +276,27 @@ pub async fn process_batch(
     }
 }
 
+/// Counts dry runs and logs every message the batch finished (failures were logged when
+/// decided).
+fn log_finished(app: &App, finished: &[(String, InboundState)], started: Instant) {
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    for (sid, state) in finished {
+        if *state == InboundState::DryRun {
+            app.metrics.send_outcome("dry_run");
+        }
+        if matches!(state, InboundState::DryRun | InboundState::Answered) {
+            tracing::info!(
+                message_sid = %sid,
+                latency_ms,
+                dry_run = *state == InboundState::DryRun,
+                "✅ Message processed successfully"
+            );
+        }
+    }
+}
+
 /// What to do with one claimed message; logs the reason for anything but a normal reply.
-fn decide(app: &App, row: store::InboundMessage) -> Decision {
+fn decide(app: &App, row: &store::InboundMessage) -> Decision {
     let sid = row.message_sid.as_str();
     if row.attempts > MAX_CLAIMS {
         tracing::error!(
