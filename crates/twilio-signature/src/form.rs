@@ -83,20 +83,39 @@ pub(crate) fn decode(input: &[u8]) -> Cow<'_, [u8]> {
     }
 }
 
-/// A decoded form body: every name and value in one buffer.
-#[derive(Debug, Default)]
-pub(crate) struct FormParams {
+/// A decoded `application/x-www-form-urlencoded` body: its `(name, value)` pairs in body order,
+/// repeats and empty values kept, exactly as the signature covers them.
+///
+/// Decoding follows the WHATWG URL standard (`+` is a space, `%XX` a byte, a `%` without two hex
+/// digits stays, empty pieces are skipped) and refuses names and values that are not UTF-8 once
+/// decoded. All names and values live in one buffer, so decoding costs two allocations whatever
+/// the number of parameters.
+///
+/// Get one from [`Validator::validated_form_body`](crate::Validator::validated_form_body) to
+/// check a request and read its parameters with one decoding, or from [`FormBody::parse`].
+///
+/// ```
+/// use twilio_signature::FormBody;
+///
+/// let form = FormBody::parse(b"Body=Hi+there%21&NumMedia=0&Body=")?;
+/// assert_eq!(form.len(), 3);
+/// assert_eq!(form.iter().collect::<Vec<_>>(), [("Body", "Hi there!"), ("NumMedia", "0"), ("Body", "")]);
+/// assert_eq!(form.get(1), Some(("NumMedia", "0")));
+/// # Ok::<(), twilio_signature::SignatureError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FormBody {
     buf: String,
     pairs: Vec<(Range<usize>, Range<usize>)>,
 }
 
-impl FormParams {
+impl FormBody {
     /// Decodes `body`.
     ///
     /// # Errors
     ///
     /// [`SignatureError::InvalidBody`] when a decoded name or value is not UTF-8.
-    pub(crate) fn parse(body: &[u8]) -> Result<Self, SignatureError> {
+    pub fn parse(body: &[u8]) -> Result<Self, SignatureError> {
         const NOT_UTF8: SignatureError = SignatureError::InvalidBody {
             reason: "a form name or value is not UTF-8 after percent-decoding",
         };
@@ -173,16 +192,36 @@ impl FormParams {
         Ok(Self { buf, pairs: ranges })
     }
 
+    /// The number of pairs (a repeated name counts once per occurrence).
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// True when the body had no pairs (it was empty or only `&`s).
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// The `index`-th `(name, value)` pair in body order.
+    pub fn get(&self, index: usize) -> Option<(&str, &str)> {
+        self.pairs.get(index).map(|pair| self.pair(pair))
+    }
+
     /// The decoded `(name, value)` pairs, in body order.
-    #[cfg(test)]
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.pairs
-            .iter()
-            .map(|(name, value)| (&self.buf[name.clone()], &self.buf[value.clone()]))
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + DoubleEndedIterator {
+        self.pairs.iter().map(|pair| self.pair(pair))
+    }
+
+    fn pair(&self, (name, value): &(Range<usize>, Range<usize>)) -> (&str, &str) {
+        // `parse` only keeps ranges on character boundaries, so `get` always succeeds.
+        (
+            self.buf.get(name.clone()).unwrap_or_default(),
+            self.buf.get(value.clone()).unwrap_or_default(),
+        )
     }
 }
 
-impl Params for FormParams {
+impl Params for FormBody {
     fn len(&self) -> usize {
         self.pairs.len()
     }
@@ -199,7 +238,7 @@ mod tests {
     use super::*;
 
     fn parsed(body: &str) -> Vec<(String, String)> {
-        FormParams::parse(body.as_bytes())
+        FormBody::parse(body.as_bytes())
             .unwrap()
             .iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -260,12 +299,12 @@ mod tests {
         for body in ["a=%FF", "%C3=1", "a=%E2%82", "a=%E2&b=%82%AC"] {
             assert!(
                 matches!(
-                    FormParams::parse(body.as_bytes()),
+                    FormBody::parse(body.as_bytes()),
                     Err(SignatureError::InvalidBody { .. })
                 ),
                 "{body}"
             );
         }
-        assert!(FormParams::parse(&[b'a', b'=', 0xFF]).is_err());
+        assert!(FormBody::parse(&[b'a', b'=', 0xFF]).is_err());
     }
 }

@@ -62,6 +62,8 @@
 //! # Layout
 //!
 //! - [`Validator`] (`validator.rs`): the keyed MAC and the `validate*` entry points.
+//! - [`FormBody`] (`form.rs`): a decoded form body, shared by the signature check and the caller
+//!   ([`Validator::validated_form_body`]) so a request is decoded once.
 //! - [`compute_signature`], [`string_to_sign`], [`signed_url`], [`body_sha256_hex`]: free helpers.
 //! - [`Algorithm`], [`SignatureSettings`] (`algorithm.rs`): SHA-1 vs shared-key SHA-256.
 //! - [`SignatureError`] (`error.rs`): why a request was refused.
@@ -90,6 +92,7 @@ use std::borrow::Cow;
 
 pub use algorithm::{Algorithm, SignatureSettings};
 pub use error::SignatureError;
+pub use form::FormBody;
 pub use validator::Validator;
 
 /// The request header carrying the signature.

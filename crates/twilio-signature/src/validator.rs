@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::form::FormParams;
+use crate::form::FormBody;
 use crate::mac::{self, KeyedMac, Tag};
 use crate::params::{self, Params};
 use crate::{Algorithm, SignatureError, url};
@@ -109,12 +109,58 @@ impl Validator {
         body: &[u8],
         signature: &str,
     ) -> Result<(), SignatureError> {
+        self.validated_form_body(url, body, signature).map(drop)
+    }
+
+    /// Validates an `application/x-www-form-urlencoded` POST like
+    /// [`validate_form_body`](Self::validate_form_body) and hands back the decoded parameters
+    /// the signature was checked over, so that the caller reads them without decoding the body
+    /// a second time.
+    ///
+    /// ```
+    /// use twilio_signature::Validator;
+    ///
+    /// let validator = Validator::new("12345");
+    /// let url = "https://example.com/api/v1/whatsapp/webhook";
+    /// let body = b"Body=Hello%2C+world&From=whatsapp%3A%2B15551234567";
+    /// let signature = validator.sign(url, &[("Body", "Hello, world"), ("From", "whatsapp:+15551234567")]);
+    ///
+    /// let form = validator.validated_form_body(url, body, &signature)?;
+    /// assert_eq!(form.get(0), Some(("Body", "Hello, world")));
+    /// assert!(validator.validated_form_body(url, b"Body=Bye", &signature).is_err());
+    /// # Ok::<(), twilio_signature::SignatureError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The same errors, in the same order, as [`validate_form_body`](Self::validate_form_body).
+    pub fn validated_form_body(
+        &self,
+        url: &str,
+        body: &[u8],
+        signature: &str,
+    ) -> Result<FormBody, SignatureError> {
         let expected = Tag::decode(signature, self.algorithm())?;
         if url::body_sha256(url).is_some() {
             return Err(SignatureError::UnexpectedBodyHash);
         }
-        let form = FormParams::parse(body)?;
-        self.check(url, &form, &expected)
+        let form = FormBody::parse(body)?;
+        self.check(url, &form, &expected)?;
+        Ok(form)
+    }
+
+    /// Validates a form POST whose body was already decoded with [`FormBody::parse`].
+    ///
+    /// # Errors
+    ///
+    /// As [`validate`](Self::validate).
+    pub fn validate_form(
+        &self,
+        url: &str,
+        form: &FormBody,
+        signature: &str,
+    ) -> Result<(), SignatureError> {
+        self.validate_params(url, form, signature)
     }
 
     /// Validates a JSON webhook: Twilio signs the URL only (parameters empty) and puts the
@@ -198,6 +244,69 @@ mod tests {
             shown.contains("<redacted>") && shown.contains("Sha256"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn validated_form_body_returns_what_was_checked() {
+        let v = Validator::new("0123456789abcdef0123456789abcdef");
+        let url = "https://h.example/hook";
+        let body = b"b=2&&a=x+y%2B&b=1&b=2&Empty&Uni=Ol%C3%A1+%F0%9F%98%80";
+        let pairs = [
+            ("b", "2"),
+            ("a", "x y+"),
+            ("b", "1"),
+            ("b", "2"),
+            ("Empty", ""),
+            ("Uni", "Olá 😀"),
+        ];
+        let signature = v.sign(url, &pairs);
+        let form = v.validated_form_body(url, body, &signature).unwrap();
+        assert_eq!(form.iter().collect::<Vec<_>>(), pairs);
+        assert_eq!(form.iter().next_back(), Some(("Uni", "Olá 😀")));
+        assert_eq!(
+            (form.len(), form.get(4), form.get(6)),
+            (6, Some(("Empty", "")), None)
+        );
+        assert_eq!(v.validate_form(url, &form, &signature), Ok(()));
+        assert_eq!(
+            v.validate_form(url, &form, ""),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            v.validate_form(&format!("{url}?bodySHA256=ab"), &form, &signature),
+            Err(SignatureError::UnexpectedBodyHash)
+        );
+        let other = FormBody::parse(b"b=2&a=x+y%2B&b=1").unwrap();
+        assert_eq!(
+            v.validate_form(url, &other, &signature),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn validated_form_body_fails_like_validate_form_body() {
+        let v = Validator::new("0123456789abcdef0123456789abcdef");
+        let url = "https://h.example/hook";
+        let good = v.sign(url, &[("a", "1")]);
+        let cases: [(&str, &[u8], &str); 6] = [
+            (url, b"a=1", ""),
+            (url, b"a=%FF", ""),
+            (url, b"a=%FF", "short"),
+            (url, b"a=%FF", &good),
+            ("https://h.example/hook?bodySHA256=ab", b"a=%FF", &good),
+            (url, b"a=2", &good),
+        ];
+        for (url, body, signature) in cases {
+            let expected = v.validate_form_body(url, body, signature);
+            assert!(expected.is_err());
+            assert_eq!(
+                v.validated_form_body(url, body, signature).map(drop),
+                expected,
+                "{url} {body:?} {signature}"
+            );
+        }
+        assert!(FormBody::parse(b"a=%FF").is_err());
+        assert!(FormBody::parse(b"").unwrap().is_empty());
     }
 
     #[test]
