@@ -13,7 +13,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use store::{NewInbound, NewStatusEvent, Recorded, Store, StoreError, WorkQueue};
+use store::{NewStatusEvent, Recorded, Store, StoreError, WorkQueue};
 use twilio_signature::Validator;
 
 /// The worker is considered stuck when its loop has not turned for this long.
@@ -220,18 +220,7 @@ impl App {
     ) -> Result<bool, StoreError> {
         let recorded = self
             .store
-            .record_inbound(NewInbound {
-                message_sid: msg.message_sid.clone(),
-                account_sid: msg.account_sid.clone(),
-                from: msg.from.clone(),
-                to: msg.to.clone(),
-                body: msg.body.clone(),
-                num_media: i32::try_from(msg.media.len()).unwrap_or(0),
-                profile_name: msg.profile_name.clone(),
-                wa_id: msg.wa_id.clone(),
-                params_json: msg.params_json(),
-                idempotency_token,
-            })
+            .record_inbound(msg.to_row(idempotency_token))
             .await?;
         let new = matches!(recorded, Recorded::New);
         if new && let Err(e) = self.queue.enqueue(&msg.message_sid).await {

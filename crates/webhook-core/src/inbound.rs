@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use twilio_signature::FormBody;
+
 /// Why a webhook body could not be turned into an [`InboundMessage`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -113,8 +115,23 @@ impl fmt::Debug for InboundMessage {
 }
 
 /// Parses a raw `application/x-www-form-urlencoded` body into its pairs (repeats kept, in order).
+///
+/// Decodes as the WHATWG URL standard says (what `form_urlencoded` and every web framework do);
+/// a name or value that is not UTF-8 once decoded has its bad bytes replaced with U+FFFD.
 pub fn parse_form(body: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(body).into_owned().collect()
+    match FormBody::parse(body) {
+        Ok(form) => form_pairs(&form),
+        // Only bodies the signature check refuses get here: keep their lossy decoding.
+        Err(_) => form_urlencoded::parse(body).into_owned().collect(),
+    }
+}
+
+/// The pairs of a form body already decoded by the signature check
+/// ([`twilio_signature::Validator::validated_form_body`]), as [`parse_form`] returns them.
+pub fn form_pairs(form: &FormBody) -> Vec<(String, String)> {
+    form.iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
 }
 
 /// First value of `name` in `params`.
@@ -134,6 +151,34 @@ fn non_empty(params: &[(String, String)], name: &str) -> Option<String> {
 fn required(params: &[(String, String)], name: &'static str) -> Result<String, ParseError> {
     non_empty(params, name).ok_or(ParseError::Missing(name))
 }
+
+/// `MediaUrl0` … `MediaUrl9`: Twilio sends at most 10 media per message.
+const MEDIA_URL: [&str; 10] = [
+    "MediaUrl0",
+    "MediaUrl1",
+    "MediaUrl2",
+    "MediaUrl3",
+    "MediaUrl4",
+    "MediaUrl5",
+    "MediaUrl6",
+    "MediaUrl7",
+    "MediaUrl8",
+    "MediaUrl9",
+];
+
+/// `MediaContentType0` … `MediaContentType9`.
+const MEDIA_CONTENT_TYPE: [&str; 10] = [
+    "MediaContentType0",
+    "MediaContentType1",
+    "MediaContentType2",
+    "MediaContentType3",
+    "MediaContentType4",
+    "MediaContentType5",
+    "MediaContentType6",
+    "MediaContentType7",
+    "MediaContentType8",
+    "MediaContentType9",
+];
 
 /// Checks the shape of a Twilio SID: two-letter prefix from `prefixes`, then 32 hex digits.
 pub(crate) fn check_sid(
@@ -190,17 +235,21 @@ impl InboundMessage {
         };
         // Twilio allows at most 10 media per message; a larger count is not a real webhook and
         // must not make us scan for thousands of keys.
-        if num_media > 10 {
+        if num_media > MEDIA_URL.len() {
             return Err(ParseError::Invalid {
                 name: "NumMedia",
                 reason: format!("{num_media} is more than the 10 Twilio allows"),
             });
         }
-        let media = (0..num_media)
-            .filter_map(|i| {
-                let url = non_empty(&params, &format!("MediaUrl{i}"))?;
-                let content_type = non_empty(&params, &format!("MediaContentType{i}"));
-                Some(Media { url, content_type })
+        let media = MEDIA_URL
+            .iter()
+            .zip(MEDIA_CONTENT_TYPE)
+            .take(num_media)
+            .filter_map(|(url, content_type)| {
+                Some(Media {
+                    url: non_empty(&params, url)?,
+                    content_type: non_empty(&params, content_type),
+                })
             })
             .collect();
 
@@ -263,6 +312,22 @@ impl InboundMessage {
         params_to_json(&self.params)
     }
 
+    /// The row [`App::record`](crate::App::record) hands to the store for this message.
+    pub fn to_row(&self, idempotency_token: Option<String>) -> store::NewInbound {
+        store::NewInbound {
+            message_sid: self.message_sid.clone(),
+            account_sid: self.account_sid.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            body: self.body.clone(),
+            num_media: i32::try_from(self.media.len()).unwrap_or(0),
+            profile_name: self.profile_name.clone(),
+            wa_id: self.wa_id.clone(),
+            params_json: self.params_json(),
+            idempotency_token,
+        }
+    }
+
     /// A short description of the content for logs: kind and sizes, never the text itself.
     pub fn kind(&self) -> &'static str {
         if self.button.is_some() {
@@ -278,21 +343,143 @@ impl InboundMessage {
 }
 
 /// Serialises pairs as a JSON object; a key that repeats maps to an array of its values.
+///
+/// Keys come out in byte order and a repeated key's values in arrival order, which is what
+/// serialising a `serde_json::Map` gives; the object is written straight into one `String`
+/// instead of cloning every pair into a map first.
 pub fn params_to_json(params: &[(String, String)]) -> String {
-    let mut map = serde_json::Map::new();
-    for (k, v) in params {
-        match map.get_mut(k) {
-            None => {
-                map.insert(k.clone(), serde_json::Value::String(v.clone()));
+    let key = |i: usize| params.get(i).map_or("", |(k, _)| k.as_str());
+    let value = |i: usize| params.get(i).map_or("", |(_, v)| v.as_str());
+    // Positions sorted as integers `prefix << 64 | position`, where `prefix` is the key's first
+    // eight bytes; only keys that share them are then compared in full (stable, so a repeated
+    // key's values stay in arrival order).
+    let mut order: Vec<u128> = params
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| u128::from(prefix8(k)) << 64 | i as u128)
+        .collect();
+    order.sort_unstable();
+    let position = |packed: u128| (packed as u64) as usize;
+    let mut start = 0;
+    while let Some(&first) = order.get(start) {
+        let run = order[start..]
+            .iter()
+            .take_while(|&&p| p >> 64 == first >> 64)
+            .count();
+        if run > 1 {
+            order[start..start + run].sort_by(|&a, &b| key(position(a)).cmp(key(position(b))));
+        }
+        start += run;
+    }
+    let text: usize = params.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let mut out = String::with_capacity(2 + text + text / 8 + 6 * params.len());
+    out.push('{');
+    let mut rest = order.as_slice();
+    while let Some(&first) = rest.first() {
+        let name = key(position(first));
+        let run = rest
+            .iter()
+            .take_while(|&&p| p >> 64 == first >> 64 && key(position(p)) == name)
+            .count();
+        let (same, after) = rest.split_at(run);
+        if out.len() > 1 {
+            out.push(',');
+        }
+        push_json_str(&mut out, name);
+        out.push(':');
+        if let [only] = same {
+            push_json_str(&mut out, value(position(*only)));
+        } else {
+            out.push('[');
+            for (n, &p) in same.iter().enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                push_json_str(&mut out, value(position(p)));
             }
-            Some(serde_json::Value::Array(values)) => values.push(v.clone().into()),
-            Some(existing) => {
-                let prev = existing.take();
-                *existing = serde_json::Value::Array(vec![prev, v.clone().into()]);
+            out.push(']');
+        }
+        rest = after;
+    }
+    out.push('}');
+    out
+}
+
+/// The first eight bytes of `key`, zero-padded, big-endian: ordering these orders keys as byte
+/// comparison does, except that equal prefixes need the full comparison.
+fn prefix8(key: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = key.len().min(8);
+    bytes[..n].copy_from_slice(&key.as_bytes()[..n]);
+    u64::from_be_bytes(bytes)
+}
+
+/// Whether a byte needs escaping in a JSON string: `"`, `\` and control characters below 0x20.
+fn needs_escape(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
+}
+
+/// Offset of the first byte of `chunk` that needs escaping, if any. SWAR: a byte equal to `c` is
+/// zero after XOR with `c` repeated, and `(x - n·ONES) & !x & HIGHS` flags bytes below `n`;
+/// borrows only run upwards, so the lowest flag is exact.
+fn first_escape(chunk: [u8; 8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let word = u64::from_le_bytes(chunk);
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
+    let flags = below(word, 0x20)
+        | below(word ^ (ONES * u64::from(b'"')), 1)
+        | below(word ^ (ONES * u64::from(b'\\')), 1);
+    (flags != 0).then(|| flags.trailing_zeros() as usize / 8)
+}
+
+/// Appends `s` as a JSON string literal, escaped exactly as `serde_json` escapes it: `"` and `\`,
+/// the short forms `\b \f \n \r \t`, other control characters as `\u00xx`, nothing else.
+fn push_json_str(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    let bytes = s.as_bytes();
+    // `plain..` is the part not yet copied; `from` is where the search for an escape resumes.
+    let (mut plain, mut from) = (0, 0);
+    loop {
+        let next = loop {
+            let rest = bytes.get(from..).unwrap_or_default();
+            match rest.first_chunk::<8>() {
+                Some(chunk) => match first_escape(*chunk) {
+                    Some(at) => break Some(from + at),
+                    None => from += 8,
+                },
+                None => {
+                    break rest
+                        .iter()
+                        .position(|&b| needs_escape(b))
+                        .map(|at| from + at);
+                }
+            }
+        };
+        let Some(at) = next else { break };
+        let byte = bytes.get(at).copied().unwrap_or(0);
+        // The byte at `at` is ASCII, so both ends of the run are character boundaries.
+        out.push_str(s.get(plain..at).unwrap_or_default());
+        out.push('\\');
+        match byte {
+            b'"' => out.push('"'),
+            b'\\' => out.push('\\'),
+            b'\n' => out.push('n'),
+            b'\r' => out.push('r'),
+            b'\t' => out.push('t'),
+            0x08 => out.push('b'),
+            0x0c => out.push('f'),
+            _ => {
+                out.push_str("u00");
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0x0f)]));
             }
         }
+        (plain, from) = (at + 1, at + 1);
     }
-    serde_json::Value::Object(map).to_string()
+    out.push_str(s.get(plain..).unwrap_or_default());
+    out.push('"');
 }
 
 #[cfg(test)]
@@ -408,6 +595,79 @@ mod tests {
             ("a".into(), "2".into()),
         ]);
         assert_eq!(json, r#"{"a":["1","2"],"b":"x"}"#);
+    }
+
+    #[test]
+    fn params_json_escapes_like_serde_json() {
+        let json = params_to_json(&[
+            (
+                "Body".into(),
+                "say \"hi\"\\ \n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f} é 😀 </script>".into(),
+            ),
+            ("".into(), "".into()),
+        ]);
+        // DEL, non-ASCII and '/' are not escaped; the key order is byte order.
+        assert_eq!(
+            json,
+            "{\"\":\"\",\"Body\":\"say \\\"hi\\\"\\\\ \\n\\r\\t\\b\\f\\u0001\\u001f\u{7f} é 😀 </script>\"}"
+        );
+        assert_eq!(params_to_json(&[]), "{}");
+    }
+
+    /// What `params_to_json` returned before it wrote the JSON itself: a `serde_json::Map`.
+    fn params_to_json_via_map(params: &[(String, String)]) -> String {
+        let mut map = serde_json::Map::new();
+        for (k, v) in params {
+            match map.get_mut(k) {
+                None => {
+                    map.insert(k.clone(), serde_json::Value::String(v.clone()));
+                }
+                Some(serde_json::Value::Array(values)) => values.push(v.clone().into()),
+                Some(existing) => {
+                    let prev = existing.take();
+                    *existing = serde_json::Value::Array(vec![prev, v.clone().into()]);
+                }
+            }
+        }
+        serde_json::Value::Object(map).to_string()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn params_json_is_what_a_serde_json_map_gives(
+            params in proptest::collection::vec(
+                ("[AaBb\"\\\n]{0,3}|\\PC{0,6}|(MediaUrl|Medi\u{0})?[0-9a\u{0}]{0,3}", "\\PC{0,24}|[\u{0}-\u{7f}]{0,24}"),
+                0..12,
+            )
+        ) {
+            proptest::prop_assert_eq!(params_to_json(&params), params_to_json_via_map(&params));
+        }
+
+        #[test]
+        fn parse_form_decodes_like_form_urlencoded(
+            body in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(b"&=+%aZ9 \xc3\xa9\xff".to_vec()),
+                    proptest::num::u8::ANY,
+                ],
+                0..48,
+            )
+        ) {
+            let expected: Vec<(String, String)> =
+                form_urlencoded::parse(&body).into_owned().collect();
+            proptest::prop_assert_eq!(parse_form(&body), expected);
+        }
+
+        #[test]
+        fn parse_form_decodes_percent_sequences_like_form_urlencoded(
+            body in "([a-zA-Z0-9=&+%. ]|%[0-9a-fA-F]{2}|%[cC][23]%[89aAbB][0-9a-fA-F]|%[eEfF][0-9a-fA-F]|é|😀){0,40}"
+        ) {
+            let expected: Vec<(String, String)> =
+                form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+            proptest::prop_assert_eq!(parse_form(body.as_bytes()), expected);
+        }
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! URL in `Host`/`X-Forwarded-*`, a placeholder token) without logging the token or a signature.
 
 use http::HeaderMap;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
-use twilio_signature::{SignatureError, Validator};
+use twilio_signature::{FormBody, SignatureError, Validator};
 
 /// Header carrying Twilio's signature.
 pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
@@ -30,16 +31,23 @@ impl PublicUrl {
         }
     }
 
-    /// The URL to validate `path_and_query` against.
+    /// The URL to validate `path_and_query` against (borrowed from the configuration unless the
+    /// request adds a query).
     ///
     /// A query string on the request (e.g. `bodySHA256` on JSON webhooks) is appended when the
     /// configured URL has none, because Twilio signs the URL it actually requested.
-    pub fn resolve(&self, headers: &HeaderMap, path_and_query: &str) -> Option<String> {
+    pub fn resolve(&self, headers: &HeaderMap, path_and_query: &str) -> Option<Cow<'_, str>> {
         let query = path_and_query.split_once('?').map(|(_, q)| q);
         match &self.configured {
             Some(url) => match query {
-                Some(q) if !url.contains('?') && !q.is_empty() => Some(format!("{url}?{q}")),
-                _ => Some(url.clone()),
+                Some(q) if !url.contains('?') && !q.is_empty() => {
+                    let mut with_query = String::with_capacity(url.len() + 1 + q.len());
+                    with_query.push_str(url);
+                    with_query.push('?');
+                    with_query.push_str(q);
+                    Some(Cow::Owned(with_query))
+                }
+                _ => Some(Cow::Borrowed(url)),
             },
             None => {
                 let rebuilt = rebuild_from_headers(headers, path_and_query)?;
@@ -49,7 +57,7 @@ impl PublicUrl {
                         "⚠️ WEBHOOK_URL is not set: validating signatures against a URL rebuilt from Host/X-Forwarded-Proto; set WEBHOOK_URL to the URL configured in Twilio"
                     );
                 }
-                Some(rebuilt)
+                Some(Cow::Owned(rebuilt))
             }
         }
     }
@@ -76,14 +84,31 @@ pub fn check(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), SignatureError> {
+    check_and_decode(validator, url, headers, body).map(drop)
+}
+
+/// Checks the request's signature like [`check`] and, for a form webhook, returns the parameters
+/// the signature covered, decoded once for both the check and the parser
+/// ([`inbound::form_pairs`](crate::inbound::form_pairs)). `Ok(None)` is a valid JSON webhook,
+/// whose body is parsed as JSON.
+pub fn check_and_decode(
+    validator: &Validator,
+    url: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<FormBody>, SignatureError> {
     let signature = headers
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if url.contains("bodySHA256=") {
-        validator.validate_json_body(url, body, signature)
+        validator
+            .validate_json_body(url, body, signature)
+            .map(|()| None)
     } else {
-        validator.validate_form_body(url, body, signature)
+        validator
+            .validated_form_body(url, body, signature)
+            .map(Some)
     }
 }
 
