@@ -17,6 +17,15 @@ use crate::group_commit::Row;
 use crate::sql::{self, Params, text, ts};
 use crate::{InboundMessage, InboundState, NewInbound, NewOutbound, Recorded, Store, StoreError};
 
+/// The start of "this row may be claimed" for batch statements, completed by the caller with
+/// `< <now>) ELSE FALSE END` (optionally `OR claimed_by = <me>` before the parenthesis). Written
+/// as a CASE on purpose: with `state = 'received' OR …` the planner may AND the primary-key
+/// lookup with a bitmap scan of the `(state, received_at)` index, whose `received` entries
+/// include every since-updated row version; under load that scan cost more than the rest of the
+/// worker's statements together. A CASE cannot use that index, so only the key is looked up.
+const CLAIMABLE_CASE: &str = "CASE WHEN state = 'received' THEN TRUE \
+    WHEN state = 'processing' THEN (lease_until IS NULL OR lease_until";
+
 const ALL_COLUMNS: &str = "message_sid, account_sid, from_addr, to_addr, body, num_media, \
     profile_name, wa_id, params, idempotency_token, received_at, state, claimed_by, claimed_at, \
     lease_until, attempts, updated_at";
@@ -121,9 +130,8 @@ impl Store {
         );
         let list = p.text_list(message_sids);
         let q = format!(
-            "{set}WHERE message_sid IN {list} AND (state = 'received' \
-                OR (state = 'processing' AND (lease_until IS NULL OR lease_until < {} \
-                    OR claimed_by = {}))) \
+            "{set}WHERE message_sid IN {list} AND {CLAIMABLE_CASE} < {} OR claimed_by = {}) \
+             ELSE FALSE END \
              RETURNING {ALL_COLUMNS}",
             p.push(ts(now)),
             p.push(text(worker)),
@@ -206,9 +214,7 @@ impl Store {
         let list = p.text_list(message_sids);
         let q = format!(
             "SELECT {ALL_COLUMNS} FROM inbound_messages WHERE message_sid IN {list} \
-             AND (state = 'received' \
-                OR (state = 'processing' AND (lease_until IS NULL OR lease_until < {})))\
-             {}",
+             AND {CLAIMABLE_CASE} < {}) ELSE FALSE END{}",
             p.push(ts(sql::now())),
             if backend == DbBackend::Postgres {
                 " FOR UPDATE SKIP LOCKED"
