@@ -2,9 +2,10 @@
 //!
 //! Does everything `webhook_core::routes` does for `POST /api/v1/whatsapp/webhook` up to the
 //! store, with the same library calls: body read with the production limits, the public URL from
-//! `WEBHOOK_URL` ([`PublicUrl`]), [`verify::check`] with a [`Validator`] for
-//! `TWILIO_AUTH_TOKEN`, form decoding and [`InboundMessage::from_params`], the row's params JSON,
-//! the acknowledgement log line (filtered by `RUST_LOG` like the server) and the request metrics.
+//! `WEBHOOK_URL` ([`PublicUrl`]), [`verify::check_and_decode`] with a [`Validator`] for
+//! `TWILIO_AUTH_TOKEN` (the form is decoded once, for the check and the parser),
+//! [`InboundMessage::from_params`], the row's params JSON, the acknowledgement log line
+//! (filtered by `RUST_LOG` like the server) and the request metrics.
 //! It then answers the same empty TwiML. Nothing is recorded, so it measures what signature and
 //! parsing cost on top of the transport floor (`bench-hello`).
 //!
@@ -17,7 +18,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 use twilio_signature::Validator;
-use webhook_core::inbound::{InboundMessage, parse_form};
+use webhook_core::inbound::{InboundMessage, form_pairs, parse_form};
 use webhook_core::metrics::Metrics;
 use webhook_core::routes::{EMPTY_TWIML, WEBHOOK_PATH};
 use webhook_core::verify::{self, PublicUrl};
@@ -116,15 +117,18 @@ async fn inbound(state: &State, req: Request<Incoming>, started: Instant) -> Res
             "forbidden: signature not verified\n",
         );
     };
-    if let Err(error) = verify::check(&state.validator, &url, &parts.headers, &body) {
-        state.metrics.signature_failure();
-        tracing::warn!(%error, "❌ Webhook refused with 403: invalid X-Twilio-Signature");
-        return respond(
-            StatusCode::FORBIDDEN,
-            TEXT,
-            "forbidden: invalid signature\n",
-        );
-    }
+    let form = match verify::check_and_decode(&state.validator, &url, &parts.headers, &body) {
+        Ok(form) => form,
+        Err(error) => {
+            state.metrics.signature_failure();
+            tracing::warn!(%error, "❌ Webhook refused with 403: invalid X-Twilio-Signature");
+            return respond(
+                StatusCode::FORBIDDEN,
+                TEXT,
+                "forbidden: invalid signature\n",
+            );
+        }
+    };
     if std::str::from_utf8(&body).is_err() {
         return respond(
             StatusCode::BAD_REQUEST,
@@ -132,7 +136,8 @@ async fn inbound(state: &State, req: Request<Incoming>, started: Instant) -> Res
             "bad request: body is not valid UTF-8\n",
         );
     }
-    let msg = match InboundMessage::from_params(parse_form(&body)) {
+    let params = form.as_ref().map_or_else(|| parse_form(&body), form_pairs);
+    let msg = match InboundMessage::from_params(params) {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(reason = %e, "❌ Webhook refused with 400: malformed body");

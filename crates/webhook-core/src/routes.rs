@@ -9,7 +9,7 @@
 //! | `/metrics` | GET | Prometheus text |
 
 use crate::app::App;
-use crate::inbound::{InboundMessage, ParseError, parse_form};
+use crate::inbound::{InboundMessage, ParseError, form_pairs, parse_form};
 use crate::status::StatusCallback;
 use crate::verify;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
@@ -17,6 +17,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use twilio_signature::FormBody;
 
 /// Path of the inbound message webhook.
 pub const WEBHOOK_PATH: &str = "/api/v1/whatsapp/webhook";
@@ -136,21 +137,30 @@ fn path_and_query(parts: &http::request::Parts) -> String {
         .unwrap_or_else(|| parts.uri.path().to_owned())
 }
 
-/// Verifies the signature; `Some` is the rejection to send.
+/// What [`authenticate`] decided.
+enum Verified {
+    /// The signature is valid. A form webhook carries the parameters it was checked over, so
+    /// the body is decoded once for the check and the parser.
+    Pass(Option<FormBody>),
+    /// The rejection to send.
+    Refuse(Response<Body>),
+}
+
+/// Verifies the signature.
 fn authenticate(
     app: &App,
     public: &verify::PublicUrl,
     parts: &http::request::Parts,
     body: &[u8],
     route: &'static str,
-) -> Option<Response<Body>> {
+) -> Verified {
     let Some(validator) = &app.validator else {
         app.metrics.signature_failure();
         tracing::warn!(
             route,
             "❌ Webhook refused with 403: TWILIO_AUTH_TOKEN is not set, so no signature can be verified; set it to your Auth Token from the Twilio Console"
         );
-        return Some(text(
+        return Verified::Refuse(text(
             StatusCode::FORBIDDEN,
             "forbidden: signature not verified\n",
         ));
@@ -162,32 +172,39 @@ fn authenticate(
             route,
             "❌ Webhook refused with 403: WEBHOOK_URL is not set and the request has no Host header to rebuild it from"
         );
-        return Some(text(
+        return Verified::Refuse(text(
             StatusCode::FORBIDDEN,
             "forbidden: signature not verified\n",
         ));
     };
-    if let Err(error) = verify::check(validator, &url, &parts.headers, body) {
-        app.metrics.signature_failure();
-        let d = verify::diagnose(&error, &url, &parts.headers, &pq, app.token_is_placeholder);
-        tracing::warn!(
-            route,
-            %error,
-            checked_url = %d.checked_url,
-            request_suggests = d.request_suggests.as_deref().unwrap_or("-"),
-            hint = d.hint,
-            "❌ Webhook refused with 403: invalid X-Twilio-Signature"
-        );
-        return Some(text(
-            StatusCode::FORBIDDEN,
-            "forbidden: invalid signature\n",
-        ));
+    match verify::check_and_decode(validator, &url, &parts.headers, body) {
+        Ok(form) => Verified::Pass(form),
+        Err(error) => {
+            app.metrics.signature_failure();
+            let d = verify::diagnose(&error, &url, &parts.headers, &pq, app.token_is_placeholder);
+            tracing::warn!(
+                route,
+                %error,
+                checked_url = %d.checked_url,
+                request_suggests = d.request_suggests.as_deref().unwrap_or("-"),
+                hint = d.hint,
+                "❌ Webhook refused with 403: invalid X-Twilio-Signature"
+            );
+            Verified::Refuse(text(
+                StatusCode::FORBIDDEN,
+                "forbidden: invalid signature\n",
+            ))
+        }
     }
-    None
 }
 
-/// Decodes the parameters of a form body, or of a JSON object whose values are strings/numbers.
-fn params_of(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>, String> {
+/// Decodes the parameters of a form body (reusing the signature check's decoding when there is
+/// one), or of a JSON object whose values are strings/numbers.
+fn params_of(
+    headers: &HeaderMap,
+    body: &[u8],
+    form: Option<&FormBody>,
+) -> Result<Vec<(String, String)>, String> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -196,7 +213,7 @@ fn params_of(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>, 
         if std::str::from_utf8(body).is_err() {
             return Err("body is not valid UTF-8".into());
         }
-        return Ok(parse_form(body));
+        return Ok(form.map_or_else(|| parse_form(body), form_pairs));
     }
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
@@ -229,10 +246,11 @@ async fn inbound(app: &App, req: Request<Incoming>, started: Instant) -> Respons
         Ok(x) => x,
         Err(e) => return body_error(e),
     };
-    if let Some(res) = authenticate(app, &app.webhook_url, &parts, &body, "webhook") {
-        return res;
-    }
-    let msg = match params_of(&parts.headers, &body)
+    let form = match authenticate(app, &app.webhook_url, &parts, &body, "webhook") {
+        Verified::Pass(form) => form,
+        Verified::Refuse(res) => return res,
+    };
+    let msg = match params_of(&parts.headers, &body, form.as_ref())
         .and_then(|p| InboundMessage::from_params(p).map_err(|e: ParseError| e.to_string()))
     {
         Ok(m) => m,
@@ -279,10 +297,11 @@ async fn status(app: &App, req: Request<Incoming>) -> Response<Body> {
         Ok(x) => x,
         Err(e) => return body_error(e),
     };
-    if let Some(res) = authenticate(app, &app.status_url, &parts, &body, "status") {
-        return res;
-    }
-    let cb = match params_of(&parts.headers, &body)
+    let form = match authenticate(app, &app.status_url, &parts, &body, "status") {
+        Verified::Pass(form) => form,
+        Verified::Refuse(res) => return res,
+    };
+    let cb = match params_of(&parts.headers, &body, form.as_ref())
         .and_then(|p| StatusCallback::from_params(p).map_err(|e| e.to_string()))
     {
         Ok(cb) => cb,
