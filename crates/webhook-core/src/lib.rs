@@ -20,7 +20,7 @@
 //!
 //! - [`inbound`], [`status`]: typed Twilio payloads.
 //! - [`verify`]: signature check against the public URL, and 403 diagnostics.
-//! - [`reply`]: the [`Handler`](reply::Handler) trait and the default auto-reply.
+//! - [`reply`]: the [`reply::Handler`] trait and the default auto-reply.
 //! - [`app`]: shared state and the record/readiness operations.
 //! - [`routes`]: one function per endpoint; [`server`]: accept loop, limits, graceful shutdown;
 //!   [`connection`]: the socket shared with hyper so a slow client still gets its 408.
