@@ -175,13 +175,8 @@ impl Store {
         let err = |what: &str, e: &sea_orm::DbErr| StoreError::from_db(backend, what, e);
         let _write = self.write_guard().await;
         let txn = self
-            .db()
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| err("starting a transaction for outcomes", &e))?;
+            .begin_write("starting a transaction for outcomes")
+            .await?;
         write_outcomes(&txn, backend, finished, dry_runs, None).await?;
         txn.commit()
             .await
@@ -224,13 +219,8 @@ impl Store {
         );
         let _write = self.write_guard().await;
         let txn = self
-            .db()
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| err("starting a transaction to answer messages", &e))?;
+            .begin_write("starting a transaction to answer messages")
+            .await?;
         let rows = txn
             .query_all_raw(p.statement(q))
             .await
@@ -322,6 +312,20 @@ impl Store {
                     .map_err(|e| StoreError::Bug(format!("reading message_sid: {e}")))
             })
             .collect()
+    }
+}
+
+impl Store {
+    /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite, so it never has to upgrade a
+    /// read lock). Take [`Store::write_guard`] first.
+    async fn begin_write(&self, what: &str) -> Result<DatabaseTransaction, StoreError> {
+        self.db()
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| StoreError::from_db(self.backend(), what, &e))
     }
 }
 
