@@ -2,7 +2,10 @@
 //!
 //! Jobs live in memory and die with the process; that is fine because the database sweep finds
 //! every message that was recorded but not answered. A SID already waiting is not queued twice,
-//! so repeated sweeps cannot grow the queue while workers are slow.
+//! so repeated sweeps cannot grow the queue while workers are slow, and the queue holds at most
+//! [`InProcessQueue::DEFAULT_CAPACITY`] waiting jobs: beyond that an enqueue is dropped (and
+//! counted), since the sweep re-finds the message in the database. Memory stays bounded under
+//! an overload the database cannot keep up with.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
@@ -15,11 +18,19 @@ use super::{BoxFuture, Job, WorkQueue};
 use crate::StoreError;
 
 /// An in-memory [`WorkQueue`] shared by the tasks of one process.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct InProcessQueue {
     state: Mutex<State>,
     notify: Notify,
     next_id: AtomicU64,
+    capacity: usize,
+    dropped: AtomicU64,
+}
+
+impl Default for InProcessQueue {
+    fn default() -> Self {
+        InProcessQueue::with_capacity(InProcessQueue::DEFAULT_CAPACITY)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -30,9 +41,29 @@ struct State {
 }
 
 impl InProcessQueue {
-    /// An empty queue.
+    /// Waiting jobs kept at most by [`InProcessQueue::new`]: about 10 MiB of SIDs, several
+    /// seconds of the fastest load measured.
+    pub const DEFAULT_CAPACITY: usize = 100_000;
+
+    /// An empty queue holding at most [`InProcessQueue::DEFAULT_CAPACITY`] waiting jobs.
     pub fn new() -> InProcessQueue {
         InProcessQueue::default()
+    }
+
+    /// An empty queue holding at most `capacity` waiting jobs (at least 1).
+    pub fn with_capacity(capacity: usize) -> InProcessQueue {
+        InProcessQueue {
+            state: Mutex::default(),
+            notify: Notify::new(),
+            next_id: AtomicU64::new(0),
+            capacity: capacity.max(1),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Enqueues dropped because the queue was full (the sweep re-queues those messages).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -58,9 +89,21 @@ impl WorkQueue for InProcessQueue {
         Box::pin(async move {
             {
                 let mut st = self.state();
-                if !st.waiting_sids.insert(message_sid.to_owned()) {
+                if st.waiting_sids.contains(message_sid) {
+                    return Ok(()); // already waiting: one job is enough
+                }
+                if st.waiting.len() >= self.capacity {
+                    let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
+                    if dropped.is_power_of_two() || dropped == 0 {
+                        tracing::warn!(
+                            capacity = self.capacity,
+                            dropped = dropped + 1,
+                            "⚠️ in-process work queue full: the reply is left to the database sweep (the message is safely recorded)"
+                        );
+                    }
                     return Ok(());
                 }
+                st.waiting_sids.insert(message_sid.to_owned());
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
                 st.waiting.push_back(Job {
                     message_sid: message_sid.to_owned(),
@@ -147,6 +190,31 @@ mod tests {
             q.ack(j).await.unwrap();
         }
         assert_eq!(q.depth().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_new_jobs_and_counts_them() {
+        let q = InProcessQueue::with_capacity(2);
+        for sid in ["SM1", "SM2", "SM3", "SM1"] {
+            q.enqueue(sid).await.unwrap();
+        }
+        assert_eq!(q.depth().await.unwrap(), 2, "bounded");
+        assert_eq!(
+            q.dropped(),
+            1,
+            "SM3 dropped; SM1 again is a duplicate, not a drop"
+        );
+        let jobs = q.receive(1, Duration::ZERO).await.unwrap();
+        assert_eq!(jobs[0].message_sid, "SM1");
+        q.enqueue("SM3").await.unwrap();
+        let sids: Vec<String> = q
+            .receive(10, Duration::ZERO)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|j| j.message_sid)
+            .collect();
+        assert_eq!(sids, ["SM2", "SM3"], "room again once a job was taken");
     }
 
     #[tokio::test]
