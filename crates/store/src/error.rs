@@ -56,7 +56,16 @@ impl StoreError {
             DbErr::Conn(_) => Kind::Unavailable,
             _ => Kind::Bug,
         };
-        kind.into_error(format!("{context}: {}", describe(err)))
+        let hint = match sqlstate(err).as_deref() {
+            Some("3D000") => {
+                " — the database named in DATABASE_URL does not exist: create it or fix the name"
+            }
+            Some("28000" | "28P01") => {
+                " — PostgreSQL refused the user or password in DATABASE_URL: check them"
+            }
+            _ => "",
+        };
+        kind.into_error(format!("{context}: {}{hint}", describe(err)))
     }
 
     /// Classifies a Redis error that happened while doing `context`.
@@ -118,6 +127,19 @@ impl Kind {
 }
 
 /// The driver's message without sea-orm's "Execution Error:" wrappers.
+/// The SQLSTATE (PostgreSQL) or result code (SQLite) of a database error, if it has one.
+fn sqlstate(err: &DbErr) -> Option<String> {
+    match err {
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => match &**e {
+            SqlxError::Database(db) => db.code().map(|c| c.into_owned()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn describe(err: &DbErr) -> String {
     match err {
         DbErr::Conn(RuntimeErr::SqlxError(e))
@@ -167,6 +189,9 @@ fn classify_pg(code: &str) -> Kind {
         }
         "25006" | "40001" | "40P01" | "55P03" | "57014" => Kind::Unavailable,
         c if c.starts_with("23") => Kind::Constraint,
+        // the database does not exist, or the user or password is wrong: DATABASE_URL must
+        // change, so retrying does not help and it is not a bug of ours
+        "3D000" | "28000" | "28P01" => Kind::InvalidInput,
         // data exceptions: invalid byte sequence (NUL), string too long, bad datetime ...
         c if c.starts_with("22") => Kind::InvalidInput,
         _ => Kind::Bug,
@@ -202,6 +227,8 @@ mod tests {
         assert_eq!(classify_pg("23505"), Kind::Constraint);
         assert_eq!(classify_pg("22021"), Kind::InvalidInput);
         assert_eq!(classify_pg("42P01"), Kind::Bug);
+        assert_eq!(classify_pg("3D000"), Kind::InvalidInput, "no such database");
+        assert_eq!(classify_pg("28P01"), Kind::InvalidInput, "bad password");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
-use crate::support::{PG_BASE, TestDb, TestDbExt, inbound, sid};
+use crate::support::{PG_BASE, TestDb, TestDbExt, inbound, require, sid, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_is_durable_wal_and_creates_its_directory() {
@@ -117,6 +117,21 @@ async fn a_bad_url_is_invalid_input() {
     .await
     .unwrap_err();
     assert!(err.is_invalid_input(), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_does_not_exist_is_a_configuration_error_naming_database_url() {
+    if !require("PostgreSQL", "127.0.0.1:5432") {
+        return;
+    }
+    let url = format!("{PG_BASE}/{}", unique("no_such_db_"));
+    let err = Store::connect(&url, StoreOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.is_invalid_input(), "not retried as an outage: {err}");
+    let text = err.to_string();
+    assert!(text.contains("does not exist"), "{text}");
+    assert!(text.contains("DATABASE_URL"), "says what to fix: {text}");
 }
 
 async fn a_closed_store_answers_unavailable(db: &TestDb) {

@@ -78,19 +78,20 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Error building an [`App`] from settings.
+/// Error building an [`App`] from settings. Each message carries its cause's text (the cause is
+/// not also a `source`, so an error-chain report does not print it twice).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
     /// The database could not be opened or migrated.
     #[error("could not open the database: {0}")]
-    Store(#[source] StoreError),
+    Store(StoreError),
     /// Redis could not be reached at start.
     #[error("could not connect to Redis (REDIS_URL): {0}")]
-    Queue(#[source] StoreError),
+    Queue(StoreError),
     /// The Twilio client could not be built.
     #[error("could not set up the Twilio client: {0}")]
-    Twilio(#[source] twilio_client::TwilioError),
+    Twilio(twilio_client::TwilioError),
 }
 
 impl StartError {

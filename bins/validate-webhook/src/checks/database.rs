@@ -93,8 +93,9 @@ fn block_on<T>(
     })
 }
 
-/// The driver's message without the store's kind prefix and context ("store bug: connecting
-/// to the database: …"), which would mislead here.
+/// The driver's message without the store's kind prefix and context ("invalid input:
+/// connecting to the database: …") and without the store's " — fix" hint, since the check
+/// prints its own Fix line.
 fn describe(e: &StoreError) -> String {
     let text = match e {
         StoreError::Unavailable(m)
@@ -102,6 +103,10 @@ fn describe(e: &StoreError) -> String {
         | StoreError::InvalidInput(m)
         | StoreError::Bug(m) => m.clone(),
         other => other.to_string(),
+    };
+    let text = match text.split_once(" — ") {
+        Some((message, _hint)) => message.to_owned(),
+        None => text,
     };
     match text.split_once(": ") {
         Some((context, rest))
