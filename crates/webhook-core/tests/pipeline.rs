@@ -361,3 +361,60 @@ async fn a_message_that_keeps_dying_is_given_up_not_requeued_forever() {
     assert!(twilio.sent_messages().is_empty());
     second.stop().await;
 }
+
+/// More messages than one worker batch holds, arriving together: every message is answered once
+/// (batches of up to `BATCH_MAX`, SQLite's gather, two batches in flight on PostgreSQL).
+async fn a_dry_run_burst_is_answered_once_per_message(db: &TestDb) {
+    let s = Arc::new(Server::start(db, Opts::default()).await);
+    assert!(s.app.is_dry_run());
+    let n = webhook_core::worker::BATCH_MAX * 2 + 88;
+    let sids: Vec<String> = (0..n).map(|_| sid("SM")).collect();
+    // Every 50th message is a validate-webhook probe: recorded, never answered.
+    let is_probe = |i: usize| i % 50 == 0;
+    let mut tasks = Vec::new();
+    for (c, chunk) in sids.chunks(n / 16 + 1).enumerate() {
+        let (s, chunk) = (s.clone(), chunk.to_vec());
+        let first = c * (n / 16 + 1);
+        tasks.push(tokio::spawn(async move {
+            for (i, sid) in chunk.iter().enumerate() {
+                let mut body = inbound_body(sid);
+                if is_probe(first + i) {
+                    body.push_str("&ValidateWebhookProbe=1");
+                }
+                assert_eq!(s.post_webhook(&body).await.status, 200, "{sid}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for (i, sid) in sids.iter().enumerate() {
+        let state = s.wait_processed(sid).await;
+        let reply = s.app.store.outbound_for_inbound(sid).await.unwrap();
+        if is_probe(i) {
+            assert_eq!(state, InboundState::Answered, "{sid}");
+            assert!(reply.is_none(), "a probe is never answered: {sid}");
+        } else {
+            assert_eq!(state, InboundState::DryRun, "{sid}");
+            let reply = reply.expect("one reply row");
+            assert_eq!(reply.status, "dry_run");
+            assert_eq!(reply.to, "whatsapp:+15551234567");
+        }
+        let row = s.app.store.get_inbound(sid).await.unwrap().unwrap();
+        assert_eq!(row.attempts, 1, "answered on the first attempt: {sid}");
+    }
+    Arc::into_inner(s).expect("tasks done").stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_burst_on_sqlite_is_answered_once_per_message() {
+    a_dry_run_burst_is_answered_once_per_message(&TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_burst_on_postgres_is_answered_once_per_message() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    a_dry_run_burst_is_answered_once_per_message(&db).await;
+}
