@@ -370,7 +370,7 @@ async fn a_dry_run_burst_is_answered_once_per_message(db: &TestDb) {
     let n = webhook_core::worker::BATCH_MAX * 2 + 88;
     let sids: Vec<String> = (0..n).map(|_| sid("SM")).collect();
     // Every 50th message is a validate-webhook probe: recorded, never answered.
-    let is_probe = |i: usize| i % 50 == 0;
+    let is_probe = |i: usize| i.is_multiple_of(50);
     let mut tasks = Vec::new();
     for (c, chunk) in sids.chunks(n / 16 + 1).enumerate() {
         let (s, chunk) = (s.clone(), chunk.to_vec());
