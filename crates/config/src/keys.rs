@@ -200,7 +200,7 @@ pub const KEYS: &[KeySpec] = &[
         "WORKER_CONCURRENCY",
         Some("8"),
         "",
-        "Replies processed at the same time (1 to 1024).",
+        "Replies being sent to Twilio at the same time (1 to 1024); dry-run replies are recorded in batches regardless.",
         false,
         "",
     ),
