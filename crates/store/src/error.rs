@@ -48,22 +48,19 @@ impl StoreError {
     /// Classifies a sea-orm error that happened while doing `context` (e.g. "inserting inbound
     /// messages") on a database of kind `backend`.
     pub(crate) fn from_db(backend: DbBackend, context: &str, err: &DbErr) -> StoreError {
-        let kind = match err {
-            DbErr::ConnectionAcquire(_) => Kind::Unavailable,
-            DbErr::Conn(RuntimeErr::SqlxError(e))
-            | DbErr::Exec(RuntimeErr::SqlxError(e))
-            | DbErr::Query(RuntimeErr::SqlxError(e)) => classify_sqlx(backend, e),
-            DbErr::Conn(_) => Kind::Unavailable,
+        let kind = match (err, sqlx_error(err)) {
+            (DbErr::ConnectionAcquire(_), _) => Kind::Unavailable,
+            (_, Some(e)) => classify_sqlx(backend, e),
+            (DbErr::Conn(_), None) => Kind::Unavailable,
             _ => Kind::Bug,
         };
-        let hint = match sqlstate(err).as_deref() {
-            Some("3D000") => {
-                " — the database named in DATABASE_URL does not exist: create it or fix the name"
-            }
-            Some("28000" | "28P01") => {
-                " — PostgreSQL refused the user or password in DATABASE_URL: check them"
-            }
-            _ => "",
+        let hint = match sqlx_error(err) {
+            Some(SqlxError::Database(db)) if backend == DbBackend::Postgres => db
+                .code()
+                .and_then(|code| pg_misconfiguration(&code))
+                .map(|fix| format!(" — {fix}"))
+                .unwrap_or_default(),
+            _ => String::new(),
         };
         kind.into_error(format!("{context}: {}{hint}", describe(err)))
     }
@@ -126,32 +123,39 @@ impl Kind {
     }
 }
 
-/// The driver's message without sea-orm's "Execution Error:" wrappers.
-/// The SQLSTATE (PostgreSQL) or result code (SQLite) of a database error, if it has one.
-fn sqlstate(err: &DbErr) -> Option<String> {
+/// The sqlx error inside a sea-orm error, when there is one.
+fn sqlx_error(err: &DbErr) -> Option<&SqlxError> {
     match err {
         DbErr::Conn(RuntimeErr::SqlxError(e))
         | DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e)) => match &**e {
-            SqlxError::Database(db) => db.code().map(|c| c.into_owned()),
-            _ => None,
-        },
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => Some(e),
         _ => None,
     }
 }
 
+/// The driver's message without sea-orm's "Execution Error:" wrappers.
 fn describe(err: &DbErr) -> String {
-    match err {
-        DbErr::Conn(RuntimeErr::SqlxError(e))
-        | DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e)) => match &**e {
-            SqlxError::Database(db) => match db.code() {
-                Some(code) => format!("{} (code {code})", db.message()),
-                None => db.message().to_owned(),
-            },
-            other => other.to_string(),
+    match sqlx_error(err) {
+        Some(SqlxError::Database(db)) => match db.code() {
+            Some(code) => format!("{} (code {code})", db.message()),
+            None => db.message().to_owned(),
         },
-        other => other.to_string(),
+        Some(other) => other.to_string(),
+        None => err.to_string(),
+    }
+}
+
+/// PostgreSQL codes that mean `DATABASE_URL` itself must change (retrying does not help and it
+/// is not a bug of ours), with what to tell the operator.
+fn pg_misconfiguration(code: &str) -> Option<&'static str> {
+    match code {
+        "3D000" => {
+            Some("the database named in DATABASE_URL does not exist: create it or fix the name")
+        }
+        "28000" | "28P01" => {
+            Some("PostgreSQL refused the user or password in DATABASE_URL: check them")
+        }
+        _ => None,
     }
 }
 
@@ -189,9 +193,7 @@ fn classify_pg(code: &str) -> Kind {
         }
         "25006" | "40001" | "40P01" | "55P03" | "57014" => Kind::Unavailable,
         c if c.starts_with("23") => Kind::Constraint,
-        // the database does not exist, or the user or password is wrong: DATABASE_URL must
-        // change, so retrying does not help and it is not a bug of ours
-        "3D000" | "28000" | "28P01" => Kind::InvalidInput,
+        c if pg_misconfiguration(c).is_some() => Kind::InvalidInput,
         // data exceptions: invalid byte sequence (NUL), string too long, bad datetime ...
         c if c.starts_with("22") => Kind::InvalidInput,
         _ => Kind::Bug,
