@@ -151,16 +151,13 @@ impl Store {
             .collect()
     }
 
-    /// Records the outcome of many messages in one transaction: the reply rows of `dry_runs`
-    /// (status `dry_run`, created or turned from `pending`/`submitting`; a reply Twilio already
-    /// accepted is left alone) and every `(message_sid, state)` of `finished`, releasing the
-    /// claims. The batched form of [`Store::create_outbound`] + [`Store::update_outbound`] with
-    /// [`OutboundUpdate::dry_run`](crate::OutboundUpdate::dry_run) + [`Store::finish_inbound`].
-    /// SIDs that are unknown are ignored. `Processing` is refused, as in `finish_inbound`.
+    /// Records the final state of many messages in one transaction, releasing their claims:
+    /// the batched form of [`Store::finish_inbound`]. SIDs that are unknown are ignored.
+    /// `Processing` is refused, as in `finish_inbound`. (Outcomes that come with a dry-run reply
+    /// row are written by [`Store::answer_inbound_many`].)
     pub async fn finish_inbound_many(
         &self,
         finished: &[(&str, InboundState)],
-        dry_runs: &[NewOutbound],
     ) -> Result<(), StoreError> {
         if finished.iter().any(|(_, s)| *s == InboundState::Processing) {
             return Err(StoreError::InvalidInput(
@@ -168,7 +165,7 @@ impl Store {
                     .to_owned(),
             ));
         }
-        if finished.is_empty() && dry_runs.is_empty() {
+        if finished.is_empty() {
             return Ok(());
         }
         let backend = self.backend();
@@ -177,7 +174,7 @@ impl Store {
         let txn = self
             .begin_write("starting a transaction for outcomes")
             .await?;
-        write_outcomes(&txn, backend, finished, dry_runs, None).await?;
+        write_outcomes(&txn, backend, finished, &[], None).await?;
         txn.commit()
             .await
             .map_err(|e| err("committing outcomes", &e))
@@ -188,7 +185,9 @@ impl Store {
     /// `message_sids` (same rule as [`Store::claim_inbound`]) are locked (`FOR UPDATE SKIP
     /// LOCKED` on PostgreSQL, so a concurrent batch skips them; SQLite has one writer), `decide`
     /// is called once per row (its `attempts` already counts this attempt), and its outcomes are
-    /// written as by [`Store::finish_inbound_many`], with `claimed_by = worker`. One commit and
+    /// written with `claimed_by = worker`: each final state as by
+    /// [`Store::finish_inbound_many`], each reply row with status `dry_run` (created, or turned
+    /// from `pending`/`submitting`; a reply Twilio already accepted is left alone). One commit and
     /// one new row version per message instead of a claim and a finish. Returns the outcomes.
     /// `decide` must not return `Processing` (the batch is then refused and nothing changes).
     pub async fn answer_inbound_many<F>(
@@ -330,8 +329,8 @@ impl Store {
 }
 
 /// Writes dry-run reply rows and final inbound states inside `txn` (see
-/// [`Store::finish_inbound_many`]); with `claimed_by`, the rows also record that claim and count
-/// the attempt (for [`Store::answer_inbound_many`], which never wrote a claim of its own).
+/// [`Store::answer_inbound_many`]); with `claimed_by`, the rows also record that claim and count
+/// the attempt (for `answer_inbound_many`, which never wrote a claim of its own).
 async fn write_outcomes(
     txn: &DatabaseTransaction,
     backend: DbBackend,

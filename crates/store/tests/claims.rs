@@ -296,10 +296,24 @@ async fn batch_outcomes_record_dry_runs_and_states_in_one_go(db: &TestDb) {
         (skipped.as_str(), InboundState::Answered),
         (failed.as_str(), InboundState::Failed),
     ];
-    let dry = [reply(&fresh), reply(&pending), reply(&sent)];
-    store.finish_inbound_many(&finished, &dry).await.unwrap();
+    let sids = finished.map(|(s, _)| s);
+    let outcome = |m: &store::InboundMessage| {
+        let (_, state) = finished
+            .iter()
+            .find(|(s, _)| *s == m.message_sid)
+            .expect("asked for");
+        let dry_run = (*state == InboundState::DryRun).then(|| reply(&m.message_sid));
+        (*state, dry_run)
+    };
+    store
+        .answer_inbound_many(&sids, "w#1", outcome)
+        .await
+        .unwrap();
     // Twice is the same as once (a retry after a lost commit answer).
-    store.finish_inbound_many(&finished, &dry).await.unwrap();
+    store
+        .answer_inbound_many(&sids, "w#1", outcome)
+        .await
+        .unwrap();
 
     for (s, state) in finished {
         let row = store.get_inbound(s).await.unwrap().unwrap();
@@ -327,12 +341,34 @@ async fn batch_outcomes_record_dry_runs_and_states_in_one_go(db: &TestDb) {
             .is_none()
     );
 
+    // Claimed messages finished as a batch, twice (a retry after a lost commit answer).
+    let [quiet, broken] = ["SMq", "SMb"].map(sid);
+    for s in [&quiet, &broken] {
+        store.record_inbound(inbound(s)).await.unwrap();
+    }
+    let claimed = store
+        .claim_inbound_many(&[&quiet, &broken], "w#2", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let states = [
+        (quiet.as_str(), InboundState::Answered),
+        (broken.as_str(), InboundState::Failed),
+    ];
+    store.finish_inbound_many(&states).await.unwrap();
+    store.finish_inbound_many(&states).await.unwrap();
+    for (s, state) in states {
+        let row = store.get_inbound(s).await.unwrap().unwrap();
+        assert_eq!(row.state, state, "{s}");
+        assert_eq!(row.lease_until, None, "claim released for {s}");
+    }
+
     let err = store
-        .finish_inbound_many(&[(fresh.as_str(), InboundState::Processing)], &[])
+        .finish_inbound_many(&[(fresh.as_str(), InboundState::Processing)])
         .await
         .unwrap_err();
     assert!(err.is_invalid_input(), "{err}");
-    store.finish_inbound_many(&[], &[]).await.unwrap();
+    store.finish_inbound_many(&[]).await.unwrap();
 }
 on_both_backends!(
     batch_outcomes,

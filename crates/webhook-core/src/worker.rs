@@ -105,7 +105,7 @@ pub async fn run(
             r = app.queue.receive(max, Duration::from_secs(1)) => r,
             _ = shutdown.changed() => continue,
         };
-        let jobs = match received {
+        let mut jobs = match received {
             Ok(jobs) => {
                 backoff = Duration::from_millis(100);
                 jobs
@@ -123,7 +123,6 @@ pub async fn run(
         if jobs.is_empty() {
             continue;
         }
-        let mut jobs = jobs;
         if sqlite && app.is_dry_run() && jobs.len() < BATCH_MAX / 4 {
             tokio::time::sleep(SQLITE_DRY_RUN_GATHER).await;
             // Without blocking; an error here is the next receive's to report.
@@ -156,14 +155,12 @@ pub async fn run(
     }
 }
 
-/// What the batch decided for one claimed message.
+/// What the handler decided for one claimed message.
 enum Decision {
-    /// Recorded with the batch's outcome transaction.
+    /// No reply: record this state with the batch's outcomes.
     Finish(InboundState),
-    /// A reply recorded as a dry run (no sender configured).
-    DryRun(NewOutbound),
-    /// A reply to send through Twilio.
-    Send(Box<(InboundMessage, Reply)>),
+    /// Answer with this reply: recorded as a dry run, or sent through Twilio.
+    Reply(Box<(InboundMessage, Reply)>),
 }
 
 /// Claims the jobs' messages with one statement, records every outcome that needs no Twilio
@@ -193,9 +190,9 @@ pub async fn process_batch(
             app.store
                 .answer_inbound_many(&sids, &claim_id, |row| match decide(app, row) {
                     Decision::Finish(state) => (state, None),
-                    Decision::DryRun(new) => (InboundState::DryRun, Some(new)),
-                    // Not produced in dry run; released for the sweep if it ever were.
-                    Decision::Send(_) => (InboundState::Received, None),
+                    Decision::Reply(pair) => {
+                        (InboundState::DryRun, Some(dry_run_reply(app, *pair)))
+                    }
                 })
         })
         .await;
@@ -225,17 +222,11 @@ pub async fn process_batch(
     };
 
     let mut finished: Vec<(String, InboundState)> = Vec::with_capacity(claimed.len());
-    let mut dry_runs: Vec<NewOutbound> = Vec::new();
     let mut to_send: Vec<(InboundMessage, Reply)> = Vec::new();
     for row in claimed {
-        let sid = row.message_sid.clone();
         match decide(app, &row) {
-            Decision::Finish(state) => finished.push((sid, state)),
-            Decision::DryRun(new) => {
-                finished.push((sid, InboundState::DryRun));
-                dry_runs.push(new);
-            }
-            Decision::Send(pair) => to_send.push(*pair),
+            Decision::Finish(state) => finished.push((row.message_sid, state)),
+            Decision::Reply(pair) => to_send.push(*pair),
         }
     }
 
@@ -243,7 +234,7 @@ pub async fn process_batch(
         let pairs: Vec<(&str, InboundState)> =
             finished.iter().map(|(s, st)| (s.as_str(), *st)).collect();
         match retry_unavailable(label, "recording outcomes", until, || {
-            app.store.finish_inbound_many(&pairs, &dry_runs)
+            app.store.finish_inbound_many(&pairs)
         })
         .await
         {
@@ -263,7 +254,7 @@ pub async fn process_batch(
     ack(app, &done).await;
 
     let (Some(client), Some(sender)) = (app.client.clone(), app.sender.clone()) else {
-        return; // decide() only asks for sends when both are configured
+        return; // not dry run, so both are configured
     };
     for (msg, reply) in to_send {
         let slot = match send_slots.pop() {
@@ -347,16 +338,18 @@ fn decide(app: &App, row: &store::InboundMessage) -> Decision {
         app.metrics.send_outcome("skipped");
         return Decision::Finish(InboundState::Answered);
     };
-    if app.is_dry_run() {
-        tracing::info!(message_sid = sid, to = %msg.from, "reply recorded as dry run (no TWILIO_WHATSAPP_FROM / TWILIO_MESSAGING_SERVICE_SID or credentials)");
-        return Decision::DryRun(NewOutbound {
-            inbound_message_sid: msg.message_sid.clone(),
-            to: msg.from.clone(),
-            from: reply_from(app, &msg),
-            body: reply.body.unwrap_or_default(),
-        });
+    Decision::Reply(Box::new((msg, reply)))
+}
+
+/// The row that records `reply` as a dry run (no sender configured).
+fn dry_run_reply(app: &App, (msg, reply): (InboundMessage, Reply)) -> NewOutbound {
+    tracing::info!(message_sid = %msg.message_sid, to = %msg.from, "reply recorded as dry run (no TWILIO_WHATSAPP_FROM / TWILIO_MESSAGING_SERVICE_SID or credentials)");
+    NewOutbound {
+        from: reply_from(app, &msg),
+        inbound_message_sid: msg.message_sid,
+        to: msg.from,
+        body: reply.body.unwrap_or_default(),
     }
-    Decision::Send(Box::new((msg, reply)))
 }
 
 /// The `From` recorded on a reply: the configured WhatsApp sender, or the number the message
