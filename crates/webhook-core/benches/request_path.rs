@@ -13,11 +13,12 @@
 //! cargo test  -p webhook-core --bench request_path                    # both modes agree (no valgrind)
 //! ```
 //!
-//! Modes (the call sequences of `routes.rs`, which this file mirrors):
+//! Modes (call sequences of `routes.rs`, which this file mirrors):
 //!
-//! - `routes`: `verify::check` on the raw body, then `parse_form` decodes it again.
-//! - `decode-once`: `verify::check_and_decode` returns the form the signature was checked over,
-//!   and `form_pairs` turns it into the parameters: one decoding per request.
+//! - `routes`: the sequence before `routes.rs` decoded once, kept as the baseline:
+//!   `verify::check` on the raw body, then `parse_form` decodes it again.
+//! - `decode-once`: what `routes.rs` does now: `verify::check_and_decode` returns the form the
+//!   signature was checked over, and `form_pairs` turns it into the parameters.
 //!
 //! Callgrind runs the portable SHA-1 code (it does not emulate the SHA extensions), so the
 //! signature's share is larger here than on hardware with SHA-NI.

@@ -345,141 +345,43 @@ impl InboundMessage {
 /// Serialises pairs as a JSON object; a key that repeats maps to an array of its values.
 ///
 /// Keys come out in byte order and a repeated key's values in arrival order, which is what
-/// serialising a `serde_json::Map` gives; the object is written straight into one `String`
-/// instead of cloning every pair into a map first.
+/// serialising a `serde_json::Map` gives; the object is written straight into one buffer
+/// (strings escaped by `serde_json`) instead of cloning every pair into a map first.
 pub fn params_to_json(params: &[(String, String)]) -> String {
-    let key = |i: usize| params.get(i).map_or("", |(k, _)| k.as_str());
-    let value = |i: usize| params.get(i).map_or("", |(_, v)| v.as_str());
-    // Positions sorted as integers `prefix << 64 | position`, where `prefix` is the key's first
-    // eight bytes; only keys that share them are then compared in full (stable, so a repeated
-    // key's values stay in arrival order).
-    let mut order: Vec<u128> = params
-        .iter()
-        .enumerate()
-        .map(|(i, (k, _))| u128::from(prefix8(k)) << 64 | i as u128)
-        .collect();
-    order.sort_unstable();
-    let position = |packed: u128| (packed as u64) as usize;
-    let mut start = 0;
-    while let Some(&first) = order.get(start) {
-        let run = order[start..]
-            .iter()
-            .take_while(|&&p| p >> 64 == first >> 64)
-            .count();
-        if run > 1 {
-            order[start..start + run].sort_by(|&a, &b| key(position(a)).cmp(key(position(b))));
-        }
-        start += run;
-    }
+    // A stable sort keeps a repeated key's values in arrival order.
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let text: usize = params.iter().map(|(k, v)| k.len() + v.len()).sum();
-    let mut out = String::with_capacity(2 + text + text / 8 + 6 * params.len());
-    out.push('{');
-    let mut rest = order.as_slice();
-    while let Some(&first) = rest.first() {
-        let name = key(position(first));
-        let run = rest
-            .iter()
-            .take_while(|&&p| p >> 64 == first >> 64 && key(position(p)) == name)
-            .count();
-        let (same, after) = rest.split_at(run);
-        if out.len() > 1 {
-            out.push(',');
+    let mut out: Vec<u8> = Vec::with_capacity(2 + text + text / 8 + 6 * params.len());
+    out.push(b'{');
+    for (n, same_key) in sorted.chunk_by(|a, b| a.0 == b.0).enumerate() {
+        if n > 0 {
+            out.push(b',');
         }
-        push_json_str(&mut out, name);
-        out.push(':');
-        if let [only] = same {
-            push_json_str(&mut out, value(position(*only)));
+        push_json_str(&mut out, &same_key[0].0);
+        out.push(b':');
+        if let [(_, only)] = same_key {
+            push_json_str(&mut out, only);
         } else {
-            out.push('[');
-            for (n, &p) in same.iter().enumerate() {
-                if n > 0 {
-                    out.push(',');
+            out.push(b'[');
+            for (i, (_, value)) in same_key.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
                 }
-                push_json_str(&mut out, value(position(p)));
+                push_json_str(&mut out, value);
             }
-            out.push(']');
+            out.push(b']');
         }
-        rest = after;
     }
-    out.push('}');
-    out
+    out.push(b'}');
+    // Only `&str`s and ASCII punctuation were written, so this is UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// The first eight bytes of `key`, zero-padded, big-endian: ordering these orders keys as byte
-/// comparison does, except that equal prefixes need the full comparison.
-fn prefix8(key: &str) -> u64 {
-    let mut bytes = [0u8; 8];
-    let n = key.len().min(8);
-    bytes[..n].copy_from_slice(&key.as_bytes()[..n]);
-    u64::from_be_bytes(bytes)
-}
-
-/// Whether a byte needs escaping in a JSON string: `"`, `\` and control characters below 0x20.
-fn needs_escape(byte: u8) -> bool {
-    byte < 0x20 || byte == b'"' || byte == b'\\'
-}
-
-/// Offset of the first byte of `chunk` that needs escaping, if any. SWAR: a byte equal to `c` is
-/// zero after XOR with `c` repeated, and `(x - n·ONES) & !x & HIGHS` flags bytes below `n`;
-/// borrows only run upwards, so the lowest flag is exact.
-fn first_escape(chunk: [u8; 8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let word = u64::from_le_bytes(chunk);
-    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
-    let flags = below(word, 0x20)
-        | below(word ^ (ONES * u64::from(b'"')), 1)
-        | below(word ^ (ONES * u64::from(b'\\')), 1);
-    (flags != 0).then(|| flags.trailing_zeros() as usize / 8)
-}
-
-/// Appends `s` as a JSON string literal, escaped exactly as `serde_json` escapes it: `"` and `\`,
-/// the short forms `\b \f \n \r \t`, other control characters as `\u00xx`, nothing else.
-fn push_json_str(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push('"');
-    let bytes = s.as_bytes();
-    // `plain..` is the part not yet copied; `from` is where the search for an escape resumes.
-    let (mut plain, mut from) = (0, 0);
-    loop {
-        let next = loop {
-            let rest = bytes.get(from..).unwrap_or_default();
-            match rest.first_chunk::<8>() {
-                Some(chunk) => match first_escape(*chunk) {
-                    Some(at) => break Some(from + at),
-                    None => from += 8,
-                },
-                None => {
-                    break rest
-                        .iter()
-                        .position(|&b| needs_escape(b))
-                        .map(|at| from + at);
-                }
-            }
-        };
-        let Some(at) = next else { break };
-        let byte = bytes.get(at).copied().unwrap_or(0);
-        // The byte at `at` is ASCII, so both ends of the run are character boundaries.
-        out.push_str(s.get(plain..at).unwrap_or_default());
-        out.push('\\');
-        match byte {
-            b'"' => out.push('"'),
-            b'\\' => out.push('\\'),
-            b'\n' => out.push('n'),
-            b'\r' => out.push('r'),
-            b'\t' => out.push('t'),
-            0x08 => out.push('b'),
-            0x0c => out.push('f'),
-            _ => {
-                out.push_str("u00");
-                out.push(char::from(HEX[usize::from(byte >> 4)]));
-                out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-            }
-        }
-        (plain, from) = (at + 1, at + 1);
-    }
-    out.push_str(s.get(plain..).unwrap_or_default());
-    out.push('"');
+/// Appends `s` as a JSON string literal, escaped by `serde_json`.
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 #[cfg(test)]
