@@ -13,6 +13,8 @@
 //!
 //! - [`Migrator`]: the ordered list of migrations ([`MigratorTrait`]).
 //! - `m20251126_000001_create_tables`: `inbound_messages`, `outbound_messages`, `status_events`.
+//! - `m20261126_000002_lean_indexes`: fewer index entries per answered message (a partial sweep
+//!   index, no unique index on the derived `callback_marker`, `message_sid` unique where set).
 //!
 //! # Example
 //!
@@ -31,6 +33,7 @@ pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::prelude::*;
 
 mod m20251126_000001_create_tables;
+mod m20261126_000002_lean_indexes;
 
 /// The ordered list of this project's migrations.
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,7 +41,10 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20251126_000001_create_tables::Migration)]
+        vec![
+            Box::new(m20251126_000001_create_tables::Migration),
+            Box::new(m20261126_000002_lean_indexes::Migration),
+        ]
     }
 }
 

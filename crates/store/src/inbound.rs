@@ -5,11 +5,13 @@
 //! `processing` row whose lease expired) in one conditional `UPDATE … RETURNING`, so two workers
 //! or two server instances never both get the row.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use sea_orm::sea_query::ArrayType;
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait, Value,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
 };
 
 use crate::entity::inbound_messages;
@@ -242,7 +244,11 @@ impl Store {
                 "answer_inbound_many: an outcome cannot be processing".to_owned(),
             ));
         }
-        write_outcomes(&txn, backend, &pairs, &dry_runs, Some(worker)).await?;
+        if backend == DbBackend::Postgres {
+            answer_postgres(&txn, &pairs, &dry_runs, worker).await?;
+        } else {
+            write_outcomes(&txn, backend, &pairs, &dry_runs, Some(worker)).await?;
+        }
         txn.commit()
             .await
             .map_err(|e| err("committing answers", &e))?;
@@ -293,9 +299,12 @@ impl Store {
             .db()
             .query_all_raw(sql::stmt(
                 self.backend(),
+                // The first condition repeats the predicate of the partial index
+                // `ix_inbound_messages_unanswered` verbatim, so SQLite uses it too.
                 "SELECT message_sid FROM inbound_messages \
-                 WHERE (state = 'received' AND received_at < $1) \
-                    OR (state = 'processing' AND lease_until < $2) \
+                 WHERE state IN ('received', 'processing') \
+                   AND ((state = 'received' AND received_at < $1) \
+                     OR (state = 'processing' AND lease_until < $2)) \
                  ORDER BY received_at LIMIT $3",
                 vec![
                     ts(sql::ago(older_than)),
@@ -326,6 +335,78 @@ impl Store {
             .await
             .map_err(|e| StoreError::from_db(self.backend(), what, &e))
     }
+}
+
+/// PostgreSQL: writes what `write_outcomes` writes for a locked batch (the final states with the
+/// claim, and the dry-run reply rows) in ONE statement: the states travel as arrays, a CTE
+/// updates the inbound rows and the main statement inserts the replies (or turns an unsent
+/// `pending`/`submitting` reply into the dry run). Against a statement per state and one per
+/// table, this saves PostgreSQL a pass over the batch's keys: 0.96× the database time of an
+/// answer (`bench/answer_cost.sh`). One statement text for every batch size.
+async fn answer_postgres(
+    txn: &DatabaseTransaction,
+    finished: &[(&str, InboundState)],
+    dry_runs: &[NewOutbound],
+    worker: &str,
+) -> Result<(), StoreError> {
+    const SQL: &str = "WITH v AS ( \
+           SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                                $6::text[]) AS v(sid, new_state, to_a, from_a, reply, marker)), \
+         u AS ( \
+           UPDATE inbound_messages i SET state = v.new_state, lease_until = NULL, \
+                  updated_at = $7, claimed_by = $8, claimed_at = $7, attempts = i.attempts + 1 \
+           FROM v WHERE i.message_sid = v.sid) \
+         INSERT INTO outbound_messages (inbound_message_sid, to_addr, from_addr, body, \
+                callback_marker, status, attempts, created_at, updated_at) \
+         SELECT v.sid, v.to_a, NULLIF(v.from_a, ''), v.reply, v.marker, 'dry_run', 0, $7, $7 \
+         FROM v WHERE v.marker <> '' \
+         ON CONFLICT (inbound_message_sid) DO UPDATE \
+           SET status = 'dry_run', updated_at = EXCLUDED.updated_at \
+           WHERE outbound_messages.message_sid IS NULL \
+             AND outbound_messages.status IN ('pending', 'submitting')";
+    let replies: HashMap<&str, &NewOutbound> = dry_runs
+        .iter()
+        .map(|r| (r.inbound_message_sid.as_str(), r))
+        .collect();
+    let n = finished.len();
+    let mut cols: [Vec<Value>; 6] = Default::default();
+    for c in &mut cols {
+        c.reserve_exact(n);
+    }
+    let s = |v: &str| Value::String(Some(v.to_owned()));
+    for (sid, state) in finished {
+        cols[0].push(s(sid));
+        cols[1].push(s(state.as_str()));
+        // sea-query binds text[] without NULL elements: '' stands for "none" (a reply always
+        // has a marker; an empty sender becomes NULL as in `write_outcomes`).
+        let reply = replies.get(sid);
+        cols[2].push(s(reply.map_or("", |r| r.to.as_str())));
+        cols[3].push(s(reply.map_or("", |r| r.from.as_str())));
+        cols[4].push(s(reply.map_or("", |r| r.body.as_str())));
+        cols[5].push(reply.map_or_else(
+            || s(""),
+            |r| {
+                Value::String(Some(crate::outbound::callback_marker(
+                    &r.inbound_message_sid,
+                )))
+            },
+        ));
+    }
+    let now = sql::now();
+    let mut values: Vec<Value> = cols
+        .into_iter()
+        .map(|c| Value::Array(ArrayType::String, Some(Box::new(c))))
+        .collect();
+    values.push(ts(now));
+    values.push(text(worker));
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        SQL,
+        values,
+    ))
+    .await
+    .map_err(|e| StoreError::from_db(DbBackend::Postgres, "recording answers", &e))?;
+    Ok(())
 }
 
 /// Writes dry-run reply rows and final inbound states inside `txn` (see
@@ -365,7 +446,7 @@ async fn write_outcomes(
         let q = format!(
             "INSERT INTO outbound_messages (inbound_message_sid, to_addr, from_addr, body, \
              callback_marker, status, attempts, created_at, updated_at) VALUES {} \
-             ON CONFLICT DO NOTHING",
+             ON CONFLICT (inbound_message_sid) DO NOTHING",
             rows.join(", ")
         );
         let res = txn

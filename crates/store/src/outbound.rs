@@ -11,7 +11,14 @@ use crate::{NewOutbound, OutboundMessage, OutboundUpdate, Store, StoreError};
 /// The callback marker of the reply to `inbound_message_sid` (unique because there is at most
 /// one reply per inbound message).
 pub(crate) fn callback_marker(inbound_message_sid: &str) -> String {
-    format!("re{inbound_message_sid}")
+    format!("{MARKER_PREFIX}{inbound_message_sid}")
+}
+
+const MARKER_PREFIX: &str = "re";
+
+/// The inbound SID a callback marker was made from (`None` when `marker` is not one of ours).
+pub(crate) fn inbound_sid_of_marker(marker: &str) -> Option<&str> {
+    marker.strip_prefix(MARKER_PREFIX)
 }
 
 impl Store {
@@ -27,11 +34,11 @@ impl Store {
         self.db()
             .execute_raw(sql::stmt(
                 backend,
-                // No conflict target: a retry collides on inbound_message_sid and on
-                // callback_marker at once, and SQLite only skips the constraint it was told.
+                // A retry collides on inbound_message_sid, the one unique column it writes.
                 "INSERT INTO outbound_messages (inbound_message_sid, to_addr, from_addr, body, \
                  callback_marker, status, attempts, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6) ON CONFLICT DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6) \
+                 ON CONFLICT (inbound_message_sid) DO NOTHING",
                 vec![
                     text(&new.inbound_message_sid),
                     text(&new.to),

@@ -147,12 +147,19 @@ impl Store {
 
         if let Some(marker) = ev.callback_marker.as_deref().filter(|m| !m.is_empty()) {
             // The send's response was lost: the marker in our StatusCallback URL ties this SID
-            // to its row.
+            // to its row. The marker is derived from the inbound SID, whose unique index finds
+            // the row (callback_marker itself has no index).
+            let inbound_sid = crate::outbound::inbound_sid_of_marker(marker).unwrap_or(marker);
             db.execute_raw(sql::stmt(
                 backend,
                 "UPDATE outbound_messages SET message_sid = $1, updated_at = $2 \
-                 WHERE callback_marker = $3 AND message_sid IS NULL",
-                vec![text(&ev.message_sid), ts(sql::now()), text(marker)],
+                 WHERE inbound_message_sid = $3 AND callback_marker = $4 AND message_sid IS NULL",
+                vec![
+                    text(&ev.message_sid),
+                    ts(sql::now()),
+                    text(inbound_sid),
+                    text(marker),
+                ],
             ))
             .await
             .map_err(|e| {

@@ -262,3 +262,134 @@ async fn the_store_recovers_by_itself_when_postgres_returns() {
     );
     store.ping().await.unwrap();
 }
+
+/// Names of the indexes on `table` (PostgreSQL's catalog or SQLite's schema table).
+async fn index_names(store: &Store, table: &str) -> Vec<String> {
+    let db = store.connection();
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            format!("SELECT indexname AS name FROM pg_indexes WHERE tablename = '{table}'")
+        }
+        _ => format!(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = '{table}' \
+             AND sql IS NOT NULL"
+        ),
+    };
+    let rows = db
+        .query_all_raw(Statement::from_string(backend, sql))
+        .await
+        .unwrap();
+    let mut names: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get::<String>("", "name").unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A database made by the first migration, with replies in it, upgraded by the second: rows
+/// survive (SQLite rebuilds `outbound_messages`), the marker still finds its reply, SIDs stay
+/// unique where set, and the sweep still finds unanswered messages through the partial index.
+async fn upgrading_to_lean_indexes_keeps_replies(db: &TestDb) {
+    use migrations::{Migrator, MigratorTrait};
+    use store::{InboundState, NewStatusEvent, OutboundUpdate, StatusApplied};
+
+    let store = Store::connect(&db.url(), StoreOptions::default())
+        .await
+        .unwrap();
+    Migrator::up(store.connection(), Some(1)).await.unwrap();
+    assert_eq!(store.pending_migrations().await.unwrap().len(), 1);
+    let (a, b, c) = (sid("SMa"), sid("SMb"), sid("SMc"));
+    for s in [&a, &b, &c] {
+        store.record_inbound(inbound(s)).await.unwrap();
+    }
+    let sent = store
+        .create_outbound(crate::outbound::reply_to(&a))
+        .await
+        .unwrap();
+    let twilio_sid = sid("SMo");
+    store
+        .update_outbound(sent.id, OutboundUpdate::sent(&twilio_sid, "queued", 1))
+        .await
+        .unwrap();
+    let lost = store
+        .create_outbound(crate::outbound::reply_to(&b))
+        .await
+        .unwrap();
+    store
+        .update_outbound(lost.id, OutboundUpdate::sending())
+        .await
+        .unwrap();
+    store
+        .finish_inbound(&a, InboundState::Answered)
+        .await
+        .unwrap();
+
+    store.run_migrations().await.unwrap();
+    assert!(store.pending_migrations().await.unwrap().is_empty());
+    let outbound_indexes = index_names(&store, "outbound_messages").await;
+    assert!(
+        outbound_indexes.contains(&"ux_outbound_messages_message_sid".to_owned()),
+        "{outbound_indexes:?}"
+    );
+    assert!(
+        !outbound_indexes
+            .iter()
+            .any(|n| n.contains("callback_marker")),
+        "{outbound_indexes:?}"
+    );
+    let inbound_indexes = index_names(&store, "inbound_messages").await;
+    assert!(inbound_indexes.contains(&"ix_inbound_messages_unanswered".to_owned()));
+    assert!(!inbound_indexes.contains(&"ix_inbound_messages_state_received_at".to_owned()));
+
+    // Both replies survived with their ids, SIDs and states.
+    let kept = store.get_outbound(sent.id).await.unwrap().unwrap();
+    assert_eq!(kept.message_sid.as_deref(), Some(twilio_sid.as_str()));
+    assert_eq!(kept.inbound_message_sid, a);
+    let in_doubt = store.get_outbound(lost.id).await.unwrap().unwrap();
+    assert!(in_doubt.is_in_doubt());
+
+    // The lost send response: the callback marker still finds the row.
+    let late_sid = sid("SMo");
+    let applied = store
+        .record_status(NewStatusEvent {
+            message_sid: late_sid.clone(),
+            status: "delivered".to_owned(),
+            error_code: None,
+            error_message: None,
+            params_json: "{}".to_owned(),
+            idempotency_token: None,
+            callback_marker: Some(in_doubt.callback_marker.clone()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(applied, StatusApplied::Advanced);
+    let found = store.get_outbound(lost.id).await.unwrap().unwrap();
+    assert_eq!(found.message_sid.as_deref(), Some(late_sid.as_str()));
+
+    // A Twilio SID can still belong to one reply only; rows without one do not collide.
+    let third = store
+        .create_outbound(crate::outbound::reply_to(&c))
+        .await
+        .unwrap();
+    assert!(third.message_sid.is_none());
+    assert!(
+        store
+            .update_outbound(third.id, OutboundUpdate::sent(&twilio_sid, "queued", 1))
+            .await
+            .is_err(),
+        "a second reply took a Twilio SID that is already recorded"
+    );
+
+    // The sweep still sees the two unanswered messages (b and c), not the answered one.
+    let mut unanswered = store.unanswered_inbound(Duration::ZERO, 10).await.unwrap();
+    unanswered.sort();
+    let mut expected = vec![b.clone(), c.clone()];
+    expected.sort();
+    assert_eq!(unanswered, expected);
+}
+crate::on_both_backends!(
+    lean_indexes_upgrade,
+    upgrading_to_lean_indexes_keeps_replies
+);
