@@ -353,6 +353,14 @@ run_config() {
     [ -z "$dup" ] || die "request sets share run id $dup: their SIDs would repeat"
   fi
   local load1 fsync_line=""
+  case "${cfg%+info}" in
+    pg*)
+      # Start from a clean checkpoint (as the feasibility study did): otherwise the WAL of the
+      # previous configuration can trigger a checkpoint inside this run's 10 s. The soak's
+      # longer runs still meet the checkpoints their own WAL causes.
+      psql "$PG_URL/postgres" -qc CHECKPOINT >/dev/null
+      ;;
+  esac
   load1=$(wait_quiet)
   if [ "${cfg%+info}" != hello ] && [ "${cfg%+info}" != verify ]; then
     # The disk's flush latency right now: every acknowledgement waits for one flush.

@@ -22,9 +22,10 @@ use crate::{InboundMessage, InboundState, NewInbound, NewOutbound, Recorded, Sto
 /// The start of "this row may be claimed" for batch statements, completed by the caller with
 /// `< <now>) ELSE FALSE END` (optionally `OR claimed_by = <me>` before the parenthesis). Written
 /// as a CASE on purpose: with `state = 'received' OR …` the planner may AND the primary-key
-/// lookup with a bitmap scan of the `(state, received_at)` index, whose `received` entries
-/// include every since-updated row version; under load that scan cost more than the rest of the
-/// worker's statements together. A CASE cannot use that index, so only the key is looked up.
+/// lookup with a bitmap scan of the sweep's index on the state (then `(state, received_at)`,
+/// whose `received` entries included every since-updated row version; under load that scan
+/// cost more than the rest of the worker's statements together). A CASE cannot use such an
+/// index, so only the key is looked up.
 const CLAIMABLE_CASE: &str = "CASE WHEN state = 'received' THEN TRUE \
     WHEN state = 'processing' THEN (lease_until IS NULL OR lease_until";
 
