@@ -508,3 +508,57 @@ on_both_backends!(
     answer_batch_race,
     concurrent_batch_answers_decide_each_message_once
 );
+
+/// A dry-run reply without a sender (a Messaging Service picks it) stores `from_addr` as NULL,
+/// and a message answered without a reply gets no reply row, in the same batch.
+async fn batch_answers_store_a_missing_sender_as_null(db: &TestDb) {
+    use store::NewOutbound;
+    let store = db.default_store().await;
+    let [with_reply, without] = ["SMr", "SMn"].map(sid);
+    for s in [&with_reply, &without] {
+        store.record_inbound(inbound(s)).await.unwrap();
+    }
+    let answered = store
+        .answer_inbound_many(&[&with_reply, &without], "w#1", |m| {
+            if m.message_sid == with_reply {
+                let reply = NewOutbound {
+                    inbound_message_sid: m.message_sid.clone(),
+                    to: m.from.clone(),
+                    from: String::new(),
+                    body: "thanks".to_owned(),
+                };
+                (InboundState::DryRun, Some(reply))
+            } else {
+                (InboundState::Answered, None)
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(answered.len(), 2);
+    let out = store
+        .outbound_for_inbound(&with_reply)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.from, None);
+    assert_eq!(
+        (out.status.as_str(), out.body.as_str()),
+        ("dry_run", "thanks")
+    );
+    assert_eq!(out.to, "whatsapp:+15551234567");
+    assert!(
+        store
+            .outbound_for_inbound(&without)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let row = store.get_inbound(&without).await.unwrap().unwrap();
+    assert_eq!(row.state, InboundState::Answered);
+    assert_eq!(row.attempts, 1);
+    assert_eq!(row.claimed_by.as_deref(), Some("w#1"));
+}
+on_both_backends!(
+    answer_without_sender,
+    batch_answers_store_a_missing_sender_as_null
+);
