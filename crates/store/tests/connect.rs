@@ -388,6 +388,33 @@ async fn upgrading_to_lean_indexes_keeps_replies(db: &TestDb) {
     let mut expected = vec![b.clone(), c.clone()];
     expected.sort();
     assert_eq!(unanswered, expected);
+
+    // Rolling the migration back restores the first schema with the rows, and it applies again.
+    Migrator::down(store.connection(), Some(1)).await.unwrap();
+    let outbound_indexes = index_names(&store, "outbound_messages").await;
+    assert!(!outbound_indexes.contains(&"ux_outbound_messages_message_sid".to_owned()));
+    let inbound_indexes = index_names(&store, "inbound_messages").await;
+    assert!(inbound_indexes.contains(&"ix_inbound_messages_state_received_at".to_owned()));
+    assert_eq!(
+        store
+            .get_outbound(third.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .inbound_message_sid,
+        c
+    );
+    store.run_migrations().await.unwrap();
+    assert!(store.pending_migrations().await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .get_outbound(sent.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .message_sid,
+        Some(twilio_sid)
+    );
 }
 crate::on_both_backends!(
     lean_indexes_upgrade,
