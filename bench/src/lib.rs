@@ -19,6 +19,8 @@
 //! - [`serve`]: the accept loop shared by both reference servers.
 //! - [`read_body`]: the body read with the server's size and time limits.
 //! - [`init_tracing`], [`listen_addr`], [`shutdown_signal`]: process plumbing shared by the binaries.
+//! - The global allocator: every benchmark binary uses mimalloc, like `webhook-server`, so the
+//!   reference servers differ from it only in the work being priced.
 
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
@@ -32,6 +34,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use webhook_core::routes::{BODY_TIMEOUT, MAX_BODY};
 use webhook_core::server::{HEADER_TIMEOUT, MAX_HEADER_BYTES};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Response body type of the reference servers (the production server's type too).
 pub type Body = Full<Bytes>;

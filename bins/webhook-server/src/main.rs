@@ -7,6 +7,12 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc malloc: under load glibc spent about a third of the tokio workers'
+/// CPU in `malloc`/`free`/`malloc_consolidate`, memory freed on another thread than the one that
+/// allocated it (bench/README.md, "Where the time goes now").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,
