@@ -22,8 +22,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::ArrayType;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait, Value,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait, Value,
 };
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -146,6 +146,18 @@ impl Inserter {
             Some(lock) => Some(lock.lock().await),
             None => None,
         }
+    }
+
+    /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite, so it never has to upgrade a
+    /// read lock). Take [`Inserter::write_guard`] first.
+    pub(crate) async fn begin_write(&self, what: &str) -> Result<DatabaseTransaction, StoreError> {
+        self.db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| self.err(what, &e))
     }
 
     fn err(&self, context: &str, e: &sea_orm::DbErr) -> StoreError {
@@ -282,14 +294,7 @@ impl Inserter {
                 self.new_indices(rows, &returned)
             }
             Strategy::RowsInTransaction => {
-                let txn = self
-                    .db
-                    .begin_with_options(TransactionOptions {
-                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|e| self.err("starting a batch transaction", &e))?;
+                let txn = self.begin_write("starting a batch transaction").await?;
                 let mut new = HashSet::with_capacity(rows.len());
                 for (i, row) in rows.iter().enumerate() {
                     let mut values = Vec::with_capacity(PARAMS_PER_ROW);

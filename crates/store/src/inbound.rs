@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use sea_orm::sea_query::ArrayType;
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult,
-    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
+    ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, Statement, Value,
 };
 
 use crate::entity::inbound_messages;
@@ -321,20 +320,6 @@ impl Store {
                     .map_err(|e| StoreError::Bug(format!("reading message_sid: {e}")))
             })
             .collect()
-    }
-}
-
-impl Store {
-    /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite, so it never has to upgrade a
-    /// read lock). Take [`Store::write_guard`] first.
-    async fn begin_write(&self, what: &str) -> Result<DatabaseTransaction, StoreError> {
-        self.db()
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| StoreError::from_db(self.backend(), what, &e))
     }
 }
 

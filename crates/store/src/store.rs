@@ -231,6 +231,15 @@ impl Store {
         self.inner.inserter.write_guard().await
     }
 
+    /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite); take [`Store::write_guard`]
+    /// first.
+    pub(crate) async fn begin_write(
+        &self,
+        what: &str,
+    ) -> Result<sea_orm::DatabaseTransaction, StoreError> {
+        self.inner.inserter.begin_write(what).await
+    }
+
     pub(crate) fn inserter(&self) -> &Inserter {
         &self.inner.inserter
     }
