@@ -68,7 +68,15 @@ impl StoreError {
     /// Classifies a Redis error that happened while doing `context`.
     pub(crate) fn from_redis(context: &str, err: &deadpool_redis::redis::RedisError) -> StoreError {
         use deadpool_redis::redis::ErrorKind;
-        let msg = format!("{context}: {err}");
+        let mut msg = format!("{context}: {err}");
+        if msg.contains("certificate") {
+            // rustls refused the server's certificate (`rediss://`): say what to do about it.
+            msg.push_str(
+                " (the Redis server's TLS certificate is not trusted: rediss:// checks it against \
+                 the public root certificates; for a provider that uses a self-signed certificate, \
+                 append #insecure to REDIS_URL)",
+            );
+        }
         let transient_code = matches!(
             err.code(),
             // Loading its dataset after a restart, a replica without its primary, out of

@@ -236,3 +236,47 @@ async fn usable_as_a_trait_object() {
         assert_eq!(q.depth().await.unwrap(), 0, "{}", q.kind());
     }
 }
+
+/// `rediss://` (hosted Redis such as Upstash or Redis Cloud, Render's external URL) speaks TLS and
+/// checks the server's certificate against the bundled Mozilla roots; `#insecure` (for providers
+/// with self-signed certificates) keeps TLS but skips that check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_urls_connect_over_tls_and_verify_the_certificate() {
+    let Some(redis) = test_support::TlsRedis::start() else {
+        return;
+    };
+    let opts = |consumer: &str| RedisQueueOptions {
+        op_timeout: Duration::from_secs(5),
+        ..options("store-test-tls", consumer)
+    };
+
+    // The test server's certificate is self-signed: a verified connection refuses it, and the
+    // error says it is about the certificate.
+    let refused = RedisQueue::connect(&redis.url(""), opts("verified"))
+        .await
+        .expect_err("a self-signed certificate must not be trusted");
+    let shown = refused.to_string();
+    assert!(
+        shown.contains("certificate is not trusted") && shown.contains("#insecure"),
+        "{refused}"
+    );
+
+    // A plain-text client is not what the TLS port speaks either.
+    let plain = redis.url("").replacen("rediss://", "redis://", 1);
+    assert!(RedisQueue::connect(&plain, opts("plain")).await.is_err());
+
+    let q = RedisQueue::connect(&redis.url("/#insecure"), opts("insecure"))
+        .await
+        .expect("TLS without certificate verification");
+    q.ping().await.unwrap();
+    q.enqueue("SMovertls").await.unwrap();
+    let jobs = q.receive(8, Duration::from_millis(500)).await.unwrap();
+    assert_eq!(
+        jobs.iter()
+            .map(|j| j.message_sid.as_str())
+            .collect::<Vec<_>>(),
+        ["SMovertls"]
+    );
+    q.ack_many(&jobs).await.unwrap();
+    assert_eq!(q.depth().await.unwrap(), 0);
+}

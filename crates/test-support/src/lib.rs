@@ -17,6 +17,9 @@
 //! - `server.rs` — the hyper server both fakes run on, and [`RecordedRequest`].
 //! - `twilio.rs` — [`FakeTwilio`]: routes, scripted failures and delays.
 //! - `ngrok.rs` — [`FakeNgrok`]: `GET /api/tunnels`.
+//! - `services.rs` — [`TestDb`] (PostgreSQL / SQLite per test), [`TlsRedis`] (a TLS-only
+//!   `redis-server` with the test certificate in `certs/`), and skip-or-fail when a service is
+//!   missing.
 //!
 //! # Example
 //!
@@ -42,7 +45,7 @@ pub use fixtures::{
 };
 pub use ngrok::FakeNgrok;
 pub use server::RecordedRequest;
-pub use services::TestDb;
+pub use services::{TestDb, TlsRedis};
 pub use twilio::FakeTwilio;
 
 /// The `X-Twilio-Signature` Twilio would send for a form `body` posted to `url`.

@@ -163,3 +163,86 @@ impl Drop for TestDb {
         .join();
     }
 }
+
+/// A `redis-server` of its own that speaks only TLS, on a free port, with the self-signed
+/// certificate in `crates/test-support/certs/` (trusted by nothing). Stopped when dropped.
+#[derive(Debug)]
+pub struct TlsRedis {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsRedis {
+    /// Starts it, or returns `None` when `redis-server` is not installed (local runs only:
+    /// under `CI=true` that panics, as [`require`] does).
+    pub fn start() -> Option<TlsRedis> {
+        const CERT: &str = include_str!("../certs/redis-test.crt");
+        const KEY: &str = include_str!("../certs/redis-test.key");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert, key) = (dir.path().join("redis.crt"), dir.path().join("redis.key"));
+        std::fs::write(&cert, CERT).expect("write the test certificate");
+        std::fs::write(&key, KEY).expect("write the test key");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let spawned = std::process::Command::new("redis-server")
+            .args(["--port", "0", "--bind", "127.0.0.1", "--tls-port"])
+            .arg(port.to_string())
+            .arg("--tls-cert-file")
+            .arg(&cert)
+            .arg("--tls-key-file")
+            .arg(&key)
+            .args([
+                "--tls-auth-clients",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("redis-server is required when CI=true but could not start: {e}");
+                }
+                eprintln!("skipping: redis-server could not start ({e})");
+                return None;
+            }
+        };
+        let redis = TlsRedis {
+            child,
+            port,
+            _dir: dir,
+        };
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !reachable(&addr) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server with TLS did not listen on {addr} within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(redis)
+    }
+
+    /// `rediss://localhost:<port>` followed by `suffix` (e.g. `/#insecure`).
+    pub fn url(&self, suffix: &str) -> String {
+        format!("rediss://localhost:{}{suffix}", self.port)
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
