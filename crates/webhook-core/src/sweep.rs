@@ -5,6 +5,10 @@
 //! loses the queue entry, this sweep finds it (state `received`, or `processing` with an expired
 //! claim) at start and every `SWEEP_INTERVAL_SECS`, and queues it again. The claim in the database
 //! keeps a re-queued message from being answered twice.
+//!
+//! When the queue itself is unavailable (Redis down), re-queuing cannot work: the sweep then
+//! answers the messages it found itself, through the worker's batch step, so replies go on at
+//! the sweep's pace instead of stopping until Redis is back.
 
 use crate::app::App;
 use std::sync::Arc;
@@ -16,8 +20,9 @@ pub const GRACE: Duration = Duration::from_secs(10);
 /// How many messages one sweep re-queues at most.
 pub const BATCH: u64 = 500;
 
-/// Re-queues unanswered messages once; returns how many were queued.
-pub async fn sweep_once(app: &App, older_than: Duration) -> usize {
+/// Re-queues unanswered messages once, or answers them itself when the queue is unavailable;
+/// returns how many it queued or answered.
+pub async fn sweep_once(app: &Arc<App>, older_than: Duration) -> usize {
     let sids = match app.store.unanswered_inbound(older_than, BATCH).await {
         Ok(s) => s,
         Err(e) => {
@@ -26,9 +31,19 @@ pub async fn sweep_once(app: &App, older_than: Duration) -> usize {
         }
     };
     let mut queued = 0;
-    for sid in &sids {
+    let mut unqueued: &[String] = &[];
+    for (i, sid) in sids.iter().enumerate() {
         match app.queue.enqueue(sid).await {
             Ok(()) => queued += 1,
+            Err(e) if e.is_unavailable() => {
+                unqueued = &sids[i..];
+                tracing::warn!(
+                    messages = unqueued.len(),
+                    error = %e,
+                    "⚠️ work queue unavailable: the sweep answers the unanswered messages itself"
+                );
+                break;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "⚠️ sweep could not queue messages; will try again");
                 break;
@@ -38,7 +53,10 @@ pub async fn sweep_once(app: &App, older_than: Duration) -> usize {
     if queued > 0 {
         tracing::info!(queued, "sweep re-queued unanswered messages");
     }
-    queued
+    if !unqueued.is_empty() {
+        crate::worker::process_directly(app, unqueued).await;
+    }
+    queued + unqueued.len()
 }
 
 /// Sweeps at start (everything unanswered, whatever its age) and then every `interval`.

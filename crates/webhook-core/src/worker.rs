@@ -546,10 +546,47 @@ where
     }
 }
 
+/// Processes messages that are not in the queue (the sweep's fallback while the queue is
+/// unavailable): the same batch step as queued jobs, in batches of at most [`BATCH_MAX`] (with a
+/// sender, at most `WORKER_CONCURRENCY`, each send holding a slot of its own). Claims in the
+/// database keep a message from being answered twice if the queue hands it out as well.
+pub async fn process_directly(app: &Arc<App>, message_sids: &[String]) {
+    let concurrency = app.settings.worker_concurrency.max(1);
+    let sends = Arc::new(Semaphore::new(concurrency));
+    let per_batch = if app.is_dry_run() {
+        BATCH_MAX
+    } else {
+        concurrency
+    };
+    for chunk in message_sids.chunks(per_batch) {
+        let jobs: Vec<Job> = chunk
+            .iter()
+            .map(|sid| Job {
+                message_sid: sid.clone(),
+                id: String::new(),
+                deliveries: 1,
+            })
+            .collect();
+        let mut slots = Vec::new();
+        if !app.is_dry_run() {
+            for _ in chunk {
+                let Ok(slot) = sends.clone().acquire_owned().await else {
+                    return;
+                };
+                slots.push(slot);
+            }
+        }
+        process_batch(app, jobs, slots, &sends).await;
+    }
+}
+
 async fn ack(app: &App, jobs: &[Job]) {
-    if jobs.is_empty() {
+    // Jobs with no queue entry (see `process_directly`) have nothing to acknowledge.
+    let queued: Vec<Job> = jobs.iter().filter(|j| !j.id.is_empty()).cloned().collect();
+    if queued.is_empty() {
         return;
     }
+    let jobs = &queued;
     if let Err(e) = app.queue.ack_many(jobs).await {
         tracing::warn!(jobs = jobs.len(), error = %e, "⚠️ could not acknowledge queue entries; they may be redelivered (the database claim prevents a second reply)");
     }

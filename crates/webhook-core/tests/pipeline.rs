@@ -236,6 +236,97 @@ impl WorkQueue for BlackHole {
     }
 }
 
+/// A queue whose backend is down (Redis unreachable): every call fails as unavailable.
+struct Down;
+
+impl Down {
+    fn err() -> StoreError {
+        StoreError::Unavailable("redis at 127.0.0.1:6379: connection refused".to_owned())
+    }
+}
+
+impl WorkQueue for Down {
+    fn enqueue<'a>(&'a self, _sid: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async { Err(Down::err()) })
+    }
+    fn receive(
+        &self,
+        _max: usize,
+        _block: Duration,
+    ) -> BoxFuture<'_, Result<Vec<Job>, StoreError>> {
+        Box::pin(async { Err(Down::err()) })
+    }
+    fn ack<'a>(&'a self, _job: &'a Job) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async { Err(Down::err()) })
+    }
+    fn depth(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async { Err(Down::err()) })
+    }
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Err(Down::err()) })
+    }
+    fn kind(&self) -> &'static str {
+        "down"
+    }
+}
+
+/// With the queue down, webhooks are still acknowledged (the database is the source of truth)
+/// and the sweep answers them itself, each exactly once, instead of waiting for the queue.
+async fn sweep_answers_while_the_queue_is_down(db: &TestDb) {
+    let twilio = FakeTwilio::start().await;
+    let s = Server::start(
+        db,
+        Opts {
+            twilio: Some(&twilio),
+            queue: Some(Arc::new(Down)),
+            ..Opts::default()
+        },
+    )
+    .await;
+    let sids: Vec<String> = (0..3).map(|_| sid("SM")).collect();
+    for sid in &sids {
+        assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
+    }
+    assert!(twilio.sent_messages().is_empty(), "nothing is queued");
+
+    assert_eq!(
+        webhook_core::sweep::sweep_once(&s.app, Duration::ZERO).await,
+        3,
+        "the sweep takes over the three messages"
+    );
+    for sid in &sids {
+        assert_eq!(s.wait_processed(sid).await, InboundState::Answered);
+    }
+    let sent = twilio.sent_messages();
+    assert_eq!(sent.len(), 3, "one reply each");
+    assert!(
+        sent.iter()
+            .all(|m| m.form_value("To") == Some("whatsapp:+15551234567")
+                && m.form_value("From") == Some(FROM)),
+        "replies go to the sender, from our number"
+    );
+
+    // The next sweep finds nothing left, so nothing is sent twice.
+    assert_eq!(
+        webhook_core::sweep::sweep_once(&s.app, Duration::ZERO).await,
+        0
+    );
+    assert_eq!(twilio.sent_messages().len(), 3);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_sweep_answers_while_the_queue_is_down() {
+    sweep_answers_while_the_queue_is_down(&TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sweep_answers_while_the_queue_is_down() {
+    if let Some(db) = TestDb::postgres().await {
+        sweep_answers_while_the_queue_is_down(&db).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_acknowledged_before_a_crash_are_answered_once_after_restart() {
     let db = TestDb::sqlite();
