@@ -234,6 +234,11 @@ impl TlsRedis {
         Some(redis)
     }
 
+    /// The TLS port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// `rediss://localhost:<port>` followed by `suffix` (e.g. `/#insecure`).
     pub fn url(&self, suffix: &str) -> String {
         format!("rediss://localhost:{}{suffix}", self.port)

@@ -1,5 +1,7 @@
-//! Redis: REDIS_URL answers `PING` within `--timeout`. Speaks the few RESP commands it needs
-//! (`AUTH`, `PING`) itself: the check needs no pool and creates no stream or consumer group.
+//! Redis: REDIS_URL answers `PING` within `--timeout`. For `redis://` it speaks the few RESP
+//! commands it needs (`AUTH`, `PING`) itself; for `rediss://` it uses the redis client the server
+//! uses (TLS, the same certificate check, `#insecure` honoured). Either way the check needs no
+//! pool and creates no stream or consumer group.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -42,25 +44,33 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
             )];
         }
     };
-    if parsed.scheme() == "rediss" {
-        return vec![Check::ok(
-            S,
-            "ping",
-            format!("Redis at {host}:{port} accepts connections (TLS; PING not tried)"),
-        )];
-    }
-    let password = parsed.password().map(percent_decode);
-    let user = (!parsed.username().is_empty()).then(|| percent_decode(parsed.username()));
-    match ping(stream, user.as_deref(), password.as_deref()) {
+    let tls = parsed.scheme() == "rediss";
+    let outcome = if tls {
+        drop(stream);
+        tls_ping(url, ctx.timeout)
+    } else {
+        let password = parsed.password().map(percent_decode);
+        let user = (!parsed.username().is_empty()).then(|| percent_decode(parsed.username()));
+        ping(stream, user.as_deref(), password.as_deref())
+    };
+    let over = if tls { " over TLS" } else { "" };
+    match outcome {
         Ok(()) => vec![Check::ok(
             S,
             "ping",
-            format!("Redis at {host}:{port} answered PONG"),
+            format!("Redis at {host}:{port} answered PONG{over}"),
+        )],
+        Err(reply) if reply.contains("certificate") => vec![Check::error(
+            S,
+            "ping",
+            format!("Redis at {host}:{port}: its TLS certificate is not trusted: {reply}"),
+            "Use the provider's rediss:// URL with a publicly trusted certificate; if it only has a self-signed one, append #insecure to REDIS_URL (encrypted, not authenticated).",
         )],
         Err(reply)
             if reply.contains("NOAUTH")
                 || reply.contains("WRONGPASS")
-                || reply.contains("invalid password") =>
+                || reply.contains("invalid password")
+                || reply.contains("AuthenticationFailed") =>
         {
             vec![Check::error(
                 S,
@@ -72,10 +82,26 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
         Err(reply) => vec![Check::error(
             S,
             "ping",
-            format!("Redis at {host}:{port} did not answer PING: {reply}"),
+            format!("Redis at {host}:{port} did not answer PING{over}: {reply}"),
             fix,
         )],
     }
+}
+
+/// `PING` over TLS with the redis client (its URL handling does the `AUTH`); `Err` carries the
+/// client's message, which names neither the URL nor the password.
+fn tls_ping(url: &str, timeout: std::time::Duration) -> Result<(), String> {
+    use deadpool_redis::redis;
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut conn = client
+        .get_connection_with_timeout(timeout)
+        .map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    let reply: String = redis::cmd("PING")
+        .query(&mut conn)
+        .map_err(|e| e.to_string())?;
+    if reply == "PONG" { Ok(()) } else { Err(reply) }
 }
 
 fn percent_decode(s: &str) -> String {

@@ -202,3 +202,51 @@ fn sqlite_check_creates_nothing() {
         .collect();
     assert!(entries.is_empty(), "the check created {entries:?}");
 }
+
+#[test]
+fn rediss_is_pinged_over_tls_and_an_untrusted_certificate_is_an_error() {
+    let Some(redis) = test_support::TlsRedis::start() else {
+        return;
+    };
+    let port = redis.port();
+    // The test server's certificate is self-signed: refused, with what to do about it.
+    let run = Project::new(&dotenv(&format!("REDIS_URL={}\n", redis.url("")))).run(&[]);
+    assert!(
+        run.stdout.contains(&format!(
+            "  ❌ ping: Redis at localhost:{port}: its TLS certificate is not trusted: "
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("     Fix: Use the provider's rediss:// URL with a publicly trusted certificate; if it only has a self-signed one, append #insecure to REDIS_URL (encrypted, not authenticated)."),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.code, 1);
+
+    let run = Project::new(&dotenv(&format!("REDIS_URL={}\n", redis.url("/#insecure")))).run(&[]);
+    run.line(&format!(
+        "  ✅ ping: Redis at localhost:{port} answered PONG over TLS"
+    ));
+
+    // A password this Redis does not have: the password fix, and the password is not shown.
+    let run = Project::new(&dotenv(&format!(
+        "REDIS_URL={}\n",
+        redis
+            .url("/#insecure")
+            .replacen("rediss://", "rediss://:hunter2@", 1)
+    )))
+    .run(&[]);
+    assert!(
+        run.stdout
+            .contains(&format!("  ❌ ping: Redis at localhost:{port} refused: ")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("     Fix: Put the right password in REDIS_URL")
+    );
+    assert!(!run.stdout.contains("hunter2"), "{}", run.stdout);
+}
