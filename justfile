@@ -19,6 +19,10 @@ bench:
     cargo bench -p store
     bash bench/load.sh
 
+# Two builds of webhook-server, alternating load runs (CONFIGS=pg by default): judge a change
+bench-ab A B:
+    bash bench/ab.sh {{A}} {{B}}
+
 # Diagnose the setup (add --online to ask Twilio too)
 validate *ARGS:
     cargo run -q -p validate-webhook -- {{ARGS}}
