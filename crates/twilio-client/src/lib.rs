@@ -13,7 +13,8 @@
 //! - [`Client::send_with_retry`]: retries what is retryable (429, 5xx, timeouts, connection
 //!   failures) with jittered exponential backoff and `Retry-After`; after a try whose response
 //!   was lost it looks the message up before sending again, so a retry cannot create a
-//!   duplicate we do not know about. See [`RetryPolicy`].
+//!   duplicate we do not know about. See [`RetryPolicy`]. [`Client::send_counting_attempts`]
+//!   also says how many `POST`s a failure took ([`SendFailure`]).
 //! - Look-ups: [`Client::fetch_message`], [`Client::list_messages`], [`Client::fetch_account`],
 //!   [`Client::check_credentials`] (works with API keys), [`Client::find_incoming_number`],
 //!   [`Client::fetch_messaging_service`], [`Client::fetch_whatsapp_sender`].
@@ -73,4 +74,4 @@ pub use client::{CONNECT_TIMEOUT, Client, DEFAULT_BASE_URL};
 pub use error::{ApiError, TwilioError, hint_for_code};
 pub use message::{MAX_BODY_CHARS, MAX_MEDIA_URLS, Message, SendMessage};
 pub use resources::{Account, IncomingNumber, MessagingService, SenderWebhook, WhatsAppSender};
-pub use retry::{LOOKUP_SKEW, RetryPolicy, SendOutcome};
+pub use retry::{LOOKUP_SKEW, RetryPolicy, SendFailure, SendOutcome};

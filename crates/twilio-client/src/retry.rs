@@ -91,17 +91,67 @@ pub struct SendOutcome {
     pub recovered: bool,
 }
 
+/// A send that [`Client::send_counting_attempts`] gave up on: the error that ended it and how
+/// many `POST`s were made (0 when the request was refused before any, e.g. an empty body).
+#[derive(Debug, thiserror::Error)]
+#[error("{error} (after {attempts} POST attempts)")]
+#[non_exhaustive]
+pub struct SendFailure {
+    /// The first error that is not retryable, or the last one when the tries ran out.
+    #[source]
+    pub error: TwilioError,
+    /// `POST`s made.
+    pub attempts: u32,
+}
+
+impl From<TwilioError> for SendFailure {
+    /// A failure before any `POST` (a refused request, a lookup that failed): 0 attempts.
+    fn from(error: TwilioError) -> Self {
+        SendFailure { error, attempts: 0 }
+    }
+}
+
 impl Client {
     /// Sends `req`, retrying retryable failures per `policy`, without blind resends.
     ///
     /// Returns the first error that is not retryable, or the last error when the tries run
     /// out. If that error [may have been sent](TwilioError::may_have_been_sent), the message
     /// may exist at Twilio: record it as unknown rather than sending it again later.
+    /// [`Client::send_counting_attempts`] does the same and also says how many `POST`s a
+    /// failure took.
     pub fn send_with_retry(
         &self,
         req: &SendMessage,
         policy: &RetryPolicy,
     ) -> Result<SendOutcome, TwilioError> {
+        self.send_counting_attempts(req, policy)
+            .map_err(|f| f.error)
+    }
+
+    /// [`Client::send_with_retry`], with the number of `POST`s made on failure too (to record
+    /// on the reply, as [`SendOutcome::attempts`] is on success).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use twilio_client::{Auth, Client, RetryPolicy, SendMessage, TwilioError};
+    ///
+    /// let client = Client::new(
+    ///     twilio_client::DEFAULT_BASE_URL,
+    ///     Auth::token("AC3f9a1c7e2b8d4f6a0c5e7b9d1f3a5c7e", "your-auth-token"),
+    ///     Duration::from_secs(10),
+    /// )?;
+    /// let reply = SendMessage::text("whatsapp:+15551234567", "whatsapp:+14155238886", "Hi!");
+    /// match client.send_counting_attempts(&reply, &RetryPolicy::default()) {
+    ///     Ok(sent) => println!("sent {} after {} POST(s)", sent.message.sid, sent.attempts),
+    ///     Err(failed) => eprintln!("gave up after {} POST(s): {}", failed.attempts, failed.error),
+    /// }
+    /// # Ok::<(), TwilioError>(())
+    /// ```
+    pub fn send_counting_attempts(
+        &self,
+        req: &SendMessage,
+        policy: &RetryPolicy,
+    ) -> Result<SendOutcome, SendFailure> {
         req.validate()?;
         let started = chrono::Utc::now();
         let max_attempts = policy.max_attempts.max(1);
@@ -151,7 +201,9 @@ impl Client {
                         recovered: false,
                     });
                 }
-                Err(error) if !error.is_retryable() => return Err(error),
+                Err(error) if !error.is_retryable() => {
+                    return Err(SendFailure { error, attempts });
+                }
                 Err(error) => {
                     uncertain = error.may_have_been_sent();
                     last_error = Some(error);
@@ -167,9 +219,12 @@ impl Client {
                 recovered: true,
             });
         }
-        Err(last_error.unwrap_or_else(|| {
-            TwilioError::InvalidRequest("retry policy allowed no attempt".to_owned())
-        }))
+        Err(SendFailure {
+            error: last_error.unwrap_or_else(|| {
+                TwilioError::InvalidRequest("retry policy allowed no attempt".to_owned())
+            }),
+            attempts,
+        })
     }
 
     /// Looks for a message matching `req` (same `To`, sender, body and media count, outbound)

@@ -428,11 +428,11 @@ async fn send_reply(
             match client.find_sent(&request, since) {
                 Ok(Some(message)) => return Ok((message, 0, true)),
                 Ok(None) => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
         client
-            .send_with_retry(&request, &policy)
+            .send_counting_attempts(&request, &policy)
             .map(|o| (o.message, o.attempts, o.recovered))
     })
     .await;
@@ -462,17 +462,19 @@ async fn send_reply(
             );
             InboundState::Answered
         }
-        Ok(Err(e)) if e.may_have_been_sent() => {
+        Ok(Err(failure)) if failure.error.may_have_been_sent() => {
+            let e = failure.error;
             // Unknown outcome: keep "submitting" so the next try looks the message up first.
             app.metrics.send_outcome("in_doubt");
             tracing::warn!(message_sid = sid, error = %e, "⚠️ reply outcome unknown (Twilio did not answer); it will be looked up before any resend");
             InboundState::Processing
         }
-        Ok(Err(e)) => {
+        Ok(Err(failure)) => {
+            let e = failure.error;
             let _ = retry_unavailable(sid, "recording the failed send", until, || {
                 app.store.update_outbound(
                     outbound.id,
-                    OutboundUpdate::failed(e.code(), &e.to_string(), 1),
+                    OutboundUpdate::failed(e.code(), &e.to_string(), failure.attempts),
                 )
             })
             .await;

@@ -56,8 +56,9 @@ async fn retries_are_bounded_outcomes_recorded_and_webhooks_unaffected() {
         .expect("read outbound")
         .expect("outbound row");
     assert_eq!(
-        (out.status.as_str(), out.error_code),
-        ("failed", Some(20429))
+        (out.status.as_str(), out.error_code, out.attempts),
+        ("failed", Some(20429), MAX_TRIES as i32),
+        "the reply records every POST it took"
     );
     fake.clear_requests();
     // The two rules left over would only hit the next sends: use them up harmlessly.

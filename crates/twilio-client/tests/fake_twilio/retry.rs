@@ -121,6 +121,43 @@ fn attempts_are_capped_and_the_last_error_is_returned() {
 }
 
 #[test]
+fn a_failure_says_how_many_posts_it_took() {
+    // Rate limited on every try: every try is a POST, the count is the policy's.
+    let fake = FakeTwilio::start_blocking();
+    fake.rate_limit_next(10, 1);
+    let sleeps = Sleeps::default();
+    let limited = sleeps.attach(client(&fake));
+    let failed = limited
+        .send_counting_attempts(&reply("hi"), &policy(3))
+        .expect_err("always rate limited");
+    assert_eq!(failed.attempts, 3);
+    assert_eq!(failed.error.code(), Some(20429));
+    assert_eq!(fake.sent_messages().len(), 3);
+    assert!(
+        failed.to_string().contains("after 3 POST attempts"),
+        "{failed}"
+    );
+
+    // A permanent error stops at the first POST; a refused request makes none.
+    let fake = FakeTwilio::start_blocking();
+    fake.fail_next(1, 400, "error-21211.json");
+    let refused = sleeps.attach(client(&fake));
+    let failed = refused
+        .send_counting_attempts(&reply("hi"), &policy(3))
+        .expect_err("not retryable");
+    assert_eq!((failed.attempts, failed.error.code()), (1, Some(21211)));
+    let too_long = reply(&"x".repeat(twilio_client::MAX_BODY_CHARS + 1));
+    let failed = refused
+        .send_counting_attempts(&too_long, &policy(3))
+        .expect_err("a body over 1,600 characters is refused before sending");
+    assert_eq!(failed.attempts, 0);
+    assert!(
+        matches!(failed.error, TwilioError::InvalidRequest(_)),
+        "{failed:?}"
+    );
+}
+
+#[test]
 fn lost_response_is_found_by_lookup_instead_of_resending() {
     let fake = FakeTwilio::start_blocking();
     fake.delay_next_sends(1, FAKE_DELAY);
