@@ -583,12 +583,18 @@ pub async fn process_directly(app: &Arc<App>, message_sids: &[String]) {
 }
 
 async fn ack(app: &App, jobs: &[Job]) {
-    // Jobs with no queue entry (see `process_directly`) have nothing to acknowledge.
-    let queued: Vec<Job> = jobs.iter().filter(|j| !j.id.is_empty()).cloned().collect();
-    if queued.is_empty() {
+    // Jobs with no queue entry (see `process_directly`) have nothing to acknowledge. Only
+    // copy the list when there are such jobs: every queued batch passes here.
+    let queued: Vec<Job>;
+    let jobs = if jobs.iter().any(|j| j.id.is_empty()) {
+        queued = jobs.iter().filter(|j| !j.id.is_empty()).cloned().collect();
+        &queued[..]
+    } else {
+        jobs
+    };
+    if jobs.is_empty() {
         return;
     }
-    let jobs = &queued;
     if let Err(e) = app.queue.ack_many(jobs).await {
         tracing::warn!(jobs = jobs.len(), error = %e, "⚠️ could not acknowledge queue entries; they may be redelivered (the database claim prevents a second reply)");
     }
