@@ -38,6 +38,8 @@ pub struct Client {
     messaging_base: String,
     auth: Auth,
     auth_header: String,
+    /// Bound on one request, connect to last byte (what a retry budget counts per request).
+    pub(crate) timeout: Duration,
     pub(crate) sleeper: Sleeper,
 }
 
@@ -52,6 +54,11 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
+    /// The per-request timeout the client was built with.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Builds a client for `base_url` (normally [`DEFAULT_BASE_URL`]).
     ///
     /// `timeout` bounds each request from connect to the last byte of the body; connecting
@@ -96,6 +103,7 @@ impl Client {
             messaging_base,
             auth_header: auth.header_value(),
             auth,
+            timeout,
             sleeper: Arc::new(std::thread::sleep),
         })
     }

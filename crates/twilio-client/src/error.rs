@@ -168,6 +168,16 @@ pub enum TwilioError {
         /// What was wrong with it.
         detail: String,
     },
+    /// The send's time budget ([`RetryPolicy::max_elapsed`](crate::RetryPolicy::max_elapsed))
+    /// left no room for a request of the client's timeout: nothing was sent. Retryable: a later
+    /// attempt gets a new budget.
+    #[error("not sent: the {budget:?} budget left no room for a {request_timeout:?} request. {hint}", hint = self.hint())]
+    OutOfTime {
+        /// The budget the send was given.
+        budget: Duration,
+        /// The client's per-request timeout.
+        request_timeout: Duration,
+    },
     /// The request was refused before sending: missing `To`, no sender, bad SID, …
     #[error("invalid request, not sent: {0}")]
     InvalidRequest(String),
@@ -243,6 +253,7 @@ impl TwilioError {
                 | TwilioError::Server(_)
                 | TwilioError::Timeout { .. }
                 | TwilioError::Connection { .. }
+                | TwilioError::OutOfTime { .. }
         )
     }
 
@@ -297,6 +308,9 @@ impl TwilioError {
             }
             TwilioError::InvalidResponse { .. } => {
                 "check TWILIO_API_BASE_URL points at Twilio's REST API (https://api.twilio.com)"
+            }
+            TwilioError::OutOfTime { .. } => {
+                "the send is tried again later with a new budget; if this repeats, the claim lease is too short for the client timeout"
             }
             TwilioError::InvalidRequest(_) => "fix the message before sending it",
             TwilioError::Config(_) => {

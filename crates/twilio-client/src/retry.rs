@@ -9,6 +9,11 @@
 //! `base_delay · 2^n`, capped at `max_delay`); a 429's `Retry-After` replaces the backoff,
 //! capped at `max_retry_after`. Only [retryable](crate::TwilioError::is_retryable) errors are
 //! retried — never a 4xx other than 429.
+//!
+//! [`RetryPolicy::max_elapsed`] bounds the whole send: a `POST` starts only if it can end (its
+//! request timeout included) inside the budget. A caller that holds a lease on the work (the
+//! webhook worker's claim on a message) passes the lease's remaining time, so no `POST` of ours
+//! can still be in flight when another worker may take the message over.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -33,6 +38,10 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// Largest wait taken from a `Retry-After` header.
     pub max_retry_after: Duration,
+    /// Time budget for the whole send, from the call to the end of its last `POST`: a try
+    /// (with the lookup before it and the wait before that) starts only if it fits, counting
+    /// each request at the client's full timeout. `None`: only `max_attempts` limits it.
+    pub max_elapsed: Option<Duration>,
 }
 
 impl Default for RetryPolicy {
@@ -43,6 +52,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(8),
             max_retry_after: Duration::from_secs(30),
+            max_elapsed: None,
         }
     }
 }
@@ -63,6 +73,44 @@ impl RetryPolicy {
         RetryPolicy::new(1, Duration::ZERO, Duration::ZERO)
     }
 
+    /// This policy with a time budget for the whole send (see [`RetryPolicy::max_elapsed`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use twilio_client::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy::default().within(Duration::from_secs(90));
+    /// assert_eq!(policy.max_elapsed, Some(Duration::from_secs(90)));
+    /// ```
+    pub fn within(self, budget: Duration) -> RetryPolicy {
+        RetryPolicy {
+            max_elapsed: Some(budget),
+            ..self
+        }
+    }
+
+    /// The longest a send under this policy can take with requests bounded by `timeout`: every
+    /// try at its longest wait, a lookup before each resend, and the final lookup. With
+    /// [`RetryPolicy::max_elapsed`] set, the send ends its last `POST` within that instead.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use twilio_client::RetryPolicy;
+    ///
+    /// // 4 tries, waits of up to 30 s (Retry-After), 10 s requests: 180 s in the worst case.
+    /// assert_eq!(
+    ///     RetryPolicy::default().worst_case(Duration::from_secs(10)),
+    ///     Duration::from_secs(180)
+    /// );
+    /// ```
+    pub fn worst_case(&self, timeout: Duration) -> Duration {
+        let tries = self.max_attempts.max(1);
+        let longest_wait = self.max_delay.max(self.max_retry_after);
+        // First POST; then per retry: the wait, a lookup, a POST; then a final lookup; and the
+        // lookup a caller makes before resending an interrupted send.
+        timeout + (longest_wait + timeout * 2) * (tries - 1) + timeout * 2
+    }
+
     /// The ceiling of the full-jitter backoff before retry number `retry` (1 = first retry).
     pub fn backoff_ceiling(&self, retry: u32) -> Duration {
         let factor = 2u32.saturating_pow(retry.saturating_sub(1));
@@ -75,6 +123,38 @@ impl RetryPolicy {
             Some(wait) => wait.min(self.max_retry_after),
             None => jitter(self.backoff_ceiling(retry)),
         }
+    }
+}
+
+/// Time spent by one send, against its budget. Waits are counted as asked for, so a test's
+/// recording sleeper advances the clock as a real sleep would.
+struct Budget {
+    limit: Option<Duration>,
+    started: std::time::Instant,
+    slept: std::cell::Cell<Duration>,
+}
+
+impl Budget {
+    fn start(limit: Option<Duration>) -> Budget {
+        Budget {
+            limit,
+            started: std::time::Instant::now(),
+            slept: std::cell::Cell::new(Duration::ZERO),
+        }
+    }
+
+    fn slept(&self, wait: Duration) {
+        self.slept.set(self.slept.get() + wait);
+    }
+
+    /// Whether `more` still fits in the budget.
+    fn fits(&self, more: Duration) -> bool {
+        let Some(limit) = self.limit else {
+            return true;
+        };
+        // A real sleeper is inside `elapsed`; a recording one only in `slept`.
+        let spent = self.started.elapsed().max(self.slept.get());
+        spent.saturating_add(more) <= limit
     }
 }
 
@@ -154,14 +234,38 @@ impl Client {
     ) -> Result<SendOutcome, SendFailure> {
         req.validate()?;
         let started = chrono::Utc::now();
+        let clock = Budget::start(policy.max_elapsed);
         let max_attempts = policy.max_attempts.max(1);
         let mut attempts = 0;
         let mut uncertain = false;
         let mut last_error: Option<TwilioError> = None;
 
         for round in 0..max_attempts {
+            let wait = match &last_error {
+                Some(error) => policy.delay_for(round, error),
+                None => Duration::ZERO,
+            };
+            // The POST, and before it the lookup that a possibly sent try requires.
+            let requests = if uncertain { 2 } else { 1 };
+            if !clock.fits(wait + self.timeout * requests) {
+                let Some(error) = &last_error else {
+                    return Err(SendFailure {
+                        error: TwilioError::OutOfTime {
+                            budget: policy.max_elapsed.unwrap_or_default(),
+                            request_timeout: self.timeout,
+                        },
+                        attempts,
+                    });
+                };
+                tracing::warn!(
+                    to = %req.to,
+                    attempts,
+                    error = %error,
+                    "twilio send: no time left in the budget for another try"
+                );
+                break;
+            }
             if let Some(error) = &last_error {
-                let wait = policy.delay_for(round, error);
                 tracing::warn!(
                     to = %req.to,
                     retry = round,
@@ -170,6 +274,7 @@ impl Client {
                     "twilio send failed, retrying"
                 );
                 (self.sleeper)(wait);
+                clock.slept(wait);
             }
             if uncertain {
                 match self.find_sent(req, started) {

@@ -134,6 +134,8 @@ impl App {
                 let opts = store::RedisQueueOptions {
                     key_prefix: settings.redis_key_prefix.clone(),
                     consumer: worker_id.clone(),
+                    // A job's send ends LEASE_MARGIN before its claim expires (worker.rs).
+                    send_timeout: crate::worker::CLAIM_LEASE - crate::worker::LEASE_MARGIN,
                     ..store::RedisQueueOptions::default()
                 };
                 match store::RedisQueue::connect(url.expose(), opts.clone()).await {
@@ -155,8 +157,12 @@ impl App {
         };
         let client = match (&settings.sender, twilio_auth(&settings)) {
             (Some(_), Some(auth)) => Some(Arc::new(
-                twilio_client::Client::new(&settings.api_base_url, auth, Duration::from_secs(10))
-                    .map_err(StartError::Twilio)?,
+                twilio_client::Client::new(
+                    &settings.api_base_url,
+                    auth,
+                    crate::worker::TWILIO_REQUEST_TIMEOUT,
+                )
+                .map_err(StartError::Twilio)?,
             )),
             _ => None,
         };

@@ -27,9 +27,26 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant as Deadline;
 use twilio_client::{RetryPolicy, SendMessage};
 
-/// How long a claim on a message lasts before another worker may take it over. Longer than the
-/// worst-case send with retries, so a live worker is never overtaken.
+/// How long a claim on a message lasts before another worker may take it over. A live worker is
+/// never overtaken mid-send: a send gets what is left of the lease minus [`LEASE_MARGIN`] as its
+/// time budget (`RetryPolicy::within`), so its last `POST` has ended before the lease does, even
+/// when retries and `Retry-After` waits would take longer (the default policy's worst case with
+/// 10 s requests is 180 s). A send that runs out of budget ends like one that ran out of tries.
 pub const CLAIM_LEASE: Duration = Duration::from_secs(120);
+
+/// Time kept between the end of a worker's last possible `POST` and its claim's expiry. Another
+/// instance compares the lease written with this instance's clock against its own clock, so the
+/// margin covers the clocks' difference as well as the scheduling of the blocking send.
+pub const LEASE_MARGIN: Duration = Duration::from_secs(15);
+
+/// Per-request timeout of the Twilio client (connect to last byte).
+pub const TWILIO_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+// A claim must leave room for the database retries before a send and one request after them.
+const _: () = assert!(
+    CLAIM_LEASE.as_secs()
+        > STORE_RETRY_WINDOW.as_secs() + LEASE_MARGIN.as_secs() + TWILIO_REQUEST_TIMEOUT.as_secs()
+);
 
 /// A message claimed this many times without an outcome is given up (state `failed`), so a
 /// message whose processing keeps dying is not re-queued by the sweep forever.
@@ -177,6 +194,8 @@ pub async fn process_batch(
     static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
     let started = Instant::now();
     let until = Deadline::now() + STORE_RETRY_WINDOW;
+    // The claim below is written with a lease of CLAIM_LEASE from a moment after this one.
+    let lease_end = Deadline::now() + CLAIM_LEASE;
     // A name unique to this attempt: a retry after a lost answer gets its own rows back.
     let claim_id = format!(
         "{}#{}",
@@ -273,7 +292,7 @@ pub async fn process_batch(
         let app = app.clone();
         let (client, sender) = (client.clone(), sender.clone());
         tokio::spawn(async move {
-            let state = send_reply(&app, &client, sender, &msg, reply, until).await;
+            let state = send_reply(&app, &client, sender, &msg, reply, until, lease_end).await;
             let sid = msg.message_sid.as_str();
             finish(&app, sid, state, until).await;
             ack(&app, &jobs).await;
@@ -361,6 +380,15 @@ fn reply_from(app: &App, msg: &InboundMessage) -> String {
     }
 }
 
+/// How long a send that starts at `now` may take so that it ends [`LEASE_MARGIN`] before the
+/// claim expires at `lease_end`; `None` when that leaves no room for one request of `timeout`.
+pub fn send_budget(lease_end: Deadline, now: Deadline, timeout: Duration) -> Option<Duration> {
+    lease_end
+        .checked_duration_since(now)?
+        .checked_sub(LEASE_MARGIN)
+        .filter(|budget| *budget >= timeout)
+}
+
 async fn send_reply(
     app: &App,
     client: &Arc<twilio_client::Client>,
@@ -368,6 +396,7 @@ async fn send_reply(
     msg: &InboundMessage,
     reply: Reply,
     until: Deadline,
+    lease_end: Deadline,
 ) -> InboundState {
     let sid = msg.message_sid.as_str();
     let new = NewOutbound {
@@ -411,6 +440,15 @@ async fn send_reply(
     }
     let in_doubt = outbound.is_in_doubt();
     let since = outbound.updated_at;
+    if send_budget(lease_end, Deadline::now(), client.timeout()).is_none() {
+        // The database steps above took most of the lease (an outage): sending now could
+        // outlast the claim. Leave the message to the next attempt after the lease.
+        tracing::warn!(
+            message_sid = sid,
+            "⚠️ claim about to expire before the send; the sweep will retry"
+        );
+        return InboundState::Processing;
+    }
     // Mark the attempt before it goes out, so a crash mid-send is visible and is looked up, not resent blindly.
     if let Err(e) = retry_unavailable(sid, "marking the reply as sending", until, || {
         app.store
@@ -421,7 +459,6 @@ async fn send_reply(
         tracing::warn!(message_sid = sid, error = %e, "⚠️ could not mark the reply as sending; will retry");
         return InboundState::Processing;
     }
-    let policy = RetryPolicy::default();
     let result = tokio::task::spawn_blocking(move || {
         if in_doubt {
             // An earlier attempt was interrupted after the request may have gone out.
@@ -431,8 +468,10 @@ async fn send_reply(
                 Err(e) => return Err(e.into()),
             }
         }
+        // The budget is taken here, after the lookup, so no POST outlasts the claim.
+        let budget = send_budget(lease_end, Deadline::now(), client.timeout()).unwrap_or_default();
         client
-            .send_counting_attempts(&request, &policy)
+            .send_counting_attempts(&request, &RetryPolicy::default().within(budget))
             .map(|o| (o.message, o.attempts, o.recovered))
     })
     .await;
@@ -461,6 +500,13 @@ async fn send_reply(
                 "reply sent"
             );
             InboundState::Answered
+        }
+        Ok(Err(failure))
+            if matches!(failure.error, twilio_client::TwilioError::OutOfTime { .. }) =>
+        {
+            // Nothing left the process: the next attempt (after the lease) sends it.
+            tracing::warn!(message_sid = sid, error = %failure.error, "⚠️ no time left in the claim to send; the sweep will retry");
+            InboundState::Processing
         }
         Ok(Err(failure)) if failure.error.may_have_been_sent() => {
             let e = failure.error;
@@ -630,6 +676,30 @@ fn json_string(v: serde_json::Value) -> String {
 mod tests {
     use super::*;
     use crate::inbound::params_to_json;
+
+    #[test]
+    fn a_send_ends_a_margin_before_the_claim_expires() {
+        let now = Deadline::now();
+        let timeout = TWILIO_REQUEST_TIMEOUT;
+        assert_eq!(
+            send_budget(now + CLAIM_LEASE, now, timeout),
+            Some(CLAIM_LEASE - LEASE_MARGIN),
+            "a fresh claim leaves the send all but the margin"
+        );
+        // Less than one request left after the margin: no send at all.
+        let nearly_over = now + LEASE_MARGIN + timeout - Duration::from_millis(1);
+        assert_eq!(send_budget(nearly_over, now, timeout), None);
+        assert_eq!(
+            send_budget(now + LEASE_MARGIN + timeout, now, timeout),
+            Some(timeout)
+        );
+        assert_eq!(
+            send_budget(now, now + Duration::from_secs(1), timeout),
+            None
+        );
+        // The default policy's worst case would outlast the claim: the budget is what bounds it.
+        assert!(RetryPolicy::default().worst_case(timeout) > CLAIM_LEASE);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn unavailable_database_steps_are_retried_until_the_deadline() {

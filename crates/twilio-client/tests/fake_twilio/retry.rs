@@ -276,3 +276,84 @@ fn find_sent_lets_a_caller_check_an_interrupted_send() {
         None
     );
 }
+
+#[test]
+fn a_time_budget_stops_the_retries_before_a_post_could_outlast_it() {
+    let fake = FakeTwilio::start_blocking();
+    fake.rate_limit_next(10, 30);
+    let sleeps = Sleeps::default();
+    // 10 s requests, Retry-After 30 s: the first POST fits 45 s, the second ends by 40 s, a
+    // third would end at 70 s.
+    let limited = sleeps.attach(client(&fake));
+    let failed = limited
+        .send_counting_attempts(
+            &reply("hi"),
+            &RetryPolicy::default().within(Duration::from_secs(45)),
+        )
+        .expect_err("always rate limited");
+    assert_eq!(failed.attempts, 2);
+    assert_eq!(failed.error.code(), Some(20429));
+    assert_eq!(fake.sent_messages().len(), 2);
+    assert_eq!(sleeps.taken(), [Duration::from_secs(30)]);
+
+    // The same policy without a budget makes all four tries.
+    let fake = FakeTwilio::start_blocking();
+    fake.rate_limit_next(10, 30);
+    let unlimited = Sleeps::default().attach(client(&fake));
+    let failed = unlimited
+        .send_counting_attempts(&reply("hi"), &RetryPolicy::default())
+        .expect_err("always rate limited");
+    assert_eq!(failed.attempts, 4);
+}
+
+#[test]
+fn a_budget_counts_the_lookup_a_resend_needs() {
+    let fake = FakeTwilio::start_blocking();
+    fake.fail_next_sends(10, 500, "error-500.json");
+    let client = Sleeps::default().attach(client(&fake));
+    // After a 5xx a resend needs a lookup and a POST (2 × 10 s): 15 s leave room for neither.
+    let failed = client
+        .send_counting_attempts(&reply("hi"), &policy(4).within(Duration::from_secs(15)))
+        .expect_err("server errors");
+    assert_eq!(failed.attempts, 1);
+    assert!(failed.error.may_have_been_sent(), "{:?}", failed.error);
+    assert_eq!(fake.sent_messages().len(), 1);
+    assert_eq!(
+        lookups(&fake),
+        1,
+        "only the final look for the uncertain POST"
+    );
+}
+
+#[test]
+fn a_budget_shorter_than_one_request_sends_nothing() {
+    let fake = FakeTwilio::start_blocking();
+    let failed = client(&fake)
+        .send_counting_attempts(
+            &reply("hi"),
+            &RetryPolicy::default().within(Duration::from_secs(9)),
+        )
+        .expect_err("no room for a 10 s request");
+    assert_eq!(failed.attempts, 0);
+    assert!(
+        matches!(failed.error, TwilioError::OutOfTime { .. }),
+        "{:?}",
+        failed.error
+    );
+    assert!(failed.error.is_retryable());
+    assert!(!failed.error.may_have_been_sent());
+    assert!(fake.requests().is_empty(), "nothing reached Twilio");
+}
+
+#[test]
+fn the_worst_case_of_the_default_policy_covers_every_wait_and_request() {
+    // 10 s + 3 × (30 s wait + lookup + POST) + final lookup + a caller's lookup.
+    assert_eq!(
+        RetryPolicy::default().worst_case(Duration::from_secs(10)),
+        Duration::from_secs(180)
+    );
+    assert_eq!(
+        RetryPolicy::no_retry().worst_case(Duration::from_secs(10)),
+        Duration::from_secs(30)
+    );
+}
