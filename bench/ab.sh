@@ -11,8 +11,11 @@
 #   git stash pop; cargo build --release -p webhook-server; cp target/release/webhook-server /tmp/B
 #   bash bench/ab.sh /tmp/A /tmp/B                 # CONFIGS=pg, 3 rounds
 #   CONFIGS="pg sqlite" ROUNDS=2 bash bench/ab.sh /tmp/A /tmp/B
+#   SERVER_ENV_B="STORE_BATCH_LINGER_US=500" CONFIGS=sqlite bash bench/ab.sh /tmp/B /tmp/B
+#                                                    # one binary, two settings
 # Environment: CONFIGS [pg]  ROUNDS [3]  QUIET_WAIT [45]  OUT [target/bench-ab/<timestamp>]
-#   SERVER_ENV, DURATION, … are passed on to bench/load.sh.
+#   SERVER_ENV_A, SERVER_ENV_B: extra server settings for A's and B's runs (bench/load.sh's
+#   SERVER_ENV); DURATION, … are passed on to bench/load.sh.
 # Prints one line per run (variant, round, configuration, 2xx/s, p99 ms, CPU server / postgres /
 # wrk) and leaves each run's full results in OUT/<variant>-<round>/. The binary in
 # target/release is left as B's; rebuild before other measurements.
@@ -32,14 +35,17 @@ OUT=${OUT:-$ROOT/target/bench-ab/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 echo "A=$A"
 echo "B=$B"
+[ -n "${SERVER_ENV_A:-}${SERVER_ENV_B:-}" ] && echo "SERVER_ENV_A=${SERVER_ENV_A:-} SERVER_ENV_B=${SERVER_ENV_B:-}"
 echo "configs: $CONFIGS; rounds: $ROUNDS; results in $OUT"
 for round in $(seq 1 "$ROUNDS"); do
   for variant in A B; do
     bin=$A
     [ "$variant" = B ] && bin=$B
-    cp "$bin" "$ROOT/target/release/webhook-server"
+    [ "$bin" -ef "$ROOT/target/release/webhook-server" ] || cp "$bin" "$ROOT/target/release/webhook-server"
     dir="$OUT/$variant-$round"
-    BUILD=0 CONFIGS="$CONFIGS" PG_NOTLS=0 DIAG=0 LOG_COMPARE=0 QUIET_WAIT="$QUIET_WAIT" OUT="$dir" \
+    server_env=${SERVER_ENV_A:-}
+    [ "$variant" = B ] && server_env=${SERVER_ENV_B:-}
+    SERVER_ENV="$server_env" BUILD=0 CONFIGS="$CONFIGS" PG_NOTLS=0 DIAG=0 LOG_COMPARE=0 QUIET_WAIT="$QUIET_WAIT" OUT="$dir" \
       bash "$ROOT/bench/load.sh" >"$dir.log" 2>&1 || {
       echo "$variant round $round: bench/load.sh failed, see $dir.log" >&2
       exit 1
