@@ -94,8 +94,8 @@ pub fn signed(
             },
         ),
         (503, None) => err(
-            format!("{url} answered 503: the server is up but its database or Redis is unavailable"),
-            "Fix DATABASE_URL / REDIS_URL (see the Database and Redis lines) and check GET /readyz on the server.".to_owned(),
+            format!("{url} answered 503: the server is up but its database is unavailable"),
+            "Fix DATABASE_URL (see the Database line) and check GET /readyz on the server.".to_owned(),
         ),
         _ => err(
             format!("{url} answered {s}: {}", one_line(&answer.body, 120)),
