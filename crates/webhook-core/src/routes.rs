@@ -70,7 +70,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         (STATUS_PATH, &Method::POST) => ("status", status(&app, req).await),
         (HEALTH_PATH, &Method::GET | &Method::HEAD) => ("healthz", text(StatusCode::OK, "ok\n")),
         (READY_PATH, &Method::GET | &Method::HEAD) => ("readyz", ready(&app).await),
-        (METRICS_PATH, &Method::GET) => ("metrics", metrics(&app).await),
+        (METRICS_PATH, &Method::GET) => ("metrics", metrics(&app, &req).await),
         (WEBHOOK_PATH | STATUS_PATH, _) => ("other", not_allowed("POST")),
         (HEALTH_PATH | READY_PATH, _) => ("other", not_allowed("GET, HEAD")),
         (METRICS_PATH, _) => ("other", not_allowed("GET")),
@@ -343,13 +343,24 @@ async fn ready(app: &App) -> Response<Body> {
     respond(code, "application/json", body)
 }
 
-async fn metrics(app: &App) -> Response<Body> {
+/// The exposition is OpenMetrics text (what prometheus-client writes: `# EOF`, counters as
+/// `name_total`). Prometheus asks for it in `Accept` and gets its media type; anything else
+/// (curl, a browser, an older scraper) gets the same text as `text/plain`, which the classic
+/// Prometheus parser also reads.
+async fn metrics(app: &App, req: &Request<Incoming>) -> Response<Body> {
     if let Ok(depth) = app.queue.depth().await {
         app.metrics.set_queue_depth(depth);
     }
-    respond(
-        StatusCode::OK,
-        "text/plain; version=0.0.4; charset=utf-8",
-        app.metrics.render(),
-    )
+    let openmetrics = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
+    respond(StatusCode::OK, content_type, app.metrics.render())
 }

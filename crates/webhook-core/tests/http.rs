@@ -29,12 +29,25 @@ async fn health_routes_and_methods() {
 
     let m = s.get("/metrics").await;
     assert_eq!(m.status, 200);
+    assert_eq!(
+        m.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
     assert!(
         m.body
             .contains(r#"whatsapp_webhook_http_requests_total{route="healthz",status="200"} 1"#),
         "{}",
         m.body
     );
+    // Prometheus asks for OpenMetrics (the text's real format) and gets its media type.
+    let accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let m = request(s.addr, "GET", "/metrics", &[("accept", accept)], b"").await;
+    assert_eq!(m.status, 200);
+    assert_eq!(
+        m.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    assert!(m.body.trim_end().ends_with("# EOF"), "{}", m.body);
     s.stop().await;
 }
 
