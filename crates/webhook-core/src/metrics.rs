@@ -68,7 +68,7 @@ impl Metrics {
         );
         registry.register(
             "sends",
-            "Outbound replies by outcome (sent, dry_run, failed, skipped)",
+            "Outbound replies by outcome (sent, dry_run, failed, in_doubt, skipped)",
             sends.clone(),
         );
         registry.register(
