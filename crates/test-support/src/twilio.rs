@@ -11,6 +11,7 @@
 //! | `GET  /2010-04-01/Accounts/{AC}/IncomingPhoneNumbers.json` | 200 `incoming-phone-numbers.json`, filtered by `PhoneNumber` |
 //! | `GET  /v1/Services/{MG}` | 200 `messaging-service.json` |
 //! | `GET  /v2/Channels/Senders/{XE}` | 200 `whatsapp-sender.json` |
+//! | `GET  /v2/Channels/Senders` | 200 `whatsapp-senders.json` (one page, one sender: `whatsapp:+14155550123`) |
 //! | anything else | 404 in Twilio's error shape (405 for a known path with the wrong method) |
 //!
 //! Scripted behaviour, consumed in order: [`FakeTwilio::fail_next`], [`FakeTwilio::delay_next`],
@@ -348,6 +349,9 @@ fn route(state: &mut State, req: &RecordedRequest) -> Reply {
             let mut service = fixture_json(state, "messaging-service.json");
             service["sid"] = json!(sid);
             Reply::json(200, service.to_string())
+        }),
+        ["v2", "Channels", "Senders"] => only(method, "GET", || {
+            Reply::json(200, fixture_text(state, "whatsapp-senders.json"))
         }),
         ["v2", "Channels", "Senders", sid] => only(method, "GET", || {
             let mut sender = fixture_json(state, "whatsapp-sender.json");

@@ -15,11 +15,14 @@ use crate::auth::Auth;
 use crate::error::{TwilioError, excerpt};
 use crate::message::{Message, MessagePage, SendMessage, is_sid};
 use crate::resources::{
-    Account, IncomingNumber, IncomingNumberPage, MessagingService, WhatsAppSender,
+    Account, IncomingNumber, IncomingNumberPage, MessagingService, SenderPage, WhatsAppSender,
 };
 
 /// Twilio's REST API; the default for `TWILIO_API_BASE_URL`.
 pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
+/// Most pages of 50 senders [`Client::find_whatsapp_sender`] reads.
+pub const MAX_SENDER_PAGES: usize = 20;
+
 /// Longest a TCP + TLS connect may take, whatever the overall timeout.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest response body read (Twilio's pages are a few kB).
@@ -238,6 +241,38 @@ impl Client {
             &format!("{}/v2/Channels/Senders/{sid}", self.messaging_base),
             &[],
         )
+    }
+
+    /// The account's WhatsApp sender for `phone` (`+14155550100` or `whatsapp:+14155550100`),
+    /// found by listing `GET {messaging}/v2/Channels/Senders?Channel=whatsapp` (at most
+    /// [`MAX_SENDER_PAGES`] pages of 50); `None` when the account has no such sender (a number
+    /// used for WhatsApp through the Sandbox or without the Senders API). Only next-page links
+    /// on the Messaging host are followed, so the credentials never go anywhere else.
+    pub fn find_whatsapp_sender(&self, phone: &str) -> Result<Option<WhatsAppSender>, TwilioError> {
+        let e164 = phone.strip_prefix("whatsapp:").unwrap_or(phone).trim();
+        let wanted = format!("whatsapp:{e164}");
+        let mut url = format!("{}/v2/Channels/Senders", self.messaging_base);
+        let mut query: &[(&str, &str)] = &[("Channel", "whatsapp"), ("PageSize", "50")];
+        let own_host = format!("{}/", self.messaging_base);
+        for _ in 0..MAX_SENDER_PAGES {
+            let page: SenderPage = self.get(&url, query)?;
+            if let Some(sender) = page
+                .senders
+                .into_iter()
+                .find(|s| s.sender_id.as_deref() == Some(wanted.as_str()))
+            {
+                return Ok(Some(sender));
+            }
+            match page.meta.and_then(|m| m.next_page_url) {
+                // The next link carries its own query (Channel, PageSize, PageToken).
+                Some(next) if next.starts_with(&own_host) => {
+                    url = next;
+                    query = &[];
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     fn get<T: DeserializeOwned>(

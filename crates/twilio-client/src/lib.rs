@@ -17,7 +17,8 @@
 //!   also says how many `POST`s a failure took ([`SendFailure`]).
 //! - Look-ups: [`Client::fetch_message`], [`Client::list_messages`], [`Client::fetch_account`],
 //!   [`Client::check_credentials`] (works with API keys), [`Client::find_incoming_number`],
-//!   [`Client::fetch_messaging_service`], [`Client::fetch_whatsapp_sender`].
+//!   [`Client::fetch_messaging_service`], [`Client::fetch_whatsapp_sender`],
+//!   [`Client::find_whatsapp_sender`] (by number, listing the WhatsApp senders).
 //! - Typed errors ([`TwilioError`]) built from Twilio's error JSON, each saying whether it is
 //!   retryable and what the operator should do; [`hint_for_code`] gives the same advice for
 //!   codes that arrive later in status callbacks (63016, 63015, 30003…).
@@ -70,7 +71,7 @@ mod resources;
 mod retry;
 
 pub use auth::{Auth, redact_sid};
-pub use client::{CONNECT_TIMEOUT, Client, DEFAULT_BASE_URL};
+pub use client::{CONNECT_TIMEOUT, Client, DEFAULT_BASE_URL, MAX_SENDER_PAGES};
 pub use error::{ApiError, TwilioError, hint_for_code};
 pub use message::{MAX_BODY_CHARS, MAX_MEDIA_URLS, Message, SendMessage};
 pub use resources::{Account, IncomingNumber, MessagingService, SenderWebhook, WhatsAppSender};

@@ -115,6 +115,21 @@ impl WhatsAppSender {
     }
 }
 
+/// One page of `GET {messaging}/v2/Channels/Senders?Channel=whatsapp`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SenderPage {
+    #[serde(default)]
+    pub(crate) senders: Vec<WhatsAppSender>,
+    #[serde(default)]
+    pub(crate) meta: Option<PageMeta>,
+}
+
+/// The `meta` object of a Messaging v2 list page.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PageMeta {
+    pub(crate) next_page_url: Option<String>,
+}
+
 /// The `webhook` object of a WhatsApp sender.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[non_exhaustive]

@@ -191,6 +191,32 @@ fn webhook_target(client: &Client, setup: &Setup) -> Check {
         }
         Some(SenderSetup::WhatsAppFrom(from)) => {
             let number = from.trim_start_matches("whatsapp:");
+            // A WhatsApp sender registered through the Senders API keeps its own webhook; when
+            // it has one, WhatsApp messages go there.
+            let sender = client.find_whatsapp_sender(number);
+            if let Ok(Some(sender)) = &sender
+                && sender.webhook_url().is_some()
+            {
+                return compare(
+                    &format!("the WhatsApp sender {number}"),
+                    sender.webhook_url(),
+                    sender
+                        .webhook
+                        .as_ref()
+                        .and_then(|w| w.callback_method.as_deref()),
+                    expected,
+                    &format!(
+                        "Messaging › Senders › WhatsApp senders › {number}, \"Webhook URL for incoming messages\""
+                    ),
+                );
+            }
+            let senders_note = match &sender {
+                Err(e) => format!(
+                    " (its WhatsApp senders could not be listed: {})",
+                    describe(e)
+                ),
+                _ => String::new(),
+            };
             match client.find_incoming_number(number) {
                 Ok(Some(n))
                     if n.sms_application_sid
@@ -222,7 +248,7 @@ fn webhook_target(client: &Client, setup: &Setup) -> Check {
                     S,
                     "webhook",
                     format!(
-                        "{number} is not a phone number of this account; a WhatsApp sender keeps its webhook on the sender, which is not checked here"
+                        "{number} is neither a phone number nor a WhatsApp sender with a webhook in this account{senders_note}"
                     ),
                     Some(format!(
                         "Check it in the Twilio Console: Messaging › Senders › WhatsApp senders › {number}; the webhook URL must be exactly {shown_expected} (POST)."

@@ -105,6 +105,65 @@ fn number_webhook_elsewhere_names_both_urls() {
     assert_eq!(run.code, 1);
 }
 
+/// The WhatsApp sender of `fixtures/whatsapp-senders.json` (not a phone number of the account).
+const SENDER_NUMBER: &str = "+14155550123";
+
+#[test]
+fn whatsapp_sender_webhook_elsewhere_names_both_urls() {
+    let server = local_server();
+    let url = server.url("/api/v1/whatsapp/webhook");
+    let twilio = FakeTwilio::start_blocking();
+    let run = project(
+        &twilio,
+        &url,
+        &format!("TWILIO_WHATSAPP_FROM=whatsapp:{SENDER_NUMBER}\n"),
+    )
+    .run(&["--online"]);
+    run.lines_pair(
+        &format!("  ❌ webhook: Twilio sends inbound messages for the WhatsApp sender {SENDER_NUMBER} to {RENDER_URL}, but WEBHOOK_URL is {url}"),
+        &format!("     Fix: Make them the same: set {url} (HTTP POST) in the Twilio Console (Messaging › Senders › WhatsApp senders › {SENDER_NUMBER}, \"Webhook URL for incoming messages\"), or change WEBHOOK_URL if the Console is right."),
+    );
+    assert_eq!(run.code, 1);
+    let listing = twilio
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/v2/Channels/Senders")
+        .expect("senders listed");
+    assert_eq!(listing.query_value("Channel"), Some("whatsapp"));
+}
+
+#[test]
+fn whatsapp_sender_webhook_matching_webhook_url_is_ok() {
+    let server = local_server();
+    let url = server.url("/api/v1/whatsapp/webhook");
+    let twilio = FakeTwilio::start_blocking();
+    twilio.set_fixture(
+        "whatsapp-senders.json",
+        &fixture("whatsapp-senders.json").replace(RENDER_URL, &url),
+    );
+    let run = project(
+        &twilio,
+        &url,
+        &format!("TWILIO_WHATSAPP_FROM=whatsapp:{SENDER_NUMBER}\n"),
+    )
+    .run(&["--online"]);
+    run.line(&format!("  ✅ webhook: Twilio sends inbound messages for the WhatsApp sender {SENDER_NUMBER} to WEBHOOK_URL with POST"));
+}
+
+#[test]
+fn a_number_that_is_neither_a_phone_number_nor_a_sender_is_a_warning() {
+    let server = local_server();
+    let url = server.url("/api/v1/whatsapp/webhook");
+    let twilio = FakeTwilio::start_blocking();
+    let run = project(
+        &twilio,
+        &url,
+        "TWILIO_WHATSAPP_FROM=whatsapp:+15550009999\n",
+    )
+    .run(&["--online"]);
+    run.line("  ⚠️ webhook: +15550009999 is neither a phone number nor a WhatsApp sender with a webhook in this account");
+}
+
 #[test]
 fn messaging_service_webhook_elsewhere_names_both_urls() {
     let server = local_server();

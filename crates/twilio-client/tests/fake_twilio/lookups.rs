@@ -204,3 +204,60 @@ fn explicit_messaging_base_url_is_used() {
     assert!(api.requests().is_empty());
     assert_eq!(messaging.requests().len(), 1);
 }
+
+#[test]
+fn a_whatsapp_sender_is_found_by_its_number_across_pages() {
+    let fake = FakeTwilio::start_blocking();
+    // First page: another sender and a link to the next page (on the same host); the second
+    // page is the fixture, whose sender is +14155550123.
+    let next = format!(
+        "{}/v2/Channels/Senders?Channel=whatsapp&PageSize=50&PageToken=PT2",
+        fake.base_url()
+    );
+    let first = serde_json::json!({
+        "senders": [{"sid": "XE00000000000000000000000000000001", "status": "ONLINE",
+                     "sender_id": "whatsapp:+15550001111", "webhook": null}],
+        "meta": {"page": 0, "page_size": 50, "next_page_url": next, "key": "senders"}
+    });
+    fake.fail_next_with_body(1, 200, &first.to_string());
+    let client = client(&fake);
+
+    let sender = client
+        .find_whatsapp_sender("whatsapp:+14155550123")
+        .expect("listing works")
+        .expect("found on the second page");
+    assert_eq!(sender.sid, "XE1c5e9a3d7b2f6c0a4e8d2b6f0a3c7e1d");
+    assert_eq!(sender.webhook_url(), Some(WEBHOOK));
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].path, "/v2/Channels/Senders");
+    assert_eq!(requests[0].query_value("Channel"), Some("whatsapp"));
+    assert_eq!(requests[1].query_value("PageToken"), Some("PT2"));
+
+    // A number without a sender: None, not an error.
+    assert_eq!(
+        client
+            .find_whatsapp_sender("+14155550100")
+            .expect("listing works"),
+        None
+    );
+}
+
+#[test]
+fn a_next_page_on_another_host_is_not_followed() {
+    let fake = FakeTwilio::start_blocking();
+    let page = serde_json::json!({
+        "senders": [],
+        "meta": {"next_page_url": "https://attacker.example/v2/Channels/Senders?PageToken=x"}
+    });
+    fake.fail_next_with_body(1, 200, &page.to_string());
+    let found = client(&fake)
+        .find_whatsapp_sender("+14155550123")
+        .expect("listing works");
+    assert_eq!(found, None);
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "the credentials stay on the Messaging host"
+    );
+}
