@@ -10,8 +10,10 @@
 //!
 //! # What it deliberately does not do
 //!
-//! - It never changes anything: no migrations, no Twilio Console updates, no files created
-//!   (a SQLite file is inspected, never opened for writing).
+//! - It changes nothing itself: no migrations, no Twilio Console updates, no files created
+//!   (a SQLite file is inspected, never opened for writing). The messages it posts to the
+//!   server (the `--online` probe, `simulate`) are recorded by the server like any webhook,
+//!   marked as probes and never answered.
 //! - It does not depend on `webhook-core`: the probe marker is the same literal
 //!   ([`probe::PROBE_PARAM`]), so the CLI can diagnose a server that does not build.
 //! - `send-test` is the only command with an effect outside this machine, and only when asked.
