@@ -182,12 +182,19 @@ pub struct SendFailure {
     pub error: TwilioError,
     /// `POST`s made.
     pub attempts: u32,
+    /// True when the time budget ([`RetryPolicy::max_elapsed`]), not the tries or a
+    /// non-retryable answer, ended the send: a later attempt with a new budget may succeed.
+    pub out_of_time: bool,
 }
 
 impl From<TwilioError> for SendFailure {
     /// A failure before any `POST` (a refused request, a lookup that failed): 0 attempts.
     fn from(error: TwilioError) -> Self {
-        SendFailure { error, attempts: 0 }
+        SendFailure {
+            error,
+            attempts: 0,
+            out_of_time: false,
+        }
     }
 }
 
@@ -238,6 +245,7 @@ impl Client {
         let max_attempts = policy.max_attempts.max(1);
         let mut attempts = 0;
         let mut uncertain = false;
+        let mut out_of_time = false;
         let mut last_error: Option<TwilioError> = None;
 
         for round in 0..max_attempts {
@@ -255,6 +263,7 @@ impl Client {
                             request_timeout: self.timeout,
                         },
                         attempts,
+                        out_of_time: true,
                     });
                 };
                 tracing::warn!(
@@ -263,6 +272,7 @@ impl Client {
                     error = %error,
                     "twilio send: no time left in the budget for another try"
                 );
+                out_of_time = true;
                 break;
             }
             if let Some(error) = &last_error {
@@ -307,7 +317,11 @@ impl Client {
                     });
                 }
                 Err(error) if !error.is_retryable() => {
-                    return Err(SendFailure { error, attempts });
+                    return Err(SendFailure {
+                        error,
+                        attempts,
+                        out_of_time: false,
+                    });
                 }
                 Err(error) => {
                     uncertain = error.may_have_been_sent();
@@ -329,6 +343,7 @@ impl Client {
                 TwilioError::InvalidRequest("retry policy allowed no attempt".to_owned())
             }),
             attempts,
+            out_of_time,
         })
     }
 

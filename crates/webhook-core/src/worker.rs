@@ -31,7 +31,8 @@ use twilio_client::{RetryPolicy, SendMessage};
 /// never overtaken mid-send: a send gets what is left of the lease minus [`LEASE_MARGIN`] as its
 /// time budget (`RetryPolicy::within`), so its last `POST` has ended before the lease does, even
 /// when retries and `Retry-After` waits would take longer (the default policy's worst case with
-/// 10 s requests is 180 s). A send that runs out of budget ends like one that ran out of tries.
+/// 10 s requests is 180 s). A send stopped by its budget with nothing sent is left to the next
+/// attempt (after the lease, with a new budget; [`MAX_CLAIMS`] bounds the attempts).
 pub const CLAIM_LEASE: Duration = Duration::from_secs(120);
 
 /// Time kept between the end of a worker's last possible `POST` and its claim's expiry. Another
@@ -501,11 +502,10 @@ async fn send_reply(
             );
             InboundState::Answered
         }
-        Ok(Err(failure))
-            if matches!(failure.error, twilio_client::TwilioError::OutOfTime { .. }) =>
-        {
-            // Nothing left the process: the next attempt (after the lease) sends it.
-            tracing::warn!(message_sid = sid, error = %failure.error, "⚠️ no time left in the claim to send; the sweep will retry");
+        Ok(Err(failure)) if failure.out_of_time && !failure.error.may_have_been_sent() => {
+            // The claim's time, not the retries, ran out, and nothing went through: the next
+            // attempt (after the lease, with a new budget) tries again. MAX_CLAIMS bounds it.
+            tracing::warn!(message_sid = sid, attempts = failure.attempts, error = %failure.error, "⚠️ no time left in the claim to send or retry; the sweep will retry");
             InboundState::Processing
         }
         Ok(Err(failure)) if failure.error.may_have_been_sent() => {

@@ -293,6 +293,7 @@ fn a_time_budget_stops_the_retries_before_a_post_could_outlast_it() {
         .expect_err("always rate limited");
     assert_eq!(failed.attempts, 2);
     assert_eq!(failed.error.code(), Some(20429));
+    assert!(failed.out_of_time, "the budget, not the tries, ended it");
     assert_eq!(fake.sent_messages().len(), 2);
     assert_eq!(sleeps.taken(), [Duration::from_secs(30)]);
 
@@ -304,6 +305,7 @@ fn a_time_budget_stops_the_retries_before_a_post_could_outlast_it() {
         .send_counting_attempts(&reply("hi"), &RetryPolicy::default())
         .expect_err("always rate limited");
     assert_eq!(failed.attempts, 4);
+    assert!(!failed.out_of_time, "the tries ran out");
 }
 
 #[test]
@@ -316,6 +318,7 @@ fn a_budget_counts_the_lookup_a_resend_needs() {
         .send_counting_attempts(&reply("hi"), &policy(4).within(Duration::from_secs(15)))
         .expect_err("server errors");
     assert_eq!(failed.attempts, 1);
+    assert!(failed.out_of_time);
     assert!(failed.error.may_have_been_sent(), "{:?}", failed.error);
     assert_eq!(fake.sent_messages().len(), 1);
     assert_eq!(
@@ -335,6 +338,7 @@ fn a_budget_shorter_than_one_request_sends_nothing() {
         )
         .expect_err("no room for a 10 s request");
     assert_eq!(failed.attempts, 0);
+    assert!(failed.out_of_time);
     assert!(
         matches!(failed.error, TwilioError::OutOfTime { .. }),
         "{:?}",
