@@ -3,7 +3,9 @@
 
 use test_support::{FakeTwilio, fixture};
 
-use crate::support::{ACCOUNT, Project, TOKEN, TinyServer, closed_port, dotenv, webhook_server};
+use crate::support::{
+    ACCOUNT, Project, Run, TOKEN, TinyServer, closed_port, dotenv, webhook_server,
+};
 
 const NUMBER: &str = "+14155550100";
 const SERVICE: &str = "MG0d4f8b2e6a1c9e3f7b5d1a8c4e2f6b9d";
@@ -29,6 +31,15 @@ fn local_server() -> TinyServer {
     webhook_server(TOKEN, |port| {
         format!("http://127.0.0.1:{port}/api/v1/whatsapp/webhook")
     })
+}
+
+/// Runs `check --online` against `twilio` with a local webhook server as WEBHOOK_URL and
+/// `extra` settings; returns the run and that WEBHOOK_URL.
+fn run_online(twilio: &FakeTwilio, extra: &str) -> (Run, String) {
+    let server = local_server();
+    let url = server.url("/api/v1/whatsapp/webhook");
+    let run = project(twilio, &url, extra).run(&["--online"]);
+    (run, url)
 }
 
 #[test]
@@ -89,15 +100,11 @@ fn number_webhook_matching_webhook_url_is_ok() {
 
 #[test]
 fn number_webhook_elsewhere_names_both_urls() {
-    let server = local_server();
-    let url = server.url("/api/v1/whatsapp/webhook");
     let twilio = FakeTwilio::start_blocking();
-    let run = project(
+    let (run, url) = run_online(
         &twilio,
-        &url,
         &format!("TWILIO_WHATSAPP_FROM=whatsapp:{NUMBER}\n"),
-    )
-    .run(&["--online"]);
+    );
     run.lines_pair(
         &format!("  ❌ webhook: Twilio sends inbound messages for the number {NUMBER} to {RENDER_URL}, but WEBHOOK_URL is {url}"),
         &format!("     Fix: Make them the same: set {url} (HTTP POST) in the Twilio Console (Phone Numbers › Manage › Active numbers › {NUMBER} › Messaging, \"A message comes in\"), or change WEBHOOK_URL if the Console is right."),
@@ -110,15 +117,11 @@ const SENDER_NUMBER: &str = "+14155550123";
 
 #[test]
 fn whatsapp_sender_webhook_elsewhere_names_both_urls() {
-    let server = local_server();
-    let url = server.url("/api/v1/whatsapp/webhook");
     let twilio = FakeTwilio::start_blocking();
-    let run = project(
+    let (run, url) = run_online(
         &twilio,
-        &url,
         &format!("TWILIO_WHATSAPP_FROM=whatsapp:{SENDER_NUMBER}\n"),
-    )
-    .run(&["--online"]);
+    );
     run.lines_pair(
         &format!("  ❌ webhook: Twilio sends inbound messages for the WhatsApp sender {SENDER_NUMBER} to {RENDER_URL}, but WEBHOOK_URL is {url}"),
         &format!("     Fix: Make them the same: set {url} (HTTP POST) in the Twilio Console (Messaging › Senders › WhatsApp senders › {SENDER_NUMBER}, \"Webhook URL for incoming messages\"), or change WEBHOOK_URL if the Console is right."),
@@ -152,29 +155,18 @@ fn whatsapp_sender_webhook_matching_webhook_url_is_ok() {
 
 #[test]
 fn a_number_that_is_neither_a_phone_number_nor_a_sender_is_a_warning() {
-    let server = local_server();
-    let url = server.url("/api/v1/whatsapp/webhook");
     let twilio = FakeTwilio::start_blocking();
-    let run = project(
-        &twilio,
-        &url,
-        "TWILIO_WHATSAPP_FROM=whatsapp:+15550009999\n",
-    )
-    .run(&["--online"]);
+    let (run, _) = run_online(&twilio, "TWILIO_WHATSAPP_FROM=whatsapp:+15550009999\n");
     run.line("  ⚠️ webhook: +15550009999 is neither a phone number nor a WhatsApp sender with a webhook in this account");
 }
 
 #[test]
 fn messaging_service_webhook_elsewhere_names_both_urls() {
-    let server = local_server();
-    let url = server.url("/api/v1/whatsapp/webhook");
     let twilio = FakeTwilio::start_blocking();
-    let run = project(
+    let (run, url) = run_online(
         &twilio,
-        &url,
         &format!("TWILIO_MESSAGING_SERVICE_SID={SERVICE}\n"),
-    )
-    .run(&["--online"]);
+    );
     run.line(&format!("  ❌ webhook: Twilio sends inbound messages for Messaging Service MG0d…6b9d to {RENDER_URL}, but WEBHOOK_URL is {url}"));
 }
 
