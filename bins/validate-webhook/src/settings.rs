@@ -78,9 +78,12 @@ pub fn load(cwd: &Path, env_file: Option<&Path>) -> Loaded {
 /// hide the other checks. `None` when the values themselves are broken.
 fn lenient(opts: &LoadOptions) -> Option<config::Loaded> {
     let mut vars: std::collections::BTreeMap<String, String> = match &opts.env {
+        // The keys, and RENDER_EXTERNAL_URL, from which the loader derives WEBHOOK_URL on Render.
         EnvSource::Process => config::KEYS
             .iter()
-            .filter_map(|k| std::env::var(k.name).ok().map(|v| (k.name.to_owned(), v)))
+            .map(|k| k.name)
+            .chain([config::RENDER_EXTERNAL_URL])
+            .filter_map(|name| std::env::var(name).ok().map(|v| (name.to_owned(), v)))
             .collect(),
         EnvSource::Map(m) => m.clone(),
     };

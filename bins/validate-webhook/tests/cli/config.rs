@@ -147,6 +147,25 @@ fn production_refusals_are_listed_and_the_other_checks_still_run() {
 }
 
 #[test]
+fn on_render_the_lenient_reload_keeps_the_webhook_url_derived_from_render_external_url() {
+    // A production refusal (placeholder token) makes the CLI reload the values leniently; the
+    // WEBHOOK_URL Render's RENDER_EXTERNAL_URL gives must survive that reload.
+    let p = Project::new("APP_ENV=production\nTWILIO_AUTH_TOKEN=changeme\n")
+        .env("RENDER_EXTERNAL_URL", "https://whatsapp-bot.onrender.com");
+    let run = p.run(&[]);
+    run.line(
+        "  ✅ agent: not running, and not needed: WEBHOOK_URL points at whatsapp-bot.onrender.com",
+    );
+    assert!(
+        run.lines()
+            .iter()
+            .any(|l| l.starts_with("  ❌ TWILIO_AUTH_TOKEN:")),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
 fn a_value_that_does_not_parse_is_one_error_line_and_the_rest_is_skipped() {
     let p = Project::new(&dotenv("")).env("PORT", "80a");
     let run = p.run(&[]);
