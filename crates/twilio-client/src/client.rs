@@ -208,7 +208,7 @@ impl Client {
     /// with its inbound webhook URL; `None` when the account has no such number (for example
     /// the shared Sandbox number).
     pub fn find_incoming_number(&self, phone: &str) -> Result<Option<IncomingNumber>, TwilioError> {
-        let e164 = phone.strip_prefix("whatsapp:").unwrap_or(phone).trim();
+        let e164 = e164(phone);
         let page: IncomingNumberPage = self.get(
             &self.account_url("/IncomingPhoneNumbers.json"),
             &[("PhoneNumber", e164)],
@@ -249,8 +249,7 @@ impl Client {
     /// used for WhatsApp through the Sandbox or without the Senders API). Only next-page links
     /// on the Messaging host are followed, so the credentials never go anywhere else.
     pub fn find_whatsapp_sender(&self, phone: &str) -> Result<Option<WhatsAppSender>, TwilioError> {
-        let e164 = phone.strip_prefix("whatsapp:").unwrap_or(phone).trim();
-        let wanted = format!("whatsapp:{e164}");
+        let wanted = format!("whatsapp:{}", e164(phone));
         let mut url = format!("{}/v2/Channels/Senders", self.messaging_base);
         let mut query: &[(&str, &str)] = &[("Channel", "whatsapp"), ("PageSize", "50")];
         let own_host = format!("{}/", self.messaging_base);
@@ -403,6 +402,12 @@ fn timeout_phase(timeout: ureq::Timeout) -> &'static str {
         ureq::Timeout::RecvBody => "reading the response body",
         _ => "request deadline",
     }
+}
+
+/// `+14155550100` from `whatsapp:+14155550100` or `+14155550100`: how the number lookups
+/// accept either form of a WhatsApp sender.
+fn e164(phone: &str) -> &str {
+    phone.strip_prefix("whatsapp:").unwrap_or(phone).trim()
 }
 
 /// Normalises and checks a base URL: scheme, host, no query; `http` only for loopback.

@@ -131,7 +131,7 @@ impl RetryPolicy {
 struct Budget {
     limit: Option<Duration>,
     started: std::time::Instant,
-    slept: std::cell::Cell<Duration>,
+    slept: Duration,
 }
 
 impl Budget {
@@ -139,12 +139,12 @@ impl Budget {
         Budget {
             limit,
             started: std::time::Instant::now(),
-            slept: std::cell::Cell::new(Duration::ZERO),
+            slept: Duration::ZERO,
         }
     }
 
-    fn slept(&self, wait: Duration) {
-        self.slept.set(self.slept.get() + wait);
+    fn slept(&mut self, wait: Duration) {
+        self.slept += wait;
     }
 
     /// Whether `more` still fits in the budget.
@@ -153,7 +153,7 @@ impl Budget {
             return true;
         };
         // A real sleeper is inside `elapsed`; a recording one only in `slept`.
-        let spent = self.started.elapsed().max(self.slept.get());
+        let spent = self.started.elapsed().max(self.slept);
         spent.saturating_add(more) <= limit
     }
 }
@@ -241,7 +241,7 @@ impl Client {
     ) -> Result<SendOutcome, SendFailure> {
         req.validate()?;
         let started = chrono::Utc::now();
-        let clock = Budget::start(policy.max_elapsed);
+        let mut clock = Budget::start(policy.max_elapsed);
         let max_attempts = policy.max_attempts.max(1);
         let mut attempts = 0;
         let mut uncertain = false;
