@@ -17,6 +17,8 @@ mod postgres_outage;
 mod redis_outage;
 #[path = "reliability/secrets.rs"]
 mod secrets;
+#[path = "reliability/signatures.rs"]
+mod signatures;
 #[path = "reliability/support.rs"]
 mod support;
 #[path = "reliability/twilio_faults.rs"]

@@ -110,11 +110,12 @@ impl Report<'_> {
 
 impl Settings {
     /// Checks every setting the CLI reports on, in a fixed order: APP_ENV, account, token,
-    /// API key, WEBHOOK_URL, status callback, sender, database, Redis, REST base URL, listen
+    /// shared key, API key, WEBHOOK_URL, status callback, sender, database, Redis, REST base URL, listen
     /// address. Each yields one `Ok` line or one line per thing wrong with it.
     ///
     /// The `(key, check)` pairs: `(APP_ENV, ok)`; `TWILIO_ACCOUNT_SID`: `ok`, `missing`,
     /// `placeholder`; `TWILIO_AUTH_TOKEN`: `ok`, `missing`, `placeholder`;
+    /// `TWILIO_WEBHOOK_SHARED_KEY` (only when set): `ok`, `placeholder`;
     /// `TWILIO_API_KEY_SID`/`TWILIO_API_KEY_SECRET`: `ok`, `placeholder`; `WEBHOOK_URL` and
     /// `STATUS_CALLBACK_URL`: `ok`, `missing`, `not_a_url`, `not_https`, `unreachable_host`,
     /// `query_string`, `fragment`, `trailing_slash`, `wrong_path`, plus `derived` (an `Ok`
@@ -134,6 +135,7 @@ impl Settings {
         r.ok("APP_ENV", self.app_env.as_str());
         account(&mut r);
         auth_token(&mut r);
+        shared_key(&mut r);
         api_key(&mut r);
         webhook_url(&mut r);
         status_callback(&mut r);
@@ -186,6 +188,21 @@ fn auth_token(r: &mut Report<'_>) {
                 HINT,
             );
         }
+        Some(_) => r.ok(KEY, "set (hidden)"),
+    }
+}
+
+fn shared_key(r: &mut Report<'_>) {
+    const KEY: &str = "TWILIO_WEBHOOK_SHARED_KEY";
+    match r.settings.webhook_shared_key.as_ref().map(Secret::expose) {
+        None => {}
+        Some(k) if is_placeholder(k) => r.warn(
+            KEY,
+            "placeholder",
+            true,
+            "still a placeholder: webhooks signed with a shared key will be refused with 403",
+            "copy the secret of the shared key your Webhook Rule uses, or remove TWILIO_WEBHOOK_SHARED_KEY",
+        ),
         Some(_) => r.ok(KEY, "set (hidden)"),
     }
 }

@@ -85,6 +85,14 @@ pub const KEYS: &[KeySpec] = &[
         "your_auth_token",
     ),
     key(
+        "TWILIO_WEBHOOK_SHARED_KEY",
+        None,
+        "webhooks a Webhook Rule signs with a shared key (HMAC-SHA256) are refused with 403 and the log names the key",
+        "Secret of the shared key a Twilio Webhook Rule signs webhooks with (`X-Twilio-Webhooks-Signature-Settings: key=…,algorithm=HMAC_SHA256`); webhooks without that header stay verified with TWILIO_AUTH_TOKEN.",
+        true,
+        "",
+    ),
+    key(
         "TWILIO_API_KEY_SID",
         None,
         "REST calls authenticate with the Auth Token",

@@ -42,6 +42,7 @@
 //! | `APP_ENV` | `development` or `production`; production refuses to start on placeholders, a missing token or a non-https WEBHOOK_URL. | `development` |
 //! | `TWILIO_ACCOUNT_SID` | Account SID (`AC` + 32 hex) from the Twilio Console home page. | none: replies cannot be sent and online checks are skipped |
 //! | `TWILIO_AUTH_TOKEN` | Auth Token (32 hex) from the Twilio Console; it signs webhooks and authenticates REST calls. | none: every webhook is refused with 403 and the log says why |
+//! | `TWILIO_WEBHOOK_SHARED_KEY` | Secret of the shared key a Twilio Webhook Rule signs webhooks with (`X-Twilio-Webhooks-Signature-Settings: key=…,algorithm=HMAC_SHA256`); webhooks without that header stay verified with TWILIO_AUTH_TOKEN. | none: webhooks a Webhook Rule signs with a shared key (HMAC-SHA256) are refused with 403 and the log names the key |
 //! | `TWILIO_API_KEY_SID` | Optional API key SID (`SK` + 32 hex) for REST calls instead of the Auth Token; set together with TWILIO_API_KEY_SECRET. | none: REST calls authenticate with the Auth Token |
 //! | `TWILIO_API_KEY_SECRET` | Secret of the API key in TWILIO_API_KEY_SID. | none: REST calls authenticate with the Auth Token |
 //! | `WEBHOOK_URL` | The exact public URL configured in Twilio, path included, e.g. `https://abc123.ngrok-free.app/api/v1/whatsapp/webhook`. | none: on Render, derived from RENDER_EXTERNAL_URL + `/api/v1/whatsapp/webhook`; elsewhere in development the server rebuilds it from `Host`/`X-Forwarded-Proto` and says so in the log |

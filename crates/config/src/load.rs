@@ -98,6 +98,8 @@ fn build(gathered: Gathered) -> Result<Settings, ConfigError> {
             ))
         }
     });
+    // Twilio does not document the shared key secret's format: any value is taken as given.
+    s.webhook_shared_key = b.parse("TWILIO_WEBHOOK_SHARED_KEY", |v| Ok(Secret::new(v)));
     s.api_key_sid = b.parse("TWILIO_API_KEY_SID", |v| {
         sid_or_placeholder(
             v,

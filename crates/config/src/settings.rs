@@ -107,6 +107,9 @@ pub struct Settings {
     pub account_sid: Option<String>,
     /// `TWILIO_AUTH_TOKEN`; may be a placeholder in development (see findings).
     pub auth_token: Option<Secret>,
+    /// `TWILIO_WEBHOOK_SHARED_KEY`: the secret that verifies webhooks a Webhook Rule signs with
+    /// a shared key (HMAC-SHA256); may be a placeholder in development (see findings).
+    pub webhook_shared_key: Option<Secret>,
     /// `TWILIO_API_KEY_SID` (`SK…`), an alternative to the Auth Token for REST calls.
     pub api_key_sid: Option<String>,
     /// `TWILIO_API_KEY_SECRET`, set exactly when `api_key_sid` is.
@@ -158,6 +161,7 @@ impl Default for Settings {
         Settings {
             account_sid: None,
             auth_token: None,
+            webhook_shared_key: None,
             api_key_sid: None,
             api_key_secret: None,
             webhook_url: None,
@@ -287,6 +291,7 @@ impl Settings {
         View {
             account_sid: self.account_sid.as_deref().map(mask_sid),
             auth_token: self.auth_token.as_ref(),
+            webhook_shared_key: self.webhook_shared_key.as_ref(),
             api_key_sid: self.api_key_sid.as_deref().map(mask_sid),
             api_key_secret: self.api_key_secret.as_ref(),
             webhook_url: self.webhook_url.as_deref(),
@@ -313,6 +318,7 @@ impl Settings {
 struct View<'a> {
     account_sid: Option<String>,
     auth_token: Option<&'a Secret>,
+    webhook_shared_key: Option<&'a Secret>,
     api_key_sid: Option<String>,
     api_key_secret: Option<&'a Secret>,
     webhook_url: Option<&'a str>,

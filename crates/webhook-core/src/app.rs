@@ -27,6 +27,11 @@ pub struct App {
     pub validator: Option<Validator>,
     /// Whether the configured token looks like a placeholder (for 403 diagnostics).
     pub token_is_placeholder: bool,
+    /// HMAC-SHA256 validator for webhooks a Webhook Rule signs with a shared key; `None`
+    /// without `TWILIO_WEBHOOK_SHARED_KEY` (such webhooks get 403).
+    pub shared_key_validator: Option<Validator>,
+    /// Whether the configured shared key looks like a placeholder (for 403 diagnostics).
+    pub shared_key_is_placeholder: bool,
     /// Public URL of the inbound webhook.
     pub webhook_url: PublicUrl,
     /// Public URL of the status callback.
@@ -188,6 +193,14 @@ impl App {
             .auth_token
             .as_ref()
             .is_some_and(|t| config::is_placeholder(t.expose()));
+        let shared_key_validator = settings
+            .webhook_shared_key
+            .as_ref()
+            .map(|k| Validator::shared_key(k.expose()));
+        let shared_key_is_placeholder = settings
+            .webhook_shared_key
+            .as_ref()
+            .is_some_and(|k| config::is_placeholder(k.expose()));
         let webhook_url = PublicUrl::new(settings.webhook_url.clone());
         let status_url = PublicUrl::new(settings.status_callback_url());
         let sender = if client.is_some() {
@@ -198,6 +211,8 @@ impl App {
         App {
             validator,
             token_is_placeholder,
+            shared_key_validator,
+            shared_key_is_placeholder,
             webhook_url,
             status_url,
             store,

@@ -11,13 +11,13 @@
 use crate::app::App;
 use crate::inbound::{InboundMessage, ParseError, form_pairs, parse_form};
 use crate::status::StatusCallback;
-use crate::verify;
+use crate::verify::{self, KeyUsed};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use twilio_signature::FormBody;
+use twilio_signature::{Algorithm, FormBody};
 
 /// Path of the inbound message webhook.
 pub const WEBHOOK_PATH: &str = "/api/v1/whatsapp/webhook";
@@ -154,46 +154,66 @@ fn authenticate(
     body: &[u8],
     route: &'static str,
 ) -> Verified {
-    let Some(validator) = &app.validator else {
+    let refuse = |body: &'static str| {
         app.metrics.signature_failure();
-        tracing::warn!(
-            route,
-            "❌ Webhook refused with 403: TWILIO_AUTH_TOKEN is not set, so no signature can be verified; set it to your Auth Token from the Twilio Console"
-        );
-        return Verified::Refuse(text(
-            StatusCode::FORBIDDEN,
-            "forbidden: signature not verified\n",
-        ));
+        Verified::Refuse(text(StatusCode::FORBIDDEN, body))
+    };
+    let signed = match verify::signature_settings(&parts.headers) {
+        Ok(signed) => signed,
+        Err(error) => {
+            tracing::warn!(
+                route,
+                %error,
+                "❌ Webhook refused with 403: X-Twilio-Webhooks-Signature-Settings names a signature this server cannot check"
+            );
+            return refuse("forbidden: unsupported signature algorithm\n");
+        }
+    };
+    let (validator, key) = if signed.algorithm == Algorithm::Sha256 {
+        let Some(validator) = &app.shared_key_validator else {
+            tracing::warn!(
+                route,
+                key_id = signed.key_id.unwrap_or("-"),
+                "❌ Webhook refused with 403: it is signed with a shared key (HMAC_SHA256, from a Twilio Webhook Rule) and TWILIO_WEBHOOK_SHARED_KEY is not set; set it to that key's secret"
+            );
+            return refuse("forbidden: signature not verified\n");
+        };
+        let placeholder = app.shared_key_is_placeholder;
+        (validator, KeyUsed::SharedKey { placeholder })
+    } else {
+        let Some(validator) = &app.validator else {
+            tracing::warn!(
+                route,
+                "❌ Webhook refused with 403: TWILIO_AUTH_TOKEN is not set, so no signature can be verified; set it to your Auth Token from the Twilio Console"
+            );
+            return refuse("forbidden: signature not verified\n");
+        };
+        let placeholder = app.token_is_placeholder;
+        (validator, KeyUsed::AuthToken { placeholder })
     };
     let pq = path_and_query(parts);
     let Some(url) = public.resolve(&parts.headers, &pq) else {
-        app.metrics.signature_failure();
         tracing::warn!(
             route,
             "❌ Webhook refused with 403: WEBHOOK_URL is not set and the request has no Host header to rebuild it from"
         );
-        return Verified::Refuse(text(
-            StatusCode::FORBIDDEN,
-            "forbidden: signature not verified\n",
-        ));
+        return refuse("forbidden: signature not verified\n");
     };
     match verify::check_and_decode(validator, &url, &parts.headers, body) {
         Ok(form) => Verified::Pass(form),
         Err(error) => {
-            app.metrics.signature_failure();
-            let d = verify::diagnose(&error, &url, &parts.headers, &pq, app.token_is_placeholder);
+            let d = verify::diagnose(&error, &url, &parts.headers, &pq, key);
             tracing::warn!(
                 route,
                 %error,
+                algorithm = key.algorithm().name(),
+                key_id = signed.key_id.unwrap_or("-"),
                 checked_url = %d.checked_url,
                 request_suggests = d.request_suggests.as_deref().unwrap_or("-"),
                 hint = d.hint,
                 "❌ Webhook refused with 403: invalid X-Twilio-Signature"
             );
-            Verified::Refuse(text(
-                StatusCode::FORBIDDEN,
-                "forbidden: invalid signature\n",
-            ))
+            refuse("forbidden: invalid signature\n")
         }
     }
 }

@@ -9,10 +9,56 @@
 use http::HeaderMap;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
-use twilio_signature::{FormBody, SignatureError, Validator};
+use twilio_signature::{Algorithm, FormBody, SignatureError, SignatureSettings, Validator};
 
 /// Header carrying Twilio's signature.
 pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
+
+/// Header a Webhook Rule adds when it signs with a shared key (`key=<id>,algorithm=HMAC_SHA256`).
+pub const SIGNATURE_SETTINGS_HEADER: &str = "x-twilio-webhooks-signature-settings";
+
+/// How the request says it was signed: absent header → HMAC-SHA1 with the auth token;
+/// `algorithm=HMAC_SHA256` → the shared key named by `key=`.
+///
+/// # Errors
+///
+/// An algorithm other than `HMAC_SHA1`/`HMAC_SHA256`, or a header value that is not visible
+/// ASCII: the request cannot be verified and must be refused.
+pub fn signature_settings(headers: &HeaderMap) -> Result<SignatureSettings<'_>, SignatureError> {
+    let value = headers
+        .get(SIGNATURE_SETTINGS_HEADER)
+        .map(|v| v.to_str())
+        .transpose()
+        .map_err(|_| SignatureError::Malformed {
+            reason: "X-Twilio-Webhooks-Signature-Settings is not visible ASCII",
+        })?;
+    SignatureSettings::parse(value)
+}
+
+/// The key a request was checked with, for [`diagnose`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUsed {
+    /// `TWILIO_AUTH_TOKEN` (HMAC-SHA1, every webhook without a settings header).
+    AuthToken {
+        /// The configured token looks like a placeholder.
+        placeholder: bool,
+    },
+    /// `TWILIO_WEBHOOK_SHARED_KEY` (HMAC-SHA256, announced by the settings header).
+    SharedKey {
+        /// The configured secret looks like a placeholder.
+        placeholder: bool,
+    },
+}
+
+impl KeyUsed {
+    /// The algorithm this key signs with.
+    pub fn algorithm(self) -> Algorithm {
+        match self {
+            KeyUsed::AuthToken { .. } => Algorithm::Sha1,
+            KeyUsed::SharedKey { .. } => Algorithm::Sha256,
+        }
+    }
+}
 
 /// How the server finds the URL a request was signed for.
 #[derive(Debug)]
@@ -129,19 +175,23 @@ pub fn diagnose(
     checked_url: &str,
     headers: &HeaderMap,
     path_and_query: &str,
-    token_is_placeholder: bool,
+    key: KeyUsed,
 ) -> Diagnosis {
     let suggested = rebuild_from_headers(headers, path_and_query);
     let strip_query = |u: &str| u.split(['?', '#']).next().unwrap_or(u).to_owned();
     let differs = suggested
         .as_deref()
         .is_some_and(|s| strip_query(s) != strip_query(checked_url));
-    let hint = if token_is_placeholder {
+    let hint = if key == (KeyUsed::AuthToken { placeholder: true }) {
         "TWILIO_AUTH_TOKEN is a placeholder: copy the Auth Token from the Twilio Console"
+    } else if key == (KeyUsed::SharedKey { placeholder: true }) {
+        "TWILIO_WEBHOOK_SHARED_KEY is a placeholder: set it to the secret of the shared key your Webhook Rule signs with"
     } else if matches!(error, SignatureError::Missing) {
         "the request has no X-Twilio-Signature header: it did not come from Twilio (or a proxy stripped the header)"
     } else if differs {
         "the request arrived for a different public URL than WEBHOOK_URL: set WEBHOOK_URL to exactly the URL configured in the Twilio Console (scheme, host, path)"
+    } else if matches!(key, KeyUsed::SharedKey { .. }) {
+        "the URL matches but the signature does not: check that TWILIO_WEBHOOK_SHARED_KEY is the secret of the shared key the request names (key_id)"
     } else {
         "the URL matches but the signature does not: check that TWILIO_AUTH_TOKEN belongs to the account (or sub-account) that owns the number"
     };
@@ -207,7 +257,7 @@ mod tests {
             "https://old.ngrok-free.app/api/v1/whatsapp/webhook",
             &h,
             "/api/v1/whatsapp/webhook",
-            false,
+            TOKEN,
         );
         assert_eq!(
             d.request_suggests.as_deref(),
@@ -219,11 +269,71 @@ mod tests {
             "https://abc.ngrok-free.app/api/v1/whatsapp/webhook",
             &h,
             "/api/v1/whatsapp/webhook",
-            false,
+            TOKEN,
         );
         assert_eq!(same.request_suggests, None);
         assert!(same.hint.contains("TWILIO_AUTH_TOKEN belongs"));
-        let placeholder = diagnose(&SignatureError::Mismatch, "x", &h, "/", true);
-        assert!(placeholder.hint.contains("placeholder"));
+        let placeholder = diagnose(
+            &SignatureError::Mismatch,
+            "x",
+            &h,
+            "/",
+            KeyUsed::AuthToken { placeholder: true },
+        );
+        assert!(
+            placeholder
+                .hint
+                .contains("TWILIO_AUTH_TOKEN is a placeholder")
+        );
+    }
+
+    const TOKEN: KeyUsed = KeyUsed::AuthToken { placeholder: false };
+
+    #[test]
+    fn diagnosis_of_a_shared_key_request_points_at_the_shared_key() {
+        let url = "https://bot.example.com/api/v1/whatsapp/webhook";
+        let h = headers(&[("host", "bot.example.com"), ("x-forwarded-proto", "https")]);
+        let shared = |placeholder| {
+            diagnose(
+                &SignatureError::Mismatch,
+                url,
+                &h,
+                "/api/v1/whatsapp/webhook",
+                KeyUsed::SharedKey { placeholder },
+            )
+            .hint
+        };
+        assert!(shared(false).contains("TWILIO_WEBHOOK_SHARED_KEY is the secret"));
+        assert!(shared(true).contains("TWILIO_WEBHOOK_SHARED_KEY is a placeholder"));
+        assert!(!shared(false).contains("TWILIO_AUTH_TOKEN"));
+    }
+
+    #[test]
+    fn settings_header_selects_the_algorithm() {
+        let none = HeaderMap::new();
+        assert_eq!(
+            signature_settings(&none).unwrap().algorithm,
+            Algorithm::Sha1
+        );
+        let h = headers(&[(
+            "x-twilio-webhooks-signature-settings",
+            "key=KS123, algorithm=HMAC_SHA256",
+        )]);
+        let s = signature_settings(&h).unwrap();
+        assert_eq!((s.algorithm, s.key_id), (Algorithm::Sha256, Some("KS123")));
+        let h = headers(&[("x-twilio-webhooks-signature-settings", "algorithm=HMAC_MD5")]);
+        assert!(matches!(
+            signature_settings(&h),
+            Err(SignatureError::UnsupportedAlgorithm { .. })
+        ));
+        let mut h = HeaderMap::new();
+        h.insert(
+            SIGNATURE_SETTINGS_HEADER,
+            http::HeaderValue::from_bytes(b"algorithm=\xff").unwrap(),
+        );
+        assert!(matches!(
+            signature_settings(&h),
+            Err(SignatureError::Malformed { .. })
+        ));
     }
 }

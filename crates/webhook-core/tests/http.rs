@@ -1,7 +1,7 @@
 //! Every status code the HTTP surface promises, against a real server.
 
 use crate::support::{Opts, Server, inbound_body, request, send_raw};
-use test_support::{AUTH_TOKEN, TestDb, WEBHOOK_URL, services::sid, sign_form};
+use test_support::{AUTH_TOKEN, STATUS_URL, TestDb, WEBHOOK_URL, services::sid, sign_form};
 
 const EMPTY_TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#;
 
@@ -169,6 +169,128 @@ async fn without_a_token_every_webhook_is_refused() {
     assert_eq!(r.status, 403);
     assert!(r.body.contains("signature not verified"));
     s.stop().await;
+}
+
+/// Signs `body` as a Twilio Webhook Rule with a shared key does: HMAC-SHA256 over the same
+/// string, announced by `X-Twilio-Webhooks-Signature-Settings`.
+fn shared_key_headers(
+    secret: &str,
+    url: &str,
+    body: &str,
+    algorithm: &str,
+) -> Vec<(&'static str, String)> {
+    let pairs = test_support::form_pairs(body);
+    vec![
+        (
+            "Content-Type",
+            "application/x-www-form-urlencoded".to_owned(),
+        ),
+        (
+            "X-Twilio-Signature",
+            twilio_signature::Validator::shared_key(secret).sign(url, &pairs),
+        ),
+        (
+            "X-Twilio-Webhooks-Signature-Settings",
+            format!("key=KS0123456789abcdef, algorithm={algorithm}"),
+        ),
+    ]
+}
+
+async fn post_with(s: &Server, path: &str, headers: &[(&'static str, String)], body: &str) -> u16 {
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    request(s.addr, "POST", path, &headers, body.as_bytes())
+        .await
+        .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_key_webhooks_are_verified_with_the_shared_key() {
+    const SHARED: &str = "webhook-rule-shared-secret-1";
+    let db = TestDb::sqlite();
+    let s = Server::start(
+        &db,
+        Opts {
+            env: vec![("TWILIO_WEBHOOK_SHARED_KEY", SHARED.to_owned())],
+            ..Opts::default()
+        },
+    )
+    .await;
+    let hook = "/api/v1/whatsapp/webhook";
+    let body = inbound_body(&sid("SM"));
+
+    // Signed with the shared key: recorded and acknowledged, on both endpoints.
+    let signed = shared_key_headers(SHARED, WEBHOOK_URL, &body, "HMAC_SHA256");
+    assert_eq!(post_with(&s, hook, &signed, &body).await, 200);
+    let status = format!("MessageSid={}&MessageStatus=delivered", sid("SM"));
+    let status_signed = shared_key_headers(SHARED, STATUS_URL, &status, "HMAC_SHA256");
+    assert_eq!(
+        post_with(&s, "/api/v1/whatsapp/status", &status_signed, &status).await,
+        200
+    );
+    // Webhooks without the settings header are still checked with the auth token.
+    assert_eq!(s.post_webhook(&inbound_body(&sid("SM"))).await.status, 200);
+
+    // The other key for each algorithm, a tampered body, an algorithm nobody implements.
+    let body2 = inbound_body(&sid("SM"));
+    let with_token = shared_key_headers(AUTH_TOKEN, WEBHOOK_URL, &body2, "HMAC_SHA256");
+    assert_eq!(post_with(&s, hook, &with_token, &body2).await, 403);
+    let mut sha1_header = shared_key_headers(SHARED, WEBHOOK_URL, &body2, "HMAC_SHA1");
+    sha1_header[1].1 = sign_form(SHARED, WEBHOOK_URL, &body2);
+    assert_eq!(post_with(&s, hook, &sha1_header, &body2).await, 403);
+    let tampered = body2.replace("Hello", "Hellp");
+    let signed2 = shared_key_headers(SHARED, WEBHOOK_URL, &body2, "HMAC_SHA256");
+    assert_eq!(post_with(&s, hook, &signed2, &tampered).await, 403);
+    let md5 = shared_key_headers(SHARED, WEBHOOK_URL, &body2, "HMAC_MD5");
+    assert_eq!(post_with(&s, hook, &md5, &body2).await, 403);
+    assert_eq!(post_with(&s, hook, &signed2, &body2).await, 200);
+
+    let m = s.get("/metrics").await;
+    assert!(
+        m.body
+            .contains("whatsapp_webhook_signature_failures_total 4"),
+        "{}",
+        m.body
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_shared_key_shared_key_webhooks_are_refused() {
+    let db = TestDb::sqlite();
+    let s = Server::start(&db, Opts::default()).await;
+    let body = inbound_body(&sid("SM"));
+    let signed = shared_key_headers("some-secret", WEBHOOK_URL, &body, "HMAC_SHA256");
+    let headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = request(
+        s.addr,
+        "POST",
+        "/api/v1/whatsapp/webhook",
+        &headers,
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (403, "forbidden: signature not verified\n")
+    );
+    assert!(
+        s.app
+            .store
+            .get_inbound(&sid_of(&body))
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing recorded"
+    );
+    s.stop().await;
+}
+
+fn sid_of(body: &str) -> String {
+    test_support::form_pairs(body)
+        .into_iter()
+        .find(|(k, _)| k == "MessageSid")
+        .map(|(_, v)| v)
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

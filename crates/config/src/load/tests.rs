@@ -69,6 +69,7 @@ fn every_key_overridden() -> BTreeMap<&'static str, &'static str> {
         ("APP_ENV", "production"),
         ("TWILIO_ACCOUNT_SID", SID),
         ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("TWILIO_WEBHOOK_SHARED_KEY", "shared-key-secret-0123"),
         ("TWILIO_API_KEY_SID", KEY_SID),
         ("TWILIO_API_KEY_SECRET", KEY_SECRET),
         ("WEBHOOK_URL", HOOK),
@@ -108,6 +109,10 @@ fn every_key_can_be_overridden() {
     assert_eq!(s.app_env, AppEnv::Production);
     assert_eq!(s.account_sid.as_deref(), Some(SID));
     assert_eq!(s.auth_token.as_ref().map(|t| t.expose()), Some(TOKEN));
+    assert_eq!(
+        s.webhook_shared_key.as_ref().map(|t| t.expose()),
+        Some("shared-key-secret-0123")
+    );
     assert_eq!(s.api_key_sid.as_deref(), Some(KEY_SID));
     assert_eq!(
         s.api_key_secret.as_ref().map(|t| t.expose()),
@@ -601,6 +606,46 @@ fn production_refuses_placeholders_and_unsafe_urls_with_their_sources() {
     // The same file starts in development: these are findings there.
     let dev = LoadOptions::new(dir.path()).env_vars([("APP_ENV", "development")]);
     assert!(load(&dev).is_ok());
+}
+
+#[test]
+fn a_placeholder_shared_key_is_a_warning_in_development_and_refused_in_production() {
+    let base = [
+        ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("TWILIO_WEBHOOK_SHARED_KEY", "changeme"),
+        ("WEBHOOK_URL", HOOK),
+    ];
+    let dev = vars(&base).unwrap();
+    let f = dev
+        .findings()
+        .into_iter()
+        .find(|f| f.key == "TWILIO_WEBHOOK_SHARED_KEY")
+        .expect("a finding for the shared key");
+    assert_eq!((f.check, f.status), ("placeholder", crate::Status::Warning));
+
+    let mut prod = base.to_vec();
+    prod.push(("APP_ENV", "production"));
+    let err = vars(&prod).unwrap_err().to_string();
+    assert!(
+        err.contains("TWILIO_WEBHOOK_SHARED_KEY (environment): still a placeholder: webhooks signed with a shared key will be refused with 403 (refused with APP_ENV=production)"),
+        "{err}"
+    );
+
+    // Unset, the key is optional and says nothing; set, it is reported without its value.
+    assert!(
+        vars(&[("TWILIO_AUTH_TOKEN", TOKEN)])
+            .unwrap()
+            .findings()
+            .iter()
+            .all(|f| f.key != "TWILIO_WEBHOOK_SHARED_KEY")
+    );
+    let set = vars(&[("TWILIO_WEBHOOK_SHARED_KEY", "s3cr3t-shared")]).unwrap();
+    let f = set
+        .findings()
+        .into_iter()
+        .find(|f| f.key == "TWILIO_WEBHOOK_SHARED_KEY")
+        .unwrap();
+    assert_eq!((f.check, f.message.as_str()), ("ok", "set (hidden)"));
 }
 
 #[test]

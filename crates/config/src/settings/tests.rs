@@ -4,11 +4,13 @@ use super::*;
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "fedcba9876543210fedcba9876543210";
 const KEY_SECRET: &str = "abcdefghijABCDEFGHIJ0123456789ab";
+const SHARED_KEY: &str = "sharedkeysecret-xyz";
 
 fn full() -> Settings {
     Settings::from_vars([
         ("TWILIO_ACCOUNT_SID", SID),
         ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("TWILIO_WEBHOOK_SHARED_KEY", SHARED_KEY),
         ("TWILIO_API_KEY_SID", "SK0123456789abcdef0123456789abcdef"),
         ("TWILIO_API_KEY_SECRET", KEY_SECRET),
         (
@@ -39,6 +41,7 @@ fn debug_display_and_serialize_never_show_secrets() {
         for secret in [
             TOKEN,
             KEY_SECRET,
+            SHARED_KEY,
             "pgsecret",
             "redissecret",
             SID,
@@ -64,6 +67,7 @@ fn serialized_settings_show_the_redacted_forms() {
     assert_eq!(json["account_sid"], "AC01…cdef");
     assert_eq!(json["auth_token"], "[redacted]");
     assert_eq!(json["api_key_secret"], "[redacted]");
+    assert_eq!(json["webhook_shared_key"], "[redacted]");
     assert_eq!(json["database_url"], "postgres://app:***@db:5432/webhook");
     assert_eq!(json["redis_url"], "redis://:***@red:6379");
     assert_eq!(json["sender"], "MG01…cdef");
