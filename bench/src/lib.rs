@@ -3,9 +3,10 @@
 //! The benchmark compares our `webhook-server` with two reference servers built here, so that
 //! the difference between them is only the work we want to price:
 //!
-//! - `bench-hello`: the transport floor. The same hyper connection setup as
-//!   `webhook_core::server` (HTTP/1 builder, timer, header timeout, keep-alive, `TCP_NODELAY`,
-//!   graceful-shutdown watcher), the same body read, then a fixed 200.
+//! - `bench-hello`: the transport floor. The production server's accept loop and connection
+//!   setup (`webhook_core::server::accept_until`: HTTP/1 builder, timer, header timeout with its
+//!   408 answer, keep-alive, `TCP_NODELAY`, graceful shutdown), the same body read, then a
+//!   fixed 200.
 //! - `bench-verify-only`: the webhook path with the store bypassed: body read, signature check with
 //!   `webhook_core::verify::check`, `InboundMessage::from_params`, the row's params JSON, the
 //!   request metrics and the acknowledgement log line, then the same empty-TwiML 200.
@@ -16,73 +17,35 @@
 //!
 //! # Layout
 //!
-//! - [`serve`]: the accept loop shared by both reference servers.
+//! - [`serve`]: the production accept loop, shared by both reference servers.
 //! - [`read_body`]: the body read with the server's size and time limits.
 //! - [`init_tracing`], [`listen_addr`], [`shutdown_signal`]: process plumbing shared by the binaries.
 //! - The global allocator: every benchmark binary uses mimalloc, like `webhook-server`, so the
 //!   reference servers differ from it only in the work being priced.
 
 use http::{Request, Response};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use webhook_core::routes::{BODY_TIMEOUT, MAX_BODY};
-use webhook_core::server::{HEADER_TIMEOUT, MAX_HEADER_BYTES};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Response body type of the reference servers (the production server's type too).
-pub type Body = Full<Bytes>;
+/// Response body type of the reference servers (the production server's type).
+pub type Body = webhook_core::routes::Body;
 
-/// Serves `handler` on `listener` until `shutdown` resolves, with exactly the connection settings
-/// of `webhook_core::server::serve_app`, then waits up to 5 s for open connections.
+/// Serves `handler` on `listener` until `shutdown` resolves, through the production server's own
+/// accept loop and connection settings ([`webhook_core::server::accept_until`]), then waits up to
+/// 5 s for open connections.
 pub async fn serve<H, F>(listener: TcpListener, handler: H, shutdown: impl Future<Output = ()>)
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
-    let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .max_buf_size(MAX_HEADER_BYTES.max(8192))
-        .keep_alive(true);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let handler = handler.clone();
-                let service = service_fn(move |req| {
-                    let fut = handler(req);
-                    async move { Ok::<_, std::convert::Infallible>(fut.await) }
-                });
-                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-            }
-            _ = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+    webhook_core::server::accept_until(listener, handler, shutdown, Duration::from_secs(5)).await;
 }
 
 /// Reads a request body with the production limits (64 KiB, 10 s); `None` when it breaks them.

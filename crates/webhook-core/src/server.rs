@@ -6,6 +6,8 @@
 
 use crate::app::App;
 use crate::{connection, routes};
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -98,6 +100,40 @@ pub async fn serve_app(listener: TcpListener, app: Arc<App>, shutdown: impl Futu
         stop_rx,
     ));
 
+    let app_for_requests = app.clone();
+    let handler = move |req| routes::handle(app_for_requests.clone(), req);
+    if !accept_until(listener, handler, shutdown, DRAIN).await {
+        tracing::warn!(
+            "⚠️ some connections were still open after {} s",
+            DRAIN.as_secs()
+        );
+    }
+    let _ = stop_tx.send(true);
+    let _ = sweeper.await;
+    let _ = worker.await;
+    app.store.close().await;
+    tracing::info!("server stopped");
+}
+
+/// Accepts connections on `listener` and serves each with `handler` until `shutdown` resolves,
+/// then stops accepting and waits up to `drain` for open connections to finish their requests.
+/// Returns false when some were still open at the deadline.
+///
+/// Every connection gets the server's settings: HTTP/1.1 with keep-alive, `TCP_NODELAY`,
+/// [`HEADER_TIMEOUT`] for the request headers (a started request then gets 408, see
+/// `connection`), [`MAX_HEADER_BYTES`]. [`serve_app`] runs the webhook routes through it; the
+/// load benchmark's reference servers (`bench/`) run their handlers through the same function,
+/// so that they differ from the product only in the handler.
+pub async fn accept_until<H, F>(
+    listener: TcpListener,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> bool
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<routes::Body>> + Send + 'static,
+{
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -119,10 +155,10 @@ pub async fn serve_app(listener: TcpListener, app: Arc<App>, shutdown: impl Futu
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let app = app.clone();
+                let handler = handler.clone();
                 let service = service_fn(move |req| {
-                    let app = app.clone();
-                    async move { Ok::<_, std::convert::Infallible>(routes::handle(app, req).await) }
+                    let response = handler(req);
+                    async move { Ok::<_, std::convert::Infallible>(response.await) }
                 });
                 let (io, handle) = connection::split(stream);
                 let conn = builder.serve_connection(TokioIo::new(io), service);
@@ -143,18 +179,7 @@ pub async fn serve_app(listener: TcpListener, app: Arc<App>, shutdown: impl Futu
         }
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
+    tokio::time::timeout(drain, graceful.shutdown())
         .await
-        .is_err()
-    {
-        tracing::warn!(
-            "⚠️ some connections were still open after {} s",
-            DRAIN.as_secs()
-        );
-    }
-    let _ = stop_tx.send(true);
-    let _ = sweeper.await;
-    let _ = worker.await;
-    app.store.close().await;
-    tracing::info!("server stopped");
+        .is_ok()
 }
