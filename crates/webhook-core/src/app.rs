@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use store::{NewStatusEvent, Recorded, Store, StoreError, WorkQueue};
+use tokio::sync::Semaphore;
 use twilio_signature::Validator;
 
 /// The worker is considered stuck when its loop has not turned for this long.
@@ -50,6 +51,9 @@ pub struct App {
     pub metrics: Metrics,
     /// Unique name of this process's worker; database claims carry it as `<worker_id>#<n>`.
     pub worker_id: String,
+    /// Slots for replies being sent to Twilio (`WORKER_CONCURRENCY`), shared by the worker and
+    /// the sweep's fallback so that together they never exceed it.
+    sends: Arc<Semaphore>,
     heartbeat_ms: AtomicU64,
 }
 
@@ -201,6 +205,7 @@ impl App {
             .webhook_shared_key
             .as_ref()
             .is_some_and(|k| config::is_placeholder(k.expose()));
+        let sends = Arc::new(Semaphore::new(settings.worker_concurrency.max(1)));
         let webhook_url = PublicUrl::new(settings.webhook_url.clone());
         let status_url = PublicUrl::new(settings.status_callback_url());
         let sender = if client.is_some() {
@@ -223,8 +228,20 @@ impl App {
             metrics: Metrics::new(),
             worker_id,
             heartbeat_ms: AtomicU64::new(now_ms()),
+            sends,
             settings,
         }
+    }
+
+    /// The slots for replies being sent to Twilio: `WORKER_CONCURRENCY` of them, shared by
+    /// everything that sends.
+    pub(crate) fn send_slots(&self) -> Arc<Semaphore> {
+        self.sends.clone()
+    }
+
+    /// How many replies may be sent at the same time (`WORKER_CONCURRENCY`, at least 1).
+    pub(crate) fn send_concurrency(&self) -> usize {
+        self.settings.worker_concurrency.max(1)
     }
 
     /// True when replies are recorded but not sent (no sender or no credentials).

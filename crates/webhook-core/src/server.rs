@@ -88,12 +88,7 @@ pub async fn serve(
 /// `shutdown` resolves, then drains requests and replies.
 pub async fn serve_app(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let worker = tokio::spawn(crate::worker::run(
-        app.clone(),
-        app.settings.worker_concurrency,
-        stop_rx.clone(),
-        DRAIN,
-    ));
+    let worker = tokio::spawn(crate::worker::run(app.clone(), stop_rx.clone(), DRAIN));
     let sweeper = tokio::spawn(crate::sweep::run(
         app.clone(),
         Duration::from_secs(app.settings.sweep_interval_secs),

@@ -76,15 +76,11 @@ const BATCHES_IN_FLIGHT: usize = 2;
 pub const DRY_RUN_GATHER: Duration = Duration::from_millis(5);
 
 /// Runs the worker until `shutdown` flips to true, then drains in-flight jobs for up to `drain`.
-/// `concurrency` bounds the replies being sent to Twilio at the same time.
-pub async fn run(
-    app: Arc<App>,
-    concurrency: usize,
-    mut shutdown: watch::Receiver<bool>,
-    drain: Duration,
-) {
-    let concurrency = concurrency.max(1);
-    let sends = Arc::new(Semaphore::new(concurrency));
+/// `WORKER_CONCURRENCY` bounds the replies being sent to Twilio at the same time: the send slots
+/// are the App's ([`App::send_slots`]), shared with [`process_directly`].
+pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Duration) {
+    let sends = app.send_slots();
+    let concurrency = app.send_concurrency();
     let sqlite = app.store.backend_kind() == store::Backend::Sqlite;
     let in_flight = if sqlite { 1 } else { BATCHES_IN_FLIGHT };
     let batches = Arc::new(Semaphore::new(in_flight));
@@ -596,11 +592,12 @@ where
 
 /// Processes messages that are not in the queue (the sweep's fallback while the queue is
 /// unavailable): the same batch step as queued jobs, in batches of at most [`BATCH_MAX`] (with a
-/// sender, at most `WORKER_CONCURRENCY`, each send holding a slot of its own). Claims in the
+/// sender, at most `WORKER_CONCURRENCY`, each send holding a slot of its own). The slots are the
+/// worker's, so sends from both stay within `WORKER_CONCURRENCY` together. Claims in the
 /// database keep a message from being answered twice if the queue hands it out as well.
 pub async fn process_directly(app: &Arc<App>, message_sids: &[String]) {
-    let concurrency = app.settings.worker_concurrency.max(1);
-    let sends = Arc::new(Semaphore::new(concurrency));
+    let concurrency = app.send_concurrency();
+    let sends = app.send_slots();
     let per_batch = if app.is_dry_run() {
         BATCH_MAX
     } else {

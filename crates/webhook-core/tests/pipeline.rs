@@ -509,3 +509,62 @@ async fn a_dry_run_burst_on_postgres_is_answered_once_per_message() {
     };
     a_dry_run_burst_is_answered_once_per_message(&db).await;
 }
+
+/// The sweep's fallback sends with the worker's slots: while the worker's sends fill
+/// `WORKER_CONCURRENCY`, `process_directly` waits instead of sending more next to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_processing_shares_the_workers_send_slots() {
+    let db = TestDb::sqlite();
+    let twilio = FakeTwilio::start().await;
+    let s = Server::start(
+        &db,
+        Opts {
+            twilio: Some(&twilio),
+            env: vec![("WORKER_CONCURRENCY", "2".to_owned())],
+            ..Opts::default()
+        },
+    )
+    .await;
+    // The worker's two sends are held by Twilio for 2 s: both slots are taken.
+    twilio.delay_next_sends(2, Duration::from_secs(2));
+    let first: Vec<String> = (0..2).map(|_| sid("SM")).collect();
+    for sid in &first {
+        assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while twilio.sent_messages().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never sent"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Two more messages, handed to the fallback path as the sweep does while Redis is down.
+    let more: Vec<String> = (0..2).map(|_| sid("SM")).collect();
+    for sid in &more {
+        assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
+    }
+    let app = s.app.clone();
+    let direct = tokio::spawn({
+        let more = more.clone();
+        async move { webhook_core::worker::process_directly(&app, &more).await }
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        twilio.sent_messages().len(),
+        2,
+        "no send beyond WORKER_CONCURRENCY while the worker's two are in flight"
+    );
+
+    direct.await.unwrap();
+    for sid in first.iter().chain(&more) {
+        assert_eq!(s.wait_processed(sid).await, InboundState::Answered);
+    }
+    assert_eq!(
+        twilio.sent_messages().len(),
+        4,
+        "each message answered once"
+    );
+    s.stop().await;
+}
