@@ -37,6 +37,15 @@ async fn post_shared_key(server: &ServerProcess, secret: &str, msg: &Msg) -> u16
     .status
 }
 
+/// The server's log line for the (first) refused webhook.
+fn refusal_line(server: &ServerProcess) -> String {
+    let logs = server.logs();
+    logs.lines()
+        .find(|l| l.contains("403"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no 403 line in:\n{logs}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_key_webhook_is_refused_with_a_log_line_that_names_the_fix() {
     // Without TWILIO_WEBHOOK_SHARED_KEY: refused, and the log names the key and the setting.
@@ -46,11 +55,7 @@ async fn a_shared_key_webhook_is_refused_with_a_log_line_that_names_the_fix() {
         post_shared_key(&server, SECRET, &Msg::new("shared", 0)).await,
         403
     );
-    let logs = server.logs();
-    let line = logs
-        .lines()
-        .find(|l| l.contains("403"))
-        .unwrap_or_else(|| panic!("no 403 line in:\n{logs}"));
+    let line = refusal_line(&server);
     assert!(
         line.contains("TWILIO_WEBHOOK_SHARED_KEY is not set") && line.contains(KEY_ID),
         "{line}"
@@ -72,11 +77,7 @@ async fn a_shared_key_webhook_is_refused_with_a_log_line_that_names_the_fix() {
         post_shared_key(&server, "a-rotated-secret", &Msg::new("shared", 2)).await,
         403
     );
-    let logs = server.logs();
-    let line = logs
-        .lines()
-        .find(|l| l.contains("403"))
-        .unwrap_or_else(|| panic!("no 403 line in:\n{logs}"));
+    let line = refusal_line(&server);
     assert!(
         line.contains("TWILIO_WEBHOOK_SHARED_KEY is the secret")
             && line.contains("HMAC_SHA256")
