@@ -77,7 +77,7 @@ pub const DRY_RUN_GATHER: Duration = Duration::from_millis(5);
 
 /// Runs the worker until `shutdown` flips to true, then drains in-flight jobs for up to `drain`.
 /// `WORKER_CONCURRENCY` bounds the replies being sent to Twilio at the same time: the send slots
-/// are the App's ([`App::send_slots`]), shared with [`process_directly`].
+/// are the `App`'s, shared with [`process_directly`].
 pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Duration) {
     let sends = app.send_slots();
     let concurrency = app.send_concurrency();
