@@ -26,7 +26,8 @@ pub enum SignatureError {
     #[error(
         "signature mismatch: X-Twilio-Signature does not match the request; check that the URL is exactly the one configured in Twilio \
          (scheme, host, path and query as Twilio sees them, not as a proxy forwards them) and that the \
-         auth token is the one of the account that owns the number"
+         key is right: the auth token of the account that owns the number, or for HMAC_SHA256 \
+         webhooks the shared key of the Webhook Rule"
     )]
     Mismatch,
 
