@@ -614,12 +614,16 @@ pub async fn process_directly(app: &Arc<App>, message_sids: &[String]) {
             .collect();
         let mut slots = Vec::new();
         if !app.is_dry_run() {
-            for _ in chunk {
-                let Ok(slot) = sends.clone().acquire_owned().await else {
-                    return;
-                };
-                slots.push(slot);
+            // All of the chunk's slots in one wait: holding some while queueing for more could
+            // deadlock with the worker's shutdown drain, which waits for every slot at once.
+            let n = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+            let Ok(mut all) = sends.clone().acquire_many_owned(n).await else {
+                return;
+            };
+            while all.num_permits() > 1 {
+                slots.extend(all.split(1));
             }
+            slots.push(all);
         }
         process_batch(app, jobs, slots, &sends).await;
     }

@@ -568,3 +568,59 @@ async fn direct_processing_shares_the_workers_send_slots() {
     );
     s.stop().await;
 }
+
+/// Shutdown while the fallback waits for send slots: the worker's drain (every slot at once)
+/// and a fallback chunk that held some slots while queueing for more used to wait for each other
+/// until the 20 s drain deadline. The fallback now takes a chunk's slots in one wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_not_held_up_by_the_fallback_waiting_for_send_slots() {
+    let db = TestDb::sqlite();
+    let twilio = FakeTwilio::start().await;
+    let s = Server::start(
+        &db,
+        Opts {
+            twilio: Some(&twilio),
+            queue: Some(Arc::new(BlackHole)),
+            env: vec![("WORKER_CONCURRENCY", "3".to_owned())],
+            ..Opts::default()
+        },
+    )
+    .await;
+    let batch = |n: usize| -> Vec<String> { (0..n).map(|_| sid("SM")).collect() };
+    let (held, waiting) = (batch(2), batch(3));
+    for sid in held.iter().chain(&waiting) {
+        assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
+    }
+    // Two sends hold two of the three slots for 1.5 s.
+    twilio.delay_next_sends(2, Duration::from_millis(1500));
+    let app = s.app.clone();
+    let first =
+        tokio::spawn(async move { webhook_core::worker::process_directly(&app, &held).await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while twilio.sent_messages().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first sends never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A chunk of three waits for slots; then the server is asked to stop.
+    let app = s.app.clone();
+    let second =
+        tokio::spawn(async move { webhook_core::worker::process_directly(&app, &waiting).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    s.stop().await;
+    let took = started.elapsed();
+    first.await.unwrap();
+    second.await.unwrap();
+    assert!(
+        took < Duration::from_secs(10),
+        "shutdown waited {took:?}: the drain and the fallback held each other's slots"
+    );
+    assert_eq!(
+        twilio.sent_messages().len(),
+        5,
+        "every message answered once"
+    );
+}
