@@ -88,7 +88,7 @@ pub const KEYS: &[KeySpec] = &[
         "TWILIO_WEBHOOK_SHARED_KEY",
         None,
         "webhooks a Webhook Rule signs with a shared key (HMAC-SHA256) are refused with 403 and the log names the key",
-        "Secret of the shared key a Twilio Webhook Rule signs webhooks with (`X-Twilio-Webhooks-Signature-Settings: key=…,algorithm=HMAC_SHA256`); webhooks without that header stay verified with TWILIO_AUTH_TOKEN.",
+        "Secret of the shared key a Twilio Webhook Rule signs webhooks with (`X-Twilio-Webhooks-Signature-Settings: key=…,algorithm=HMAC_SHA256`); TWILIO_AUTH_TOKEN is still required and verifies every webhook without that header.",
         true,
         "",
     ),

@@ -158,6 +158,14 @@ fn authenticate(
         app.metrics.signature_failure();
         Verified::Refuse(text(StatusCode::FORBIDDEN, body))
     };
+    // DESIGN: without an auth token every webhook is refused, shared-key ones included.
+    let Some(token_validator) = &app.validator else {
+        tracing::warn!(
+            route,
+            "❌ Webhook refused with 403: TWILIO_AUTH_TOKEN is not set, so no signature can be verified; set it to your Auth Token from the Twilio Console"
+        );
+        return refuse("forbidden: signature not verified\n");
+    };
     let signed = match verify::signature_settings(&parts.headers) {
         Ok(signed) => signed,
         Err(error) => {
@@ -173,7 +181,7 @@ fn authenticate(
         let Some(validator) = &app.shared_key_validator else {
             tracing::warn!(
                 route,
-                key_id = signed.key_id.unwrap_or("-"),
+                key_id = shown_key_id(signed.key_id),
                 "❌ Webhook refused with 403: it is signed with a shared key (HMAC_SHA256, from a Twilio Webhook Rule) and TWILIO_WEBHOOK_SHARED_KEY is not set; set it to that key's secret"
             );
             return refuse("forbidden: signature not verified\n");
@@ -181,15 +189,8 @@ fn authenticate(
         let placeholder = app.shared_key_is_placeholder;
         (validator, KeyUsed::SharedKey { placeholder })
     } else {
-        let Some(validator) = &app.validator else {
-            tracing::warn!(
-                route,
-                "❌ Webhook refused with 403: TWILIO_AUTH_TOKEN is not set, so no signature can be verified; set it to your Auth Token from the Twilio Console"
-            );
-            return refuse("forbidden: signature not verified\n");
-        };
         let placeholder = app.token_is_placeholder;
-        (validator, KeyUsed::AuthToken { placeholder })
+        (token_validator, KeyUsed::AuthToken { placeholder })
     };
     let pq = path_and_query(parts);
     let Some(url) = public.resolve(&parts.headers, &pq) else {
@@ -207,7 +208,7 @@ fn authenticate(
                 route,
                 %error,
                 algorithm = key.algorithm().name(),
-                key_id = signed.key_id.unwrap_or("-"),
+                key_id = shown_key_id(signed.key_id),
                 checked_url = %d.checked_url,
                 request_suggests = d.request_suggests.as_deref().unwrap_or("-"),
                 hint = d.hint,
@@ -215,6 +216,15 @@ fn authenticate(
             );
             refuse("forbidden: invalid signature\n")
         }
+    }
+}
+
+/// The `key=` of a settings header for the log: it comes from the request, so at most 64
+/// characters of it; `-` when absent.
+fn shown_key_id(key_id: Option<&str>) -> &str {
+    match key_id {
+        None => "-",
+        Some(k) => k.char_indices().nth(64).map_or(k, |(i, _)| &k[..i]),
     }
 }
 
@@ -383,4 +393,17 @@ async fn metrics(app: &App, req: &Request<Incoming>) -> Response<Body> {
         "text/plain; version=0.0.4; charset=utf-8"
     };
     respond(StatusCode::OK, content_type, app.metrics.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_key_id;
+
+    #[test]
+    fn a_logged_key_id_is_capped_at_64_characters() {
+        assert_eq!(shown_key_id(None), "-");
+        assert_eq!(shown_key_id(Some("KS123")), "KS123");
+        let long = "é".repeat(100);
+        assert_eq!(shown_key_id(Some(&long)).chars().count(), 64);
+    }
 }

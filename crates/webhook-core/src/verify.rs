@@ -29,8 +29,8 @@ pub fn signature_settings(headers: &HeaderMap) -> Result<SignatureSettings<'_>, 
         .get(SIGNATURE_SETTINGS_HEADER)
         .map(|v| v.to_str())
         .transpose()
-        .map_err(|_| SignatureError::Malformed {
-            reason: "X-Twilio-Webhooks-Signature-Settings is not visible ASCII",
+        .map_err(|_| SignatureError::UnsupportedAlgorithm {
+            name: "(header value is not visible ASCII)".to_owned(),
         })?;
     SignatureSettings::parse(value)
 }
@@ -333,7 +333,7 @@ mod tests {
         );
         assert!(matches!(
             signature_settings(&h),
-            Err(SignatureError::Malformed { .. })
+            Err(SignatureError::UnsupportedAlgorithm { .. })
         ));
     }
 }

@@ -169,6 +169,24 @@ async fn without_a_token_every_webhook_is_refused() {
     assert_eq!(r.status, 403);
     assert!(r.body.contains("signature not verified"));
     s.stop().await;
+
+    // A shared key does not stand in for the token: still every webhook is refused.
+    let db = TestDb::sqlite();
+    let s = Server::start(
+        &db,
+        Opts {
+            token: None,
+            env: vec![("TWILIO_WEBHOOK_SHARED_KEY", "rule-secret".to_owned())],
+            ..Opts::default()
+        },
+    )
+    .await;
+    let signed = shared_key_headers("rule-secret", WEBHOOK_URL, &body, "HMAC_SHA256");
+    assert_eq!(
+        post_with(&s, "/api/v1/whatsapp/webhook", &signed, &body).await,
+        403
+    );
+    s.stop().await;
 }
 
 /// Signs `body` as a Twilio Webhook Rule with a shared key does: HMAC-SHA256 over the same

@@ -41,7 +41,7 @@ async fn post_shared_key(server: &ServerProcess, secret: &str, msg: &Msg) -> u16
 fn refusal_line(server: &ServerProcess) -> String {
     let logs = server.logs();
     logs.lines()
-        .find(|l| l.contains("403"))
+        .find(|l| l.contains("Webhook refused with 403"))
         .map(str::to_owned)
         .unwrap_or_else(|| panic!("no 403 line in:\n{logs}"))
 }
