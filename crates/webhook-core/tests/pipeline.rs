@@ -624,3 +624,45 @@ async fn shutdown_is_not_held_up_by_the_fallback_waiting_for_send_slots() {
         "every message answered once"
     );
 }
+
+/// While the queue is down the worker waits between retries (up to 10 s); it must not keep the
+/// send slots the sweep's fallback needs meanwhile, or the fallback answers one chunk per wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fallback_is_not_slowed_by_the_workers_queue_retries() {
+    let db = TestDb::sqlite();
+    let twilio = FakeTwilio::start().await;
+    let s = Server::start(
+        &db,
+        Opts {
+            twilio: Some(&twilio),
+            queue: Some(Arc::new(Down)),
+            env: vec![("WORKER_CONCURRENCY", "1".to_owned())],
+            ..Opts::default()
+        },
+    )
+    .await;
+    // Let the worker's retry wait grow past 3 s (0.1, 0.2, 0.4, 0.8, 1.6, then 3.2 s).
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let sids: Vec<String> = (0..3).map(|_| sid("SM")).collect();
+    for sid in &sids {
+        assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
+    }
+    // Strictly older than "now" for the sweep; the background sweep waits 10 s (its grace).
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    assert_eq!(
+        webhook_core::sweep::sweep_once(&s.app, Duration::ZERO).await,
+        3,
+        "the fallback answers the three, one chunk at a time"
+    );
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "three one-message chunks took {took:?}: the fallback waited for the worker's retries"
+    );
+    for sid in &sids {
+        assert_eq!(s.wait_processed(sid).await, InboundState::Answered);
+    }
+    assert_eq!(twilio.sent_messages().len(), 3, "each answered once");
+    s.stop().await;
+}
