@@ -531,14 +531,7 @@ async fn direct_processing_shares_the_workers_send_slots() {
     for sid in &first {
         assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while twilio.sent_messages().len() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the worker never sent"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_sends(&twilio, 2, "the worker never sent").await;
 
     // Two more messages, handed to the fallback path as the sweep does while Redis is down.
     let more: Vec<String> = (0..2).map(|_| sid("SM")).collect();
@@ -596,14 +589,7 @@ async fn shutdown_is_not_held_up_by_the_fallback_waiting_for_send_slots() {
     let app = s.app.clone();
     let first =
         tokio::spawn(async move { webhook_core::worker::process_directly(&app, &held).await });
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while twilio.sent_messages().len() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first sends never started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_sends(&twilio, 2, "the first sends never started").await;
     // A chunk of three waits for slots; then the server is asked to stop.
     let app = s.app.clone();
     let second =
@@ -665,4 +651,13 @@ async fn the_fallback_is_not_slowed_by_the_workers_queue_retries() {
     }
     assert_eq!(twilio.sent_messages().len(), 3, "each answered once");
     s.stop().await;
+}
+
+/// Waits (up to 5 s) until the fake Twilio has received `n` message creates.
+async fn wait_for_sends(twilio: &FakeTwilio, n: usize, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while twilio.sent_messages().len() < n {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
