@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use store::{Store, StoreError, StoreOptions};
+use tokio::runtime::Runtime;
 
 use super::{Ctx, tcp_connect};
 use crate::report::{Check, Section};
@@ -18,6 +19,24 @@ const S: Section = Section::Database;
 
 /// The database section's checks.
 pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
+    // One runtime for the whole section: a PostgreSQL pool's connections live on the runtime
+    // that opened them, so reading the migrations on a second one fails ("A Tokio 1.x context
+    // was found, but it is being shutdown").
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return vec![Check::error(
+                S,
+                "connection",
+                format!("cannot start the async runtime: {e}"),
+                "Run validate-webhook again; if it persists, check the process limits (ulimit -u).",
+            )];
+        }
+    };
+    let rt = &rt;
     let url = ctx.setup.database_url.as_str();
     let shown = ctx.setup.database_url_shown.as_str();
     if let Some(rest) = url.strip_prefix("sqlite:") {
@@ -27,8 +46,8 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
             // mode=rw never creates a file. The store switches the file to WAL as the server
             // does (a read-only open cannot), and reading migrations creates no table.
             let rw = format!("sqlite://{}?mode=rw", path.display());
-            out.push(match open(&rw, ctx.timeout) {
-                Ok(store) => migrations(&store, ctx.timeout),
+            out.push(match open(rt, &rw, ctx.timeout) {
+                Ok(store) => migrations(rt, &store, ctx.timeout),
                 Err(e) => Check::error(
                     S,
                     "sqlite",
@@ -58,15 +77,28 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
         )];
     }
     let db = parsed.path().trim_start_matches('/');
-    match open(url, ctx.timeout) {
+    match open(rt, url, ctx.timeout) {
         Ok(store) => vec![
             Check::ok(
                 S,
                 "connection",
                 format!("connected to PostgreSQL at {host}:{port}/{db}"),
             ),
-            migrations(&store, ctx.timeout),
+            migrations(rt, &store, ctx.timeout),
         ],
+        // The port accepted TCP but no PostgreSQL answered in time: another service, or a
+        // server too busy to answer; not a question of credentials.
+        Err(e) if e.contains("no answer within") || e.contains("timed out") => {
+            vec![Check::error(
+                S,
+                "connection",
+                format!(
+                    "{host}:{port} accepts connections but no PostgreSQL answered within {} s",
+                    ctx.timeout.as_secs()
+                ),
+                "Check the port in DATABASE_URL (PostgreSQL listens on 5432 unless configured otherwise) and that the server is PostgreSQL and not overloaded.",
+            )]
+        }
         Err(e) => vec![Check::error(
             S,
             "connection",
@@ -76,15 +108,12 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
     }
 }
 
-/// Runs one future on a small runtime of its own, bounded by `timeout`.
+/// Runs one future on the section's runtime, bounded by `timeout`.
 fn block_on<T>(
+    rt: &Runtime,
     timeout: Duration,
     fut: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     rt.block_on(async {
         match tokio::time::timeout(timeout, fut).await {
             Ok(result) => result.map_err(|e| describe(&e)),
@@ -118,7 +147,7 @@ fn describe(e: &StoreError) -> String {
     }
 }
 
-fn open(url: &str, timeout: Duration) -> Result<Store, String> {
+fn open(rt: &Runtime, url: &str, timeout: Duration) -> Result<Store, String> {
     let opts = StoreOptions {
         migrate: false,
         group_commit: false,
@@ -126,11 +155,11 @@ fn open(url: &str, timeout: Duration) -> Result<Store, String> {
         acquire_timeout: timeout,
         ..StoreOptions::default()
     };
-    block_on(timeout, Store::connect(url, opts))
+    block_on(rt, timeout, Store::connect(url, opts))
 }
 
-fn migrations(store: &Store, timeout: Duration) -> Check {
-    match block_on(timeout, store.pending_migrations()) {
+fn migrations(rt: &Runtime, store: &Store, timeout: Duration) -> Check {
+    match block_on(rt, timeout, store.pending_migrations()) {
         Ok(pending) if pending.is_empty() => Check::ok(S, "migrations", "up to date"),
         Ok(pending) => Check::warning(
             S,
@@ -153,6 +182,16 @@ fn migrations(store: &Store, timeout: Duration) -> Check {
     }
 }
 
+/// The first 16 bytes of `file` (fewer when it is shorter), without reading the rest.
+fn read_header(file: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut header = Vec::with_capacity(16);
+    std::fs::File::open(file)?
+        .take(16)
+        .read_to_end(&mut header)?;
+    Ok(header)
+}
+
 /// Inspects a `sqlite:` URL after the scheme (`//data/webhook.db?mode=rwc`, `:memory:`,
 /// `/abs/path.db`). Returns the line and, for an existing database file, its path.
 fn sqlite_file(rest: &str, cwd: &Path) -> (Check, Option<PathBuf>) {
@@ -168,9 +207,10 @@ fn sqlite_file(rest: &str, cwd: &Path) -> (Check, Option<PathBuf>) {
     let shown = file.display();
     let creates = query.split('&').any(|p| p == "mode=rwc");
     if file.is_file() {
-        let header = std::fs::read(&file).map(|b| b.get(..16).map(<[u8]>::to_vec));
+        let header = read_header(&file);
         return match header {
-            Ok(Some(h)) if h != b"SQLite format 3\0" => (
+            // Any bytes but SQLite's 16-byte header (a short file included) are not a database.
+            Ok(h) if !h.is_empty() && h != b"SQLite format 3\0" => (
                 Check::error(
                     S,
                     "sqlite",

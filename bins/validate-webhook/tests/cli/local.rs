@@ -128,16 +128,41 @@ fn postgres_connection_and_migrations_are_reported() {
     if !postgres_available() {
         return;
     }
-    let run = Project::new(&dotenv(
-        "DATABASE_URL=postgres://postgres@127.0.0.1:5432/test\n",
-    ))
-    .run(&[]);
-    let next = run.line("  ✅ connection: connected to PostgreSQL at 127.0.0.1:5432/test");
-    // Other crates' tests migrate this shared database, so either state is possible.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt
+        .block_on(test_support::TestDb::postgres())
+        .expect("PostgreSQL is running");
+    let url = db.url();
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let project = Project::new(&dotenv(&format!("DATABASE_URL={url}\n")));
+
+    // A fresh database: both migrations pending, named.
+    let run = project.run(&[]);
+    let next = run.line(&format!(
+        "  ✅ connection: connected to PostgreSQL at 127.0.0.1:5432/{name}"
+    ));
     assert!(
-        next == "  ✅ migrations: up to date" || next.starts_with("  ⚠️ migrations: "),
+        next.starts_with("  ⚠️ migrations: 2 pending (m20251126_000001_create_tables, "),
         "{}",
         run.stdout
+    );
+
+    // Migrated as the server does at start: up to date.
+    let opts = store::StoreOptions {
+        migrate: true,
+        ..store::StoreOptions::default()
+    };
+    rt.block_on(async {
+        store::Store::connect(&url, opts)
+            .await
+            .unwrap()
+            .close()
+            .await
+    });
+    let run = project.run(&[]);
+    run.lines_pair(
+        &format!("  ✅ connection: connected to PostgreSQL at 127.0.0.1:5432/{name}"),
+        "  ✅ migrations: up to date",
     );
 }
 
@@ -249,4 +274,40 @@ fn rediss_is_pinged_over_tls_and_an_untrusted_certificate_is_an_error() {
             .contains("     Fix: Put the right password in REDIS_URL")
     );
     assert!(!run.stdout.contains("hunter2"), "{}", run.stdout);
+}
+
+#[test]
+fn a_file_that_is_not_a_sqlite_database_says_so_even_when_short() {
+    for content in [
+        "these are notes, not a database\n".repeat(200),
+        "hello\n".to_owned(),
+    ] {
+        let p = Project::new(&dotenv(""));
+        let db = p.path().join("data/webhook.db");
+        std::fs::write(&db, &content).unwrap();
+        let run = p.run(&[]);
+        assert_eq!(run.code, 1, "{}", run.stdout);
+        run.lines_pair(
+            &format!("  ❌ sqlite: {} is not a SQLite database", db.display()),
+            "     Fix: Point DATABASE_URL at the server's database file, or move this file away.",
+        );
+        assert!(!run.stdout.contains("exists"), "{}", run.stdout);
+    }
+}
+
+#[test]
+fn a_port_where_no_postgresql_answers_is_not_called_a_credentials_problem() {
+    // Accepts TCP connections (the kernel's backlog) and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let run = Project::new(&dotenv(&format!(
+        "DATABASE_URL=postgres://postgres@127.0.0.1:{port}/app\n"
+    )))
+    .run(&["--timeout", "1"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    run.lines_pair(
+        &format!("  ❌ connection: 127.0.0.1:{port} accepts connections but no PostgreSQL answered within 1 s"),
+        "     Fix: Check the port in DATABASE_URL (PostgreSQL listens on 5432 unless configured otherwise) and that the server is PostgreSQL and not overloaded.",
+    );
+    drop(silent);
 }
