@@ -54,7 +54,8 @@ pub struct GlobalArgs {
 #[derive(Debug, Clone, Default, Args)]
 pub struct CheckArgs {
     /// Also ask Twilio (credentials, account, the webhook URL it has) and send signed test
-    /// requests to WEBHOOK_URL. ngrok not running and the backend not listening become ❌.
+    /// requests to WEBHOOK_URL. ngrok not running and the backend not listening become ❌ when
+    /// WEBHOOK_URL runs through this machine (an ngrok URL, or localhost for the backend).
     #[arg(long)]
     pub online: bool,
 }

@@ -96,7 +96,7 @@ pub fn build_report(cli: &Cli, cwd: &Path) -> (&'static str, Report) {
             Section::Config,
             "other checks",
             "skipped: the configuration does not load",
-            Some("Fix the ❌ lines above, then run validate-webhook again."),
+            Some("Fix the ❌ lines, then run validate-webhook again."),
         ));
         return (name, report);
     };

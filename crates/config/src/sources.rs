@@ -203,7 +203,11 @@ fn locate(
                 gathered.problems.push(Problem {
                     key: None,
                     source: shown,
-                    message: "file not found".to_owned(),
+                    message: if path.is_dir() {
+                        "is a directory, not a file".to_owned()
+                    } else {
+                        "file not found".to_owned()
+                    },
                     fix: format!(
                         "create the file or give the path of an existing one (relative paths start at {})",
                         cwd.display()

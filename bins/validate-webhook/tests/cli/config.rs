@@ -178,7 +178,7 @@ fn a_value_that_does_not_parse_is_one_error_line_and_the_rest_is_skipped() {
     assert!(line.ends_with("(environment)"), "{line}");
     run.lines_pair(
         "  ⚠️ other checks: skipped: the configuration does not load",
-        "     Note: Fix the ❌ lines above, then run validate-webhook again.",
+        "     Note: Fix the ❌ lines, then run validate-webhook again.",
     );
     assert_eq!(run.code, 1);
 }

@@ -111,6 +111,19 @@ fn explicit_files_must_exist_and_keep_the_given_name() {
 }
 
 #[test]
+fn an_env_file_that_is_a_directory_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("conf")).unwrap();
+    let g = gather(&LoadOptions::new(dir.path()).env_file("conf"));
+    let shown: Vec<String> = g.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert!(
+        shown[0].starts_with("conf: is a directory, not a file; fix: "),
+        "{shown:?}"
+    );
+}
+
+#[test]
 fn toml_problems_name_the_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
