@@ -8,7 +8,7 @@ use crate::metrics::Metrics;
 use crate::reply::{AutoReply, Handler, PROBE_PARAM};
 use crate::status::StatusCallback;
 use crate::verify::PublicUrl;
-use config::Settings;
+use config::{Secret, Settings};
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,6 +78,15 @@ pub struct Readiness {
     pub queue: String,
     /// Worker loop turned recently.
     pub worker: String,
+}
+
+/// The validator `make` builds from a configured signing secret, and whether the secret looks
+/// like a placeholder (for 403 diagnostics); `(None, false)` when it is not set.
+fn signing_key(secret: Option<&Secret>, make: fn(&str) -> Validator) -> (Option<Validator>, bool) {
+    match secret.map(Secret::expose) {
+        Some(s) => (Some(make(s)), config::is_placeholder(s)),
+        None => (None, false),
+    }
 }
 
 fn now_ms() -> u64 {
@@ -189,22 +198,10 @@ impl App {
         handler: Arc<dyn Handler>,
         worker_id: String,
     ) -> App {
-        let validator = settings
-            .auth_token
-            .as_ref()
-            .map(|t| Validator::new(t.expose()));
-        let token_is_placeholder = settings
-            .auth_token
-            .as_ref()
-            .is_some_and(|t| config::is_placeholder(t.expose()));
-        let shared_key_validator = settings
-            .webhook_shared_key
-            .as_ref()
-            .map(|k| Validator::shared_key(k.expose()));
-        let shared_key_is_placeholder = settings
-            .webhook_shared_key
-            .as_ref()
-            .is_some_and(|k| config::is_placeholder(k.expose()));
+        let (validator, token_is_placeholder) =
+            signing_key(settings.auth_token.as_ref(), Validator::new);
+        let (shared_key_validator, shared_key_is_placeholder) =
+            signing_key(settings.webhook_shared_key.as_ref(), Validator::shared_key);
         let sends = Arc::new(Semaphore::new(settings.worker_concurrency.max(1)));
         let webhook_url = PublicUrl::new(settings.webhook_url.clone());
         let status_url = PublicUrl::new(settings.status_callback_url());

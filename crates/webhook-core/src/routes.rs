@@ -207,7 +207,7 @@ fn authenticate(
             tracing::warn!(
                 route,
                 %error,
-                algorithm = key.algorithm().name(),
+                algorithm = validator.algorithm().name(),
                 key_id = shown_key_id(signed.key_id),
                 checked_url = %d.checked_url,
                 request_suggests = d.request_suggests.as_deref().unwrap_or("-"),
