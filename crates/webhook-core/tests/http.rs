@@ -1,6 +1,6 @@
 //! Every status code the HTTP surface promises, against a real server.
 
-use crate::support::{Opts, Server, inbound_body, request, send_raw};
+use crate::support::{Opts, Response, Server, inbound_body, request, send_raw};
 use test_support::{AUTH_TOKEN, STATUS_URL, TestDb, WEBHOOK_URL, services::sid, sign_form};
 
 const EMPTY_TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#;
@@ -183,7 +183,9 @@ async fn without_a_token_every_webhook_is_refused() {
     .await;
     let signed = shared_key_headers("rule-secret", WEBHOOK_URL, &body, "HMAC_SHA256");
     assert_eq!(
-        post_with(&s, "/api/v1/whatsapp/webhook", &signed, &body).await,
+        post_with(&s, "/api/v1/whatsapp/webhook", &signed, &body)
+            .await
+            .status,
         403
     );
     s.stop().await;
@@ -214,11 +216,14 @@ fn shared_key_headers(
     ]
 }
 
-async fn post_with(s: &Server, path: &str, headers: &[(&'static str, String)], body: &str) -> u16 {
+async fn post_with(
+    s: &Server,
+    path: &str,
+    headers: &[(&'static str, String)],
+    body: &str,
+) -> Response {
     let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    request(s.addr, "POST", path, &headers, body.as_bytes())
-        .await
-        .status
+    request(s.addr, "POST", path, &headers, body.as_bytes()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,11 +243,13 @@ async fn shared_key_webhooks_are_verified_with_the_shared_key() {
 
     // Signed with the shared key: recorded and acknowledged, on both endpoints.
     let signed = shared_key_headers(SHARED, WEBHOOK_URL, &body, "HMAC_SHA256");
-    assert_eq!(post_with(&s, hook, &signed, &body).await, 200);
+    assert_eq!(post_with(&s, hook, &signed, &body).await.status, 200);
     let status = format!("MessageSid={}&MessageStatus=delivered", sid("SM"));
     let status_signed = shared_key_headers(SHARED, STATUS_URL, &status, "HMAC_SHA256");
     assert_eq!(
-        post_with(&s, "/api/v1/whatsapp/status", &status_signed, &status).await,
+        post_with(&s, "/api/v1/whatsapp/status", &status_signed, &status)
+            .await
+            .status,
         200
     );
     // Webhooks without the settings header are still checked with the auth token.
@@ -251,16 +258,16 @@ async fn shared_key_webhooks_are_verified_with_the_shared_key() {
     // The other key for each algorithm, a tampered body, an algorithm nobody implements.
     let body2 = inbound_body(&sid("SM"));
     let with_token = shared_key_headers(AUTH_TOKEN, WEBHOOK_URL, &body2, "HMAC_SHA256");
-    assert_eq!(post_with(&s, hook, &with_token, &body2).await, 403);
+    assert_eq!(post_with(&s, hook, &with_token, &body2).await.status, 403);
     let mut sha1_header = shared_key_headers(SHARED, WEBHOOK_URL, &body2, "HMAC_SHA1");
     sha1_header[1].1 = sign_form(SHARED, WEBHOOK_URL, &body2);
-    assert_eq!(post_with(&s, hook, &sha1_header, &body2).await, 403);
+    assert_eq!(post_with(&s, hook, &sha1_header, &body2).await.status, 403);
     let tampered = body2.replace("Hello", "Hellp");
     let signed2 = shared_key_headers(SHARED, WEBHOOK_URL, &body2, "HMAC_SHA256");
-    assert_eq!(post_with(&s, hook, &signed2, &tampered).await, 403);
+    assert_eq!(post_with(&s, hook, &signed2, &tampered).await.status, 403);
     let md5 = shared_key_headers(SHARED, WEBHOOK_URL, &body2, "HMAC_MD5");
-    assert_eq!(post_with(&s, hook, &md5, &body2).await, 403);
-    assert_eq!(post_with(&s, hook, &signed2, &body2).await, 200);
+    assert_eq!(post_with(&s, hook, &md5, &body2).await.status, 403);
+    assert_eq!(post_with(&s, hook, &signed2, &body2).await.status, 200);
 
     let m = s.get("/metrics").await;
     assert!(
@@ -276,17 +283,10 @@ async fn shared_key_webhooks_are_verified_with_the_shared_key() {
 async fn without_a_shared_key_shared_key_webhooks_are_refused() {
     let db = TestDb::sqlite();
     let s = Server::start(&db, Opts::default()).await;
-    let body = inbound_body(&sid("SM"));
+    let message_sid = sid("SM");
+    let body = inbound_body(&message_sid);
     let signed = shared_key_headers("some-secret", WEBHOOK_URL, &body, "HMAC_SHA256");
-    let headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let r = request(
-        s.addr,
-        "POST",
-        "/api/v1/whatsapp/webhook",
-        &headers,
-        body.as_bytes(),
-    )
-    .await;
+    let r = post_with(&s, "/api/v1/whatsapp/webhook", &signed, &body).await;
     assert_eq!(
         (r.status, r.body.as_str()),
         (403, "forbidden: signature not verified\n")
@@ -294,21 +294,13 @@ async fn without_a_shared_key_shared_key_webhooks_are_refused() {
     assert!(
         s.app
             .store
-            .get_inbound(&sid_of(&body))
+            .get_inbound(&message_sid)
             .await
             .unwrap()
             .is_none(),
         "nothing recorded"
     );
     s.stop().await;
-}
-
-fn sid_of(body: &str) -> String {
-    test_support::form_pairs(body)
-        .into_iter()
-        .find(|(k, _)| k == "MessageSid")
-        .map(|(_, v)| v)
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
