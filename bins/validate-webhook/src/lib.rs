@@ -90,7 +90,13 @@ pub fn build_report(cli: &Cli, cwd: &Path) -> (&'static str, Report) {
         Some(Command::Simulate(_)) => "simulate",
         Some(Command::SendTest(_)) => "send-test",
     };
-    let Some(setup) = loaded.setup else {
+    // `simulate` and `send-test` act on the values: with one of them wrong they do nothing.
+    let acts = matches!(
+        &cli.command,
+        Some(Command::Simulate(_) | Command::SendTest(_))
+    );
+    let setup = loaded.setup.filter(|_| !acts || loaded.broken.is_empty());
+    let Some(setup) = setup else {
         report.extend(loaded.checks);
         report.push(Check::warning(
             Section::Config,
@@ -111,6 +117,7 @@ pub fn build_report(cli: &Cli, cwd: &Path) -> (&'static str, Report) {
                 timeout,
                 ngrok_api_url: cli.global.ngrok_api_url.clone(),
                 cwd: cwd.to_path_buf(),
+                broken: loaded.broken,
             };
             report.extend(checks::run(&ctx));
         }

@@ -2,6 +2,7 @@
 //! does, turns the `.env` discovery, every `Settings::findings()` entry and every load
 //! problem into [`Check`] lines, and copies what the other checks need into a [`Setup`].
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use config::{AppEnv, ConfigError, EnvSource, LoadOptions, Sender, Settings, is_placeholder};
@@ -20,6 +21,9 @@ pub struct Loaded {
     pub checks: Vec<Check>,
     /// The settings, when they could be built (possibly leniently, see [`load`]).
     pub setup: Option<Setup>,
+    /// Keys whose values are wrong: `setup` holds their defaults, so the checks that read
+    /// them are skipped.
+    pub broken: BTreeSet<String>,
 }
 
 fn section_for(key: &str) -> Section {
@@ -34,7 +38,9 @@ fn section_for(key: &str) -> Section {
 ///
 /// A configuration that does not load becomes one `❌` per problem. With `APP_ENV=production`
 /// the loader refuses unsafe values; the remaining checks then run on the same values loaded
-/// as development, so one run still reports on ngrok, the backend and the database.
+/// as development, so one run still reports on ngrok, the backend and the database. A wrong
+/// value (`PORT=80a`) only takes out the checks that read it ([`Loaded::broken`]); a file that
+/// cannot be read takes out every check after the configuration.
 pub fn load(cwd: &Path, env_file: Option<&Path>) -> Loaded {
     let mut opts = LoadOptions::new(cwd);
     if let Some(path) = env_file {
@@ -54,29 +60,50 @@ pub fn load(cwd: &Path, env_file: Option<&Path>) -> Loaded {
             Loaded {
                 checks,
                 setup: Some(setup),
+                broken: BTreeSet::new(),
             }
         }
         Err(err) => {
             checks.extend(problem_checks(&err));
-            let lenient = lenient(&opts).map(|l| {
-                // The file lines are still useful; the findings would repeat the problems.
-                checks.splice(
-                    0..0,
-                    file_checks(cwd, env_file, &l.sources, AppEnv::Production),
+            let dev = lenient(&opts);
+            checks.splice(
+                0..0,
+                file_checks(cwd, env_file, &dev.loaded.sources, AppEnv::Production),
+            );
+            // A line of a file that could not be read may have set any key: checking the
+            // defaults instead would report on something the user did not configure.
+            let whole_file = dev.problems.iter().any(|p| p.key.is_none());
+            if !whole_file {
+                // The other keys' findings; a key with a ❌ line is not shown twice, and a
+                // broken key's default is not shown as if it were configured.
+                // Taken from the values as configured (not the development reload), so that
+                // what depends on APP_ENV reads as it will in the server.
+                let as_configured = config::load_partial(&opts);
+                let reported: BTreeSet<&str> = as_configured
+                    .problems
+                    .iter()
+                    .chain(&dev.problems)
+                    .filter_map(|p| p.key.as_deref())
+                    .collect();
+                checks.extend(
+                    findings(&as_configured.loaded.settings)
+                        .into_iter()
+                        .filter(|c| !reported.contains(c.name.as_str())),
                 );
-                to_setup(&l.settings)
-            });
+            }
             Loaded {
                 checks,
-                setup: lenient,
+                setup: (!whole_file).then(|| to_setup(&dev.loaded.settings)),
+                broken: dev.problems.into_iter().filter_map(|p| p.key).collect(),
             }
         }
     }
 }
 
 /// The same sources with `APP_ENV=development` on top, so production-only refusals do not
-/// hide the other checks. `None` when the values themselves are broken.
-fn lenient(opts: &LoadOptions) -> Option<config::Loaded> {
+/// hide the other checks; a key whose value is broken is left at its default and listed in
+/// the returned problems.
+fn lenient(opts: &LoadOptions) -> config::Partial {
     let mut vars: std::collections::BTreeMap<String, String> = match &opts.env {
         // The keys, and RENDER_EXTERNAL_URL, from which the loader derives WEBHOOK_URL on Render.
         EnvSource::Process => config::KEYS
@@ -90,7 +117,7 @@ fn lenient(opts: &LoadOptions) -> Option<config::Loaded> {
     vars.insert("APP_ENV".to_owned(), "development".to_owned());
     let mut dev = opts.clone();
     dev.env = EnvSource::Map(vars);
-    config::load(&dev).ok()
+    config::load_partial(&dev)
 }
 
 fn file_checks(

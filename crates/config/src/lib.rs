@@ -93,7 +93,8 @@
 //!
 //! - `keys` — the key table, `.env.example` and Markdown renderers.
 //! - `sources` — [`LoadOptions`], reading files and the environment, figment layering.
-//! - `load` — [`load`]: typed parsing of each key, every problem collected.
+//! - `load` — [`load`]: typed parsing of each key, every problem collected; [`load_partial`]
+//!   for tools that report on the keys that are right even when others are wrong.
 //! - `values` — shape checks: SIDs, tokens, placeholders, URLs, phone numbers.
 //! - `settings` — [`Settings`] and its redacted `Debug`/`Display`/`Serialize`.
 //! - `findings` — [`Settings::findings`], the checks behind the CLI's ✅/⚠️/❌.
@@ -138,7 +139,7 @@ pub use keys::{
     DEFAULT_API_BASE_URL, DEFAULT_AUTO_REPLY, DEFAULT_DATABASE_URL, DEFAULT_REDIS_KEY_PREFIX, KEYS,
     KeySpec, STATUS_PATH, WEBHOOK_PATH, env_example, key_spec, markdown_table,
 };
-pub use load::{Loaded, load};
+pub use load::{Loaded, Partial, load, load_partial};
 pub use secret::{Secret, mask_sid, redact_url};
 pub use settings::{AppEnv, LogFormat, Sender, Settings};
 pub use sources::{EnvSource, LoadOptions, RENDER_EXTERNAL_URL, RENDER_ORIGIN};

@@ -39,6 +39,39 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     Ok(Loaded { settings, sources })
 }
 
+/// What [`load_partial`] returns: settings that are always built, and what was wrong.
+#[derive(Debug, Clone)]
+pub struct Partial {
+    /// The settings, with every key that has a problem at its default (or unset).
+    pub loaded: Loaded,
+    /// The same problems [`load`] would have returned (empty when `load` succeeds).
+    pub problems: Vec<Problem>,
+}
+
+/// Loads like [`load`] but never fails: a key with a bad value is left at its default and its
+/// problem is returned beside the settings. For tools that report on everything that *can* be
+/// checked (`validate-webhook` still checks the database when `PORT` is wrong); a server must
+/// use [`load`] and refuse to start instead.
+///
+/// ```
+/// // A directory without `.env` or `webhook.toml`: only the given variables count.
+/// let dir = std::env::temp_dir().join("no-such-config-dir");
+/// let opts = config::LoadOptions::new(dir).env_vars([("PORT", "80a"), ("HOST", "127.0.0.1")]);
+/// let partial = config::load_partial(&opts);
+/// assert_eq!(partial.loaded.settings.port, 5000); // the default
+/// assert_eq!(partial.loaded.settings.host, "127.0.0.1");
+/// assert_eq!(partial.problems[0].key.as_deref(), Some("PORT"));
+/// ```
+pub fn load_partial(opts: &LoadOptions) -> Partial {
+    let gathered = gather(opts);
+    let sources = gathered.files.clone();
+    let (settings, problems) = build_partial(gathered);
+    Partial {
+        loaded: Loaded { settings, sources },
+        problems,
+    }
+}
+
 impl Settings {
     /// Builds settings from defaults and `vars` only (no files, no process environment): the
     /// convenient way for tests in other crates to get a `Settings`.
@@ -65,6 +98,16 @@ impl Settings {
 
 /// Turns raw values into settings, or every problem found.
 fn build(gathered: Gathered) -> Result<Settings, ConfigError> {
+    let (settings, problems) = build_partial(gathered);
+    if problems.is_empty() {
+        Ok(settings)
+    } else {
+        Err(ConfigError::Invalid(problems))
+    }
+}
+
+/// Turns raw values into settings, each bad key left at its default, and every problem found.
+fn build_partial(gathered: Gathered) -> (Settings, Vec<Problem>) {
     let mut b = Builder {
         gathered,
         problems: Vec::new(),
@@ -244,11 +287,7 @@ fn build(gathered: Gathered) -> Result<Settings, ConfigError> {
             }
         }
     }
-    if problems.is_empty() {
-        Ok(s)
-    } else {
-        Err(ConfigError::Invalid(problems))
-    }
+    (s, problems)
 }
 
 fn chars(v: &str) -> String {

@@ -95,6 +95,7 @@ mod tests {
             timeout: std::time::Duration::from_secs(2),
             ngrok_api_url: "http://127.0.0.1:9".into(),
             cwd: std::path::PathBuf::from("."),
+            broken: Default::default(),
         }
     }
 

@@ -11,11 +11,12 @@
 //!
 //! The configuration lines come first, from [`crate::settings`].
 
+use std::collections::BTreeSet;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::report::Check;
+use crate::report::{Check, Section};
 use crate::setup::Setup;
 
 mod backend;
@@ -38,19 +39,72 @@ pub struct Ctx {
     pub ngrok_api_url: String,
     /// Base of relative paths (SQLite files).
     pub cwd: PathBuf,
+    /// Keys whose values are wrong (already reported as `❌`): the sections that read them
+    /// are skipped, since `setup` holds their defaults instead.
+    pub broken: BTreeSet<String>,
+}
+
+/// The keys each section reads.
+const READS: &[(Section, &[&str])] = &[
+    (Section::Ngrok, &["WEBHOOK_URL", "PORT"]),
+    (Section::Backend, &["PORT", "HOST"]),
+    (Section::Database, &["DATABASE_URL"]),
+    (Section::Redis, &["REDIS_URL"]),
+    (
+        Section::Twilio,
+        &[
+            "TWILIO_ACCOUNT_SID",
+            "TWILIO_AUTH_TOKEN",
+            "TWILIO_API_KEY_SID",
+            "TWILIO_API_KEY_SECRET",
+            "TWILIO_WHATSAPP_FROM",
+            "TWILIO_MESSAGING_SERVICE_SID",
+            "TWILIO_API_BASE_URL",
+            "WEBHOOK_URL",
+        ],
+    ),
+    (
+        Section::Probe,
+        &["WEBHOOK_URL", "TWILIO_AUTH_TOKEN", "STATUS_CALLBACK_URL"],
+    ),
+];
+
+impl Ctx {
+    /// `run` unless a key `section` reads is broken; then one `⚠️` line naming the keys.
+    fn unless_broken(&self, section: Section, run: impl FnOnce(&Ctx) -> Vec<Check>) -> Vec<Check> {
+        let reads = READS
+            .iter()
+            .find(|(s, _)| *s == section)
+            .map_or(&[][..], |(_, keys)| *keys);
+        let broken: Vec<&str> = reads
+            .iter()
+            .copied()
+            .filter(|k| self.broken.contains(*k))
+            .collect();
+        if broken.is_empty() {
+            return run(self);
+        }
+        vec![Check::warning(
+            section,
+            "skipped",
+            format!("{} is wrong (see ❌ above)", broken.join(" and ")),
+            Some("Fix that value, then run validate-webhook again."),
+        )]
+    }
 }
 
 /// Runs the checks after the configuration ones: ngrok, backend, database, Redis, and with
-/// `--online` Twilio and the signed probe.
+/// `--online` Twilio and the signed probe. A section that reads a wrong key is one `⚠️
+/// skipped` line instead.
 pub fn run(ctx: &Ctx) -> Vec<Check> {
     let mut out = Vec::new();
-    out.extend(ngrok::check(ctx));
-    out.extend(backend::check(ctx));
-    out.extend(database::check(ctx));
-    out.extend(redis::check(ctx));
+    out.extend(ctx.unless_broken(Section::Ngrok, ngrok::check));
+    out.extend(ctx.unless_broken(Section::Backend, backend::check));
+    out.extend(ctx.unless_broken(Section::Database, database::check));
+    out.extend(ctx.unless_broken(Section::Redis, redis::check));
     if ctx.online {
-        out.extend(twilio::check(ctx));
-        out.extend(probe::check(ctx));
+        out.extend(ctx.unless_broken(Section::Twilio, twilio::check));
+        out.extend(ctx.unless_broken(Section::Probe, probe::check));
     }
     out
 }

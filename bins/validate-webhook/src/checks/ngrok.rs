@@ -277,6 +277,7 @@ mod tests {
             timeout: std::time::Duration::from_secs(2),
             ngrok_api_url: format!("http://127.0.0.1:{port}"),
             cwd: std::path::PathBuf::from("."),
+            broken: Default::default(),
         };
         let offline = check(&ctx);
         assert_eq!(offline[0].status, Status::Warning, "{offline:?}");

@@ -172,3 +172,20 @@ fn send_test_without_a_sender() {
     );
     assert!(twilio.sent_messages().is_empty());
 }
+
+#[test]
+fn simulate_with_a_wrong_value_posts_nothing() {
+    // A broken key would otherwise be replaced by its default (here: WEBHOOK_URL unset, so the
+    // sample would be signed for a URL the user did not configure).
+    let server = public_url_server();
+    let p = Project::new(&dotenv("WEBHOOK_URL=ftp://bot.example.com/hook\n"))
+        .env("PORT", server.port.to_string());
+    let run = p.run(&["simulate"]);
+    run.line("  ⚠️ other checks: skipped: the configuration does not load");
+    assert!(
+        server.requests().iter().all(|r| r.method != "POST"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.code, 1);
+}

@@ -166,8 +166,9 @@ fn on_render_the_lenient_reload_keeps_the_webhook_url_derived_from_render_extern
 }
 
 #[test]
-fn a_value_that_does_not_parse_is_one_error_line_and_the_rest_is_skipped() {
-    let p = Project::new(&dotenv("")).env("PORT", "80a");
+fn a_value_that_does_not_parse_skips_only_the_checks_that_read_it() {
+    let p =
+        Project::new(&dotenv("DATABASE_URL=sqlite://data/bot.db?mode=rwc\n")).env("PORT", "80a");
     let run = p.run(&[]);
     let line = run
         .lines()
@@ -176,6 +177,54 @@ fn a_value_that_does_not_parse_is_one_error_line_and_the_rest_is_skipped() {
         .unwrap_or_else(|| panic!("no PORT line in\n{}", run.stdout))
         .to_owned();
     assert!(line.ends_with("(environment)"), "{line}");
+    // ngrok (forwarding port) and the backend read PORT: skipped, not checked on 5000.
+    run.lines_pair(
+        "  ⚠️ skipped: PORT is wrong (see ❌ above)",
+        "     Note: Fix that value, then run validate-webhook again.",
+    );
+    assert_eq!(
+        run.lines()
+            .iter()
+            .filter(|l| l.starts_with("  ⚠️ skipped: PORT is wrong"))
+            .count(),
+        2,
+        "{}",
+        run.stdout
+    );
+    run.no_line_starting("  ⚠️ port:");
+    // The database does not: it is still checked, with the configured file.
+    assert!(
+        run.lines()
+            .iter()
+            .any(|l| l.contains(" sqlite: ") && l.contains("data/bot.db")),
+        "{}",
+        run.stdout
+    );
+    run.no_line_starting("  ⚠️ other checks:");
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn a_wrong_database_url_is_not_replaced_by_the_default_database() {
+    let p = Project::new(&dotenv("DATABASE_URL=mysql://db.example.com/bot\n"));
+    let run = p.run(&[]);
+    assert!(
+        run.lines()
+            .iter()
+            .any(|l| l.starts_with("  ❌ DATABASE_URL:")),
+        "{}",
+        run.stdout
+    );
+    run.line("  ⚠️ skipped: DATABASE_URL is wrong (see ❌ above)");
+    run.no_line_starting("  ✅ sqlite:");
+    run.no_line_starting("  ❌ sqlite:");
+}
+
+#[test]
+fn a_line_that_cannot_be_parsed_still_skips_every_other_check() {
+    // The unreadable line could have set any key: checking defaults would mislead.
+    let p = Project::new(&dotenv("DATABASE_URL='sqlite://unterminated\n"));
+    let run = p.run(&[]);
     run.lines_pair(
         "  ⚠️ other checks: skipped: the configuration does not load",
         "     Note: Fix the ❌ lines, then run validate-webhook again.",
