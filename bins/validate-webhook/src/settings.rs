@@ -263,6 +263,10 @@ fn to_setup(s: &Settings) -> Setup {
         }),
         api_base_url: s.api_base_url.clone(),
         status_callback_url: s.status_callback_url(),
+        sources: ["DATABASE_URL", "REDIS_URL"]
+            .into_iter()
+            .map(|k| (k, s.origin(k).to_owned()))
+            .collect(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! `config::Settings` by [`crate::settings`] so that only that module depends on the config
 //! crate's types. Tests of the checks build a `Setup` by hand.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Who replies are sent from (mirrors `config::Sender`).
@@ -47,6 +48,9 @@ pub struct Setup {
     pub api_base_url: String,
     /// Effective status callback URL.
     pub status_callback_url: Option<String>,
+    /// Where a key's value came from (`.env line 3`, `environment`, `default`), for the keys
+    /// whose checks name it: `DATABASE_URL` and `REDIS_URL`. A key not listed was not set.
+    pub sources: BTreeMap<&'static str, String>,
 }
 
 impl Default for Setup {
@@ -66,6 +70,7 @@ impl Default for Setup {
             sender: None,
             api_base_url: "https://api.twilio.com".to_owned(),
             status_callback_url: None,
+            sources: BTreeMap::new(),
         }
     }
 }

@@ -16,7 +16,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::report::{Check, Section};
+use crate::report::{Check, Section, Status};
 use crate::setup::Setup;
 
 mod backend;
@@ -70,6 +70,22 @@ const READS: &[(Section, &[&str])] = &[
 ];
 
 impl Ctx {
+    /// Adds where `key` was set to each `❌` line of `checks`: a value from the environment
+    /// that shadows the one in `.env` is otherwise a puzzle.
+    fn with_source(&self, mut checks: Vec<Check>, key: &str) -> Vec<Check> {
+        let Some(source) = self.setup.sources.get(key) else {
+            return checks;
+        };
+        for c in checks.iter_mut().filter(|c| c.status == Status::Error) {
+            c.detail = match source.as_str() {
+                "default" => format!("{} ({key} not set: the default)", c.detail),
+                "not set" => continue,
+                from => format!("{} ({key} from {from})", c.detail),
+            };
+        }
+        checks
+    }
+
     /// `run` unless a key `section` reads is broken; then one `⚠️` line naming the keys.
     fn unless_broken(&self, section: Section, run: impl FnOnce(&Ctx) -> Vec<Check>) -> Vec<Check> {
         let reads = READS
@@ -100,8 +116,10 @@ pub fn run(ctx: &Ctx) -> Vec<Check> {
     let mut out = Vec::new();
     out.extend(ctx.unless_broken(Section::Ngrok, ngrok::check));
     out.extend(ctx.unless_broken(Section::Backend, backend::check));
-    out.extend(ctx.unless_broken(Section::Database, database::check));
-    out.extend(ctx.unless_broken(Section::Redis, redis::check));
+    let database = ctx.unless_broken(Section::Database, database::check);
+    out.extend(ctx.with_source(database, "DATABASE_URL"));
+    let redis = ctx.unless_broken(Section::Redis, redis::check);
+    out.extend(ctx.with_source(redis, "REDIS_URL"));
     if ctx.online {
         out.extend(ctx.unless_broken(Section::Twilio, twilio::check));
         out.extend(ctx.unless_broken(Section::Probe, probe::check));

@@ -109,7 +109,11 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
             out.push(Check::error(
                 S,
                 "credentials",
-                format!("cannot check the credentials with Twilio: {}", describe(&e)),
+                format!(
+                    "cannot check the credentials with Twilio at {}: {}",
+                    setup.api_base_url,
+                    describe(&e)
+                ),
                 capitalised(e.hint()),
             ));
             return out;

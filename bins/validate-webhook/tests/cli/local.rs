@@ -57,7 +57,7 @@ fn unreachable_postgres_is_an_error_without_the_password() {
     )));
     let run = p.run(&[]);
     run.lines_pair(
-        &format!("  ❌ connection: cannot connect to PostgreSQL at 127.0.0.1:{port}: connection refused"),
+        &format!("  ❌ connection: cannot connect to PostgreSQL at 127.0.0.1:{port}: connection refused (DATABASE_URL from .env line 3)"),
         "     Fix: Start PostgreSQL or correct DATABASE_URL (host, port, user, password, database).",
     );
     assert!(!run.stdout.contains("s3cr3tpw"), "{}", run.stdout);
@@ -85,7 +85,7 @@ fn redis_ping_ok_unreachable_and_wrong_password() {
     let closed = closed_port();
     let run = Project::new(&dotenv(&format!("REDIS_URL=redis://127.0.0.1:{closed}\n"))).run(&[]);
     run.lines_pair(
-        &format!("  ❌ ping: cannot connect to Redis at 127.0.0.1:{closed}: connection refused"),
+        &format!("  ❌ ping: cannot connect to Redis at 127.0.0.1:{closed}: connection refused (REDIS_URL from .env line 3)"),
         "     Fix: Start Redis or correct REDIS_URL; or unset REDIS_URL to use the in-process queue.",
     );
     assert_eq!(run.code, 1);
@@ -96,7 +96,7 @@ fn redis_ping_ok_unreachable_and_wrong_password() {
     )))
     .run(&[]);
     run.lines_pair(
-        &format!("  ❌ ping: Redis at 127.0.0.1:{port} refused: WRONGPASS invalid username-password pair or user is disabled."),
+        &format!("  ❌ ping: Redis at 127.0.0.1:{port} refused: WRONGPASS invalid username-password pair or user is disabled. (REDIS_URL from .env line 3)"),
         "     Fix: Put the right password in REDIS_URL: redis://:PASSWORD@host:6379 (or redis://USER:PASSWORD@…).",
     );
     assert!(!run.stdout.contains(":wrong@"), "{}", run.stdout);
@@ -176,7 +176,7 @@ fn postgres_without_the_database_is_an_error() {
     ))
     .run(&[]);
     run.lines_pair(
-        "  ❌ connection: PostgreSQL at 127.0.0.1:5432 refused the connection: database \"validate_webhook_no_such_db\" does not exist (code 3D000)",
+        "  ❌ connection: PostgreSQL at 127.0.0.1:5432 refused the connection: database \"validate_webhook_no_such_db\" does not exist (code 3D000) (DATABASE_URL from .env line 3)",
         "     Fix: Correct the user, password and database name in DATABASE_URL; the database must exist (createdb).",
     );
 }
@@ -288,7 +288,10 @@ fn a_file_that_is_not_a_sqlite_database_says_so_even_when_short() {
         let run = p.run(&[]);
         assert_eq!(run.code, 1, "{}", run.stdout);
         run.lines_pair(
-            &format!("  ❌ sqlite: {} is not a SQLite database", db.display()),
+            &format!(
+                "  ❌ sqlite: {} is not a SQLite database (DATABASE_URL not set: the default)",
+                db.display()
+            ),
             "     Fix: Point DATABASE_URL at the server's database file, or move this file away.",
         );
         assert!(!run.stdout.contains("exists"), "{}", run.stdout);
@@ -306,8 +309,23 @@ fn a_port_where_no_postgresql_answers_is_not_called_a_credentials_problem() {
     .run(&["--timeout", "1"]);
     assert_eq!(run.code, 1, "{}", run.stdout);
     run.lines_pair(
-        &format!("  ❌ connection: 127.0.0.1:{port} accepts connections but no PostgreSQL answered within 1 s"),
+        &format!("  ❌ connection: 127.0.0.1:{port} accepts connections but no PostgreSQL answered within 1 s (DATABASE_URL from .env line 3)"),
         "     Fix: Check the port in DATABASE_URL (PostgreSQL listens on 5432 unless configured otherwise) and that the server is PostgreSQL and not overloaded.",
     );
     drop(silent);
+}
+
+#[test]
+fn a_database_url_from_the_environment_that_shadows_env_file_says_so() {
+    // The classic puzzle: .env looks right, but an exported DATABASE_URL wins.
+    let port = closed_port();
+    let run = Project::new(&dotenv("DATABASE_URL=sqlite://data/bot.db?mode=rwc\n"))
+        .env(
+            "DATABASE_URL",
+            format!("postgres://app@127.0.0.1:{port}/app"),
+        )
+        .run(&[]);
+    run.line(&format!(
+        "  ❌ connection: cannot connect to PostgreSQL at 127.0.0.1:{port}: connection refused (DATABASE_URL from environment)"
+    ));
 }

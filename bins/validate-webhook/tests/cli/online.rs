@@ -324,3 +324,27 @@ fn api_key_only_checks_credentials_with_the_key_and_skips_the_account() {
     }
     assert!(!run.stdout.contains(SECRET));
 }
+
+#[test]
+fn twilio_out_of_reach_names_the_url_that_was_tried() {
+    let server = local_server();
+    let base = format!("http://127.0.0.1:{}", closed_port());
+    let p = Project::new(&dotenv(&format!(
+        "TWILIO_API_BASE_URL={base}\nWEBHOOK_URL={}\n",
+        server.url("/api/v1/whatsapp/webhook")
+    )));
+    let run = p.run(&["--online"]);
+    let line = run
+        .lines()
+        .into_iter()
+        .find(|l| l.starts_with("  ❌ credentials: "))
+        .unwrap_or_else(|| panic!("no credentials line in\n{}", run.stdout))
+        .to_owned();
+    assert!(
+        line.starts_with(&format!(
+            "  ❌ credentials: cannot check the credentials with Twilio at {base}: "
+        )),
+        "{line}"
+    );
+    assert_eq!(run.code, 1);
+}
