@@ -115,6 +115,8 @@ impl Settings {
     ///
     /// The `(key, check)` pairs: `(APP_ENV, ok)`; `TWILIO_ACCOUNT_SID`: `ok`, `missing`,
     /// `placeholder`; `TWILIO_AUTH_TOKEN`: `ok`, `missing`, `placeholder`;
+    /// `TWILIO_AUTH_TOKEN_SECONDARY` (only when set): `ok`, `placeholder`, `same_as_primary`,
+    /// `without_primary`;
     /// `TWILIO_WEBHOOK_SHARED_KEY` (only when set): `ok`, `placeholder`;
     /// `TWILIO_API_KEY_SID`/`TWILIO_API_KEY_SECRET`: `ok`, `placeholder`; `WEBHOOK_URL` and
     /// `STATUS_CALLBACK_URL`: `ok`, `missing`, `not_a_url`, `not_https`, `unreachable_host`,
@@ -135,6 +137,7 @@ impl Settings {
         r.ok("APP_ENV", self.app_env.as_str());
         account(&mut r);
         auth_token(&mut r);
+        auth_token_secondary(&mut r);
         shared_key(&mut r);
         api_key(&mut r);
         webhook_url(&mut r);
@@ -189,6 +192,44 @@ fn auth_token(r: &mut Report<'_>) {
             );
         }
         Some(_) => r.ok(KEY, "set (hidden)"),
+    }
+}
+
+fn auth_token_secondary(r: &mut Report<'_>) {
+    const KEY: &str = "TWILIO_AUTH_TOKEN_SECONDARY";
+    let s = r.settings;
+    let Some(secondary) = s.auth_token_secondary.as_ref().map(Secret::expose) else {
+        return;
+    };
+    let primary = s.auth_token.as_ref().map(Secret::expose);
+    if is_placeholder(secondary) {
+        r.warn(
+            KEY,
+            "placeholder",
+            true,
+            "still a placeholder: ignored (no webhook is accepted with it)",
+            "set it to the secondary Auth Token from the Twilio Console (Account › API keys & tokens), or remove it",
+        );
+    } else if primary.is_none() {
+        r.problem(
+            KEY,
+            "without_primary",
+            "set without TWILIO_AUTH_TOKEN: every webhook will be refused with 403",
+            "set TWILIO_AUTH_TOKEN to the primary Auth Token; if this token was promoted, move it to TWILIO_AUTH_TOKEN",
+        );
+    } else if primary == Some(secondary) {
+        r.warn(
+            KEY,
+            "same_as_primary",
+            false,
+            "the same as TWILIO_AUTH_TOKEN: nothing is being rotated",
+            "remove TWILIO_AUTH_TOKEN_SECONDARY",
+        );
+    } else {
+        r.ok(
+            KEY,
+            "set (hidden): webhooks signed with either token are accepted; REST calls use this one",
+        );
     }
 }
 

@@ -85,6 +85,14 @@ pub const KEYS: &[KeySpec] = &[
         "your_auth_token",
     ),
     key(
+        "TWILIO_AUTH_TOKEN_SECONDARY",
+        None,
+        "only TWILIO_AUTH_TOKEN's signatures are accepted",
+        "For rotating the Auth Token without refusing webhooks: the secondary Auth Token from the Console. Webhooks signed with either token are accepted and REST calls use this one (it survives the promotion); after promoting it in the Console, move it to TWILIO_AUTH_TOKEN and remove this key.",
+        true,
+        "",
+    ),
+    key(
         "TWILIO_WEBHOOK_SHARED_KEY",
         None,
         "webhooks a Webhook Rule signs with a shared key (HMAC-SHA256) are refused with 403 and the log names the key",

@@ -129,17 +129,16 @@ fn build_partial(gathered: Gathered) -> (Settings, Vec<Problem>) {
     };
     s.account_sid = b.parse("TWILIO_ACCOUNT_SID", account_sid);
     s.auth_token = b.parse("TWILIO_AUTH_TOKEN", |v| {
-        if is_hex32(v) || is_placeholder(v) {
-            Ok(Secret::new(v))
-        } else {
-            Err(Invalid::new(
-                format!(
-                    "not an Auth Token: expected 32 hex characters, got {}",
-                    chars(v)
-                ),
-                "copy the Auth Token from the Twilio Console home page (Account Info)",
-            ))
-        }
+        auth_token(
+            v,
+            "copy the Auth Token from the Twilio Console home page (Account Info)",
+        )
+    });
+    s.auth_token_secondary = b.parse("TWILIO_AUTH_TOKEN_SECONDARY", |v| {
+        auth_token(
+            v,
+            "copy the secondary Auth Token from the Twilio Console (Account › API keys & tokens), or remove TWILIO_AUTH_TOKEN_SECONDARY",
+        )
     });
     // Twilio does not document the shared key secret's format: any value is taken as given.
     s.webhook_shared_key = b.parse("TWILIO_WEBHOOK_SHARED_KEY", |v| Ok(Secret::new(v)));
@@ -288,6 +287,20 @@ fn build_partial(gathered: Gathered) -> (Settings, Vec<Problem>) {
         }
     }
     (s, problems)
+}
+
+fn auth_token(v: &str, fix: &str) -> Result<Secret, Invalid> {
+    if is_hex32(v) || is_placeholder(v) {
+        Ok(Secret::new(v))
+    } else {
+        Err(Invalid::new(
+            format!(
+                "not an Auth Token: expected 32 hex characters, got {}",
+                chars(v)
+            ),
+            fix,
+        ))
+    }
 }
 
 fn chars(v: &str) -> String {

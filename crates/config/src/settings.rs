@@ -107,6 +107,9 @@ pub struct Settings {
     pub account_sid: Option<String>,
     /// `TWILIO_AUTH_TOKEN`; may be a placeholder in development (see findings).
     pub auth_token: Option<Secret>,
+    /// `TWILIO_AUTH_TOKEN_SECONDARY`: the secondary Auth Token during a rotation; webhooks
+    /// signed with it are accepted too, and REST calls use it (see findings).
+    pub auth_token_secondary: Option<Secret>,
     /// `TWILIO_WEBHOOK_SHARED_KEY`: the secret that verifies webhooks a Webhook Rule signs with
     /// a shared key (HMAC-SHA256); may be a placeholder in development (see findings).
     pub webhook_shared_key: Option<Secret>,
@@ -161,6 +164,7 @@ impl Default for Settings {
         Settings {
             account_sid: None,
             auth_token: None,
+            auth_token_secondary: None,
             webhook_shared_key: None,
             api_key_sid: None,
             api_key_secret: None,
@@ -264,6 +268,12 @@ impl Settings {
             self.listen_addr(),
             presence(self.auth_token.as_ref().map(Secret::expose)),
         );
+        if let Some(secondary) = &self.auth_token_secondary {
+            line.push_str(&format!(
+                " auth_token_secondary={}",
+                presence(Some(secondary.expose()))
+            ));
+        }
         if let Some(key) = &self.api_key_sid {
             line.push_str(&format!(" api_key={}", mask_sid(key)));
         }
@@ -291,6 +301,7 @@ impl Settings {
         View {
             account_sid: self.account_sid.as_deref().map(mask_sid),
             auth_token: self.auth_token.as_ref(),
+            auth_token_secondary: self.auth_token_secondary.as_ref(),
             webhook_shared_key: self.webhook_shared_key.as_ref(),
             api_key_sid: self.api_key_sid.as_deref().map(mask_sid),
             api_key_secret: self.api_key_secret.as_ref(),
@@ -318,6 +329,7 @@ impl Settings {
 struct View<'a> {
     account_sid: Option<String>,
     auth_token: Option<&'a Secret>,
+    auth_token_secondary: Option<&'a Secret>,
     webhook_shared_key: Option<&'a Secret>,
     api_key_sid: Option<String>,
     api_key_secret: Option<&'a Secret>,

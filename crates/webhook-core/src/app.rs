@@ -11,7 +11,7 @@ use crate::verify::PublicUrl;
 use config::{Secret, Settings};
 use serde::Serialize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use store::{NewStatusEvent, Recorded, Store, StoreError, WorkQueue};
 use tokio::sync::Semaphore;
@@ -28,6 +28,10 @@ pub struct App {
     pub validator: Option<Validator>,
     /// Whether the configured token looks like a placeholder (for 403 diagnostics).
     pub token_is_placeholder: bool,
+    /// Validator for `TWILIO_AUTH_TOKEN_SECONDARY` during a token rotation: tried when the
+    /// primary token's signature does not match. `None` when unset, a placeholder (anyone
+    /// could sign with it) or the same as the primary token.
+    pub secondary_validator: Option<Validator>,
     /// HMAC-SHA256 validator for webhooks a Webhook Rule signs with a shared key; `None`
     /// without `TWILIO_WEBHOOK_SHARED_KEY` (such webhooks get 403).
     pub shared_key_validator: Option<Validator>,
@@ -55,6 +59,7 @@ pub struct App {
     /// the sweep's fallback so that together they never exceed it.
     sends: Arc<Semaphore>,
     heartbeat_ms: AtomicU64,
+    secondary_seen: AtomicBool,
 }
 
 impl std::fmt::Debug for App {
@@ -86,6 +91,19 @@ fn signing_key(secret: Option<&Secret>, make: fn(&str) -> Validator) -> (Option<
     match secret.map(Secret::expose) {
         Some(s) => (Some(make(s)), config::is_placeholder(s)),
         None => (None, false),
+    }
+}
+
+impl App {
+    /// Called when a webhook matched `TWILIO_AUTH_TOKEN_SECONDARY` but not the primary token:
+    /// Twilio signs with the secondary now, so it was promoted. Logged once per process.
+    pub fn secondary_token_used(&self, route: &'static str) {
+        if !self.secondary_seen.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                route,
+                "⚠️ Webhook signed with TWILIO_AUTH_TOKEN_SECONDARY, not TWILIO_AUTH_TOKEN: Twilio signs with the secondary token now (it was promoted). Accepted; finish the rotation: set TWILIO_AUTH_TOKEN to it and remove TWILIO_AUTH_TOKEN_SECONDARY"
+            );
+        }
     }
 }
 
@@ -200,6 +218,15 @@ impl App {
     ) -> App {
         let (validator, token_is_placeholder) =
             signing_key(settings.auth_token.as_ref(), Validator::new);
+        let secondary_validator = settings
+            .auth_token_secondary
+            .as_ref()
+            .map(Secret::expose)
+            .filter(|s| {
+                !config::is_placeholder(s)
+                    && Some(*s) != settings.auth_token.as_ref().map(Secret::expose)
+            })
+            .map(Validator::new);
         let (shared_key_validator, shared_key_is_placeholder) =
             signing_key(settings.webhook_shared_key.as_ref(), Validator::shared_key);
         let sends = Arc::new(Semaphore::new(settings.worker_concurrency.max(1)));
@@ -213,6 +240,7 @@ impl App {
         App {
             validator,
             token_is_placeholder,
+            secondary_validator,
             shared_key_validator,
             shared_key_is_placeholder,
             webhook_url,
@@ -225,6 +253,7 @@ impl App {
             metrics: Metrics::new(),
             worker_id,
             heartbeat_ms: AtomicU64::new(now_ms()),
+            secondary_seen: AtomicBool::new(false),
             sends,
             settings,
         }
@@ -348,13 +377,19 @@ impl App {
     }
 }
 
-/// REST credentials from settings: an API key when configured, else the auth token.
+/// REST credentials from settings: an API key when configured, else the auth token. During
+/// a rotation (`TWILIO_AUTH_TOKEN_SECONDARY` set and not a placeholder) the secondary token:
+/// Twilio accepts it before the promotion and only it after, so sends never fail in between.
 pub fn twilio_auth(settings: &Settings) -> Option<twilio_client::Auth> {
     let account_sid = settings.account_sid.clone()?;
+    let secondary = settings
+        .auth_token_secondary
+        .as_ref()
+        .filter(|s| !config::is_placeholder(s.expose()));
     match (
         &settings.api_key_sid,
         &settings.api_key_secret,
-        &settings.auth_token,
+        secondary.or(settings.auth_token.as_ref()),
     ) {
         (Some(key_sid), Some(secret), _) => Some(twilio_client::Auth::ApiKey {
             account_sid,

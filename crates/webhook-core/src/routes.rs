@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use twilio_signature::{Algorithm, FormBody};
+use twilio_signature::{Algorithm, FormBody, SignatureError};
 
 /// Path of the inbound message webhook.
 pub const WEBHOOK_PATH: &str = "/api/v1/whatsapp/webhook";
@@ -190,7 +190,14 @@ fn authenticate(
         (validator, KeyUsed::SharedKey { placeholder })
     } else {
         let placeholder = app.token_is_placeholder;
-        (token_validator, KeyUsed::AuthToken { placeholder })
+        let secondary = app.secondary_validator.is_some();
+        (
+            token_validator,
+            KeyUsed::AuthToken {
+                placeholder,
+                secondary,
+            },
+        )
     };
     let pq = path_and_query(parts);
     let Some(url) = public.resolve(&parts.headers, &pq) else {
@@ -200,7 +207,17 @@ fn authenticate(
         );
         return refuse("forbidden: signature not verified\n");
     };
-    match verify::check_and_decode(validator, &url, &parts.headers, body) {
+    let checked = verify::check_and_decode(validator, &url, &parts.headers, body);
+    // During a token rotation a signature that does not match the primary token may match
+    // the secondary one (Twilio signs with whichever is primary on its side).
+    if let (Err(SignatureError::Mismatch), KeyUsed::AuthToken { .. }, Some(secondary)) =
+        (&checked, key, &app.secondary_validator)
+        && let Ok(form) = verify::check_and_decode(secondary, &url, &parts.headers, body)
+    {
+        app.secondary_token_used(route);
+        return Verified::Pass(form);
+    }
+    match checked {
         Ok(form) => Verified::Pass(form),
         Err(error) => {
             let d = verify::diagnose(&error, &url, &parts.headers, &pq, key);

@@ -42,6 +42,8 @@ pub enum KeyUsed {
     AuthToken {
         /// The configured token looks like a placeholder.
         placeholder: bool,
+        /// `TWILIO_AUTH_TOKEN_SECONDARY` was tried too.
+        secondary: bool,
     },
     /// `TWILIO_WEBHOOK_SHARED_KEY` (HMAC-SHA256, announced by the settings header).
     SharedKey {
@@ -172,7 +174,13 @@ pub fn diagnose(
     let differs = suggested
         .as_deref()
         .is_some_and(|s| strip_query(s) != strip_query(checked_url));
-    let hint = if key == (KeyUsed::AuthToken { placeholder: true }) {
+    let hint = if matches!(
+        key,
+        KeyUsed::AuthToken {
+            placeholder: true,
+            ..
+        }
+    ) {
         "TWILIO_AUTH_TOKEN is a placeholder: copy the Auth Token from the Twilio Console"
     } else if key == (KeyUsed::SharedKey { placeholder: true }) {
         "TWILIO_WEBHOOK_SHARED_KEY is a placeholder: set it to the secret of the shared key your Webhook Rule signs with"
@@ -182,6 +190,14 @@ pub fn diagnose(
         "the request arrived for a different public URL than WEBHOOK_URL: set WEBHOOK_URL to exactly the URL configured in the Twilio Console (scheme, host, path)"
     } else if matches!(key, KeyUsed::SharedKey { .. }) {
         "the URL matches but the signature does not: check that TWILIO_WEBHOOK_SHARED_KEY is the secret of the shared key the request names (key_id)"
+    } else if matches!(
+        key,
+        KeyUsed::AuthToken {
+            secondary: true,
+            ..
+        }
+    ) {
+        "the URL matches but the signature matches neither TWILIO_AUTH_TOKEN nor TWILIO_AUTH_TOKEN_SECONDARY: check that they are the current tokens of the account (or sub-account) that owns the number"
     } else {
         "the URL matches but the signature does not: check that TWILIO_AUTH_TOKEN belongs to the account (or sub-account) that owns the number"
     };
@@ -269,7 +285,10 @@ mod tests {
             "x",
             &h,
             "/",
-            KeyUsed::AuthToken { placeholder: true },
+            KeyUsed::AuthToken {
+                placeholder: true,
+                secondary: false,
+            },
         );
         assert!(
             placeholder
@@ -278,7 +297,10 @@ mod tests {
         );
     }
 
-    const TOKEN: KeyUsed = KeyUsed::AuthToken { placeholder: false };
+    const TOKEN: KeyUsed = KeyUsed::AuthToken {
+        placeholder: false,
+        secondary: false,
+    };
 
     #[test]
     fn diagnosis_of_a_shared_key_request_points_at_the_shared_key() {

@@ -353,3 +353,95 @@ async fn oversized_bodies_get_413_and_huge_headers_431() {
     assert_eq!(s.get("/healthz").await.status, 200);
     s.stop().await;
 }
+
+/// The secondary Auth Token of a rotation in the tests below.
+const SECONDARY: &str = "fedcba9876543210fedcba9876543210";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_token_rotation_webhooks_signed_with_either_token_are_accepted() {
+    let db = TestDb::sqlite();
+    let twilio = test_support::FakeTwilio::start().await;
+    let s = Server::start(
+        &db,
+        Opts {
+            twilio: Some(&twilio),
+            env: vec![("TWILIO_AUTH_TOKEN_SECONDARY", SECONDARY.to_owned())],
+            ..Opts::default()
+        },
+    )
+    .await;
+    let hook = "/api/v1/whatsapp/webhook";
+    // Before the promotion Twilio signs with the primary token, after it with the secondary.
+    let before = sid("SM");
+    assert_eq!(s.post_webhook(&inbound_body(&before)).await.status, 200);
+    let after = sid("SM");
+    let body = inbound_body(&after);
+    let r = s
+        .post(hook, &body, &sign_form(SECONDARY, WEBHOOK_URL, &body))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(s.app.store.get_inbound(&after).await.unwrap().is_some());
+    let status = format!("MessageSid={}&MessageStatus=delivered", sid("SM"));
+    let r = s
+        .post(
+            "/api/v1/whatsapp/status",
+            &status,
+            &sign_form(SECONDARY, STATUS_URL, &status),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+
+    // Neither token: refused, counted once.
+    let forged = inbound_body(&sid("SM"));
+    let other = "00112233445566778899aabbccddeeff";
+    let r = s
+        .post(hook, &forged, &sign_form(other, WEBHOOK_URL, &forged))
+        .await;
+    assert_eq!(r.status, 403);
+    let m = s.get("/metrics").await.body;
+    assert!(
+        m.contains("whatsapp_webhook_signature_failures_total 1"),
+        "{m}"
+    );
+
+    // Replies authenticate with the secondary token: Twilio accepts it before the promotion
+    // and only it after.
+    assert_eq!(
+        s.wait_processed(&after).await,
+        store::InboundState::Answered
+    );
+    let sent = twilio.sent_messages();
+    assert!(!sent.is_empty());
+    for send in &sent {
+        assert_eq!(
+            send.basic_auth(),
+            Some((test_support::ACCOUNT_SID.to_owned(), SECONDARY.to_owned()))
+        );
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placeholder_secondary_token_verifies_nothing() {
+    // Anyone can sign with "changeme": a placeholder must never be a key.
+    let db = TestDb::sqlite();
+    let s = Server::start(
+        &db,
+        Opts {
+            env: vec![("TWILIO_AUTH_TOKEN_SECONDARY", "changeme".to_owned())],
+            ..Opts::default()
+        },
+    )
+    .await;
+    let body = inbound_body(&sid("SM"));
+    let r = s
+        .post(
+            "/api/v1/whatsapp/webhook",
+            &body,
+            &sign_form("changeme", WEBHOOK_URL, &body),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(s.post_webhook(&inbound_body(&sid("SM"))).await.status, 200);
+    s.stop().await;
+}

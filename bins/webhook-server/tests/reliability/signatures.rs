@@ -1,6 +1,7 @@
-//! The operator's side of a refused webhook: a request signed with a Webhook Rule's shared key
-//! (HMAC-SHA256) gets a 403 whose log line names what to set, and the shared key's secret never
-//! appears in the output.
+//! The operator's side of signatures: a request signed with a Webhook Rule's shared key
+//! (HMAC-SHA256) gets a 403 whose log line names what to set; during an Auth Token rotation a
+//! webhook signed with the secondary token is accepted and the log says how to finish; no
+//! secret ever appears in the output.
 
 use test_support::{TestDb, WEBHOOK_URL, form_pairs};
 use twilio_signature::Validator;
@@ -14,27 +15,41 @@ async fn post_shared_key(server: &ServerProcess, secret: &str, msg: &Msg) -> u16
     let body = msg.form();
     let signature = Validator::shared_key(secret).sign(WEBHOOK_URL, &form_pairs(&body));
     let settings = format!("key={KEY_ID},algorithm=HMAC_SHA256");
+    post_signed(server, &body, &signature, Some(&settings)).await
+}
+
+/// Posts `msg` signed with `token` (HMAC-SHA1, as Twilio signs with an Auth Token).
+async fn post_with_token(server: &ServerProcess, token: &str, msg: &Msg) -> u16 {
+    let body = msg.form();
+    let signature = test_support::sign_form(token, WEBHOOK_URL, &body);
+    post_signed(server, &body, &signature, None).await
+}
+
+/// Posts `body` with `signature` (and a signature-settings header when given) as Render's
+/// proxy forwards it: the public URL is WEBHOOK_URL's.
+async fn post_signed(
+    server: &ServerProcess,
+    body: &str,
+    signature: &str,
+    settings: Option<&str>,
+) -> u16 {
     let host = WEBHOOK_URL
         .trim_start_matches("https://")
         .split('/')
         .next()
         .unwrap();
-    request(
-        server.addr,
-        "POST",
-        WEBHOOK_PATH,
-        &[
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("X-Twilio-Signature", signature.as_str()),
-            ("X-Twilio-Webhooks-Signature-Settings", settings.as_str()),
-            // As Render's proxy forwards it: the public URL is WEBHOOK_URL's.
-            ("X-Forwarded-Host", host),
-            ("X-Forwarded-Proto", "https"),
-        ],
-        body.as_bytes(),
-    )
-    .await
-    .status
+    let mut headers = vec![
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("X-Twilio-Signature", signature),
+        ("X-Forwarded-Host", host),
+        ("X-Forwarded-Proto", "https"),
+    ];
+    if let Some(settings) = settings {
+        headers.push(("X-Twilio-Webhooks-Signature-Settings", settings));
+    }
+    request(server.addr, "POST", WEBHOOK_PATH, &headers, body.as_bytes())
+        .await
+        .status
 }
 
 /// The server's log line for the (first) refused webhook.
@@ -85,4 +100,41 @@ async fn a_shared_key_webhook_is_refused_with_a_log_line_that_names_the_fix() {
         "{line}"
     );
     server.assert_no_secrets(&[SECRET]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promoted_secondary_token_is_accepted_and_the_log_says_to_finish_the_rotation() {
+    const SECONDARY: &str = "fedcba9876543210fedcba9876543210";
+    let db = TestDb::sqlite();
+    let mut env = base_env(&db.url(), None);
+    set(&mut env, "TWILIO_AUTH_TOKEN_SECONDARY", SECONDARY);
+    let server = ServerProcess::start(&env).await;
+    for n in 0..2 {
+        let status = post_with_token(&server, SECONDARY, &Msg::new("rotated", n)).await;
+        assert_eq!(status, 200);
+    }
+    let logs = server.logs();
+    let told: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("signed with TWILIO_AUTH_TOKEN_SECONDARY"))
+        .collect();
+    assert_eq!(told.len(), 1, "said once per process:\n{logs}");
+    assert!(
+        told[0].contains("set TWILIO_AUTH_TOKEN to it and remove TWILIO_AUTH_TOKEN_SECONDARY"),
+        "{}",
+        told[0]
+    );
+
+    // Neither token: the 403 line says both were tried.
+    let other = "00112233445566778899aabbccddeeff";
+    assert_eq!(
+        post_with_token(&server, other, &Msg::new("rotated", 9)).await,
+        403
+    );
+    let line = refusal_line(&server);
+    assert!(
+        line.contains("neither TWILIO_AUTH_TOKEN nor TWILIO_AUTH_TOKEN_SECONDARY"),
+        "{line}"
+    );
+    server.assert_no_secrets(&[SECONDARY]);
 }

@@ -69,6 +69,10 @@ fn every_key_overridden() -> BTreeMap<&'static str, &'static str> {
         ("APP_ENV", "production"),
         ("TWILIO_ACCOUNT_SID", SID),
         ("TWILIO_AUTH_TOKEN", TOKEN),
+        (
+            "TWILIO_AUTH_TOKEN_SECONDARY",
+            "fedcba9876543210fedcba9876543210",
+        ),
         ("TWILIO_WEBHOOK_SHARED_KEY", "shared-key-secret-0123"),
         ("TWILIO_API_KEY_SID", KEY_SID),
         ("TWILIO_API_KEY_SECRET", KEY_SECRET),
@@ -109,6 +113,10 @@ fn every_key_can_be_overridden() {
     assert_eq!(s.app_env, AppEnv::Production);
     assert_eq!(s.account_sid.as_deref(), Some(SID));
     assert_eq!(s.auth_token.as_ref().map(|t| t.expose()), Some(TOKEN));
+    assert_eq!(
+        s.auth_token_secondary.as_ref().map(|t| t.expose()),
+        Some("fedcba9876543210fedcba9876543210")
+    );
     assert_eq!(
         s.webhook_shared_key.as_ref().map(|t| t.expose()),
         Some("shared-key-secret-0123")
@@ -646,6 +654,55 @@ fn a_placeholder_shared_key_is_a_warning_in_development_and_refused_in_productio
         .find(|f| f.key == "TWILIO_WEBHOOK_SHARED_KEY")
         .unwrap();
     assert_eq!((f.check, f.message.as_str()), ("ok", "set (hidden)"));
+}
+
+/// The `(check, status)` of the secondary token's finding for `pairs`.
+fn secondary_finding(pairs: &[(&str, &str)]) -> Option<(&'static str, crate::Status, String)> {
+    vars(pairs)
+        .unwrap()
+        .findings()
+        .into_iter()
+        .find(|f| f.key == "TWILIO_AUTH_TOKEN_SECONDARY")
+        .map(|f| (f.check, f.status, f.message))
+}
+
+#[test]
+fn the_secondary_token_is_checked_against_the_primary() {
+    use crate::Status::{Ok, Problem, Warning};
+    const SECONDARY: &str = "fedcba9876543210fedcba9876543210";
+    let key = "TWILIO_AUTH_TOKEN_SECONDARY";
+    assert_eq!(secondary_finding(&[("TWILIO_AUTH_TOKEN", TOKEN)]), None);
+    let ok = secondary_finding(&[("TWILIO_AUTH_TOKEN", TOKEN), (key, SECONDARY)]).unwrap();
+    assert_eq!((ok.0, ok.1), ("ok", Ok));
+    assert!(!ok.2.contains(SECONDARY), "{}", ok.2);
+    let same = secondary_finding(&[("TWILIO_AUTH_TOKEN", TOKEN), (key, TOKEN)]).unwrap();
+    assert_eq!((same.0, same.1), ("same_as_primary", Warning));
+    let alone = secondary_finding(&[(key, SECONDARY)]).unwrap();
+    assert_eq!((alone.0, alone.1), ("without_primary", Problem));
+    let placeholder =
+        secondary_finding(&[("TWILIO_AUTH_TOKEN", TOKEN), (key, "changeme")]).unwrap();
+    assert_eq!((placeholder.0, placeholder.1), ("placeholder", Warning));
+
+    // Production refuses a placeholder or a secondary without a primary; a wrong shape is
+    // refused everywhere, with a fix that says where the secondary token is.
+    let prod = |extra: &[(&'static str, &'static str)]| {
+        let mut v = vec![("APP_ENV", "production"), ("WEBHOOK_URL", HOOK)];
+        v.extend_from_slice(extra);
+        vars(&v)
+    };
+    assert!(prod(&[("TWILIO_AUTH_TOKEN", TOKEN), (key, SECONDARY)]).is_ok());
+    let err = prod(&[("TWILIO_AUTH_TOKEN", TOKEN), (key, "changeme")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("TWILIO_AUTH_TOKEN_SECONDARY (environment): still a placeholder"),
+        "{err}"
+    );
+    let err = vars(&[(key, "not-a-token")]).unwrap_err().to_string();
+    assert!(
+        err.contains("not an Auth Token") && err.contains("API keys & tokens"),
+        "{err}"
+    );
 }
 
 #[test]

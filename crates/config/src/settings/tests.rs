@@ -5,11 +5,13 @@ const SID: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "fedcba9876543210fedcba9876543210";
 const KEY_SECRET: &str = "abcdefghijABCDEFGHIJ0123456789ab";
 const SHARED_KEY: &str = "sharedkeysecret-xyz";
+const SECONDARY: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
 
 fn full() -> Settings {
     Settings::from_vars([
         ("TWILIO_ACCOUNT_SID", SID),
         ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("TWILIO_AUTH_TOKEN_SECONDARY", SECONDARY),
         ("TWILIO_WEBHOOK_SHARED_KEY", SHARED_KEY),
         ("TWILIO_API_KEY_SID", "SK0123456789abcdef0123456789abcdef"),
         ("TWILIO_API_KEY_SECRET", KEY_SECRET),
@@ -42,6 +44,7 @@ fn debug_display_and_serialize_never_show_secrets() {
             TOKEN,
             KEY_SECRET,
             SHARED_KEY,
+            SECONDARY,
             "pgsecret",
             "redissecret",
             SID,
@@ -68,6 +71,7 @@ fn serialized_settings_show_the_redacted_forms() {
     assert_eq!(json["auth_token"], "[redacted]");
     assert_eq!(json["api_key_secret"], "[redacted]");
     assert_eq!(json["webhook_shared_key"], "[redacted]");
+    assert_eq!(json["auth_token_secondary"], "[redacted]");
     assert_eq!(json["database_url"], "postgres://app:***@db:5432/webhook");
     assert_eq!(json["redis_url"], "redis://:***@red:6379");
     assert_eq!(json["sender"], "MG01…cdef");
@@ -82,7 +86,7 @@ fn summary_is_one_line_without_secrets() {
     assert_eq!(
         full().redacted_summary(),
         "app_env=development listen=0.0.0.0:5000 webhook_url=https://bot.example.com/api/v1/whatsapp/webhook \
-         account_sid=AC01…cdef auth_token=set api_key=SK01…cdef sender=MG01…cdef \
+         account_sid=AC01…cdef auth_token=set auth_token_secondary=set api_key=SK01…cdef sender=MG01…cdef \
          database=postgres://app:***@db:5432/webhook queue=redis://:***@red:6379 \
          redis_key_prefix=whatsapp-webhook api_base_url=https://api.twilio.com log_format=text workers=8"
     );
