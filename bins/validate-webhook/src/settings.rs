@@ -250,6 +250,7 @@ fn to_setup(s: &Settings) -> Setup {
         redis_url_shown: s.redis_url_redacted(),
         account_sid: real(s.account_sid.as_deref()),
         auth_token: real(s.auth_token.as_ref().map(|t| t.expose())),
+        auth_token_secondary: real(s.auth_token_secondary.as_ref().map(|t| t.expose())),
         api_key: match (
             real(s.api_key_sid.as_deref()),
             real(s.api_key_secret.as_ref().map(|t| t.expose())),

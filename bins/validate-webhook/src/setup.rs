@@ -40,6 +40,8 @@ pub struct Setup {
     pub account_sid: Option<String>,
     /// `TWILIO_AUTH_TOKEN`, only when it is not a placeholder.
     pub auth_token: Option<String>,
+    /// `TWILIO_AUTH_TOKEN_SECONDARY` during a rotation, only when it is not a placeholder.
+    pub auth_token_secondary: Option<String>,
     /// `TWILIO_API_KEY_SID` + `TWILIO_API_KEY_SECRET`, only when both are set and real.
     pub api_key: Option<(String, String)>,
     /// Sender for replies.
@@ -66,6 +68,7 @@ impl Default for Setup {
             redis_url_shown: None,
             account_sid: None,
             auth_token: None,
+            auth_token_secondary: None,
             api_key: None,
             sender: None,
             api_base_url: "https://api.twilio.com".to_owned(),
@@ -105,6 +108,10 @@ impl fmt::Debug for Setup {
             .field(
                 "auth_token",
                 &self.auth_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field(
+                "auth_token_secondary",
+                &self.auth_token_secondary.as_ref().map(|_| "[redacted]"),
             )
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
             .field("sender", &self.sender)

@@ -75,6 +75,13 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
     };
     let account = redact_sid(client.account_sid());
     let mut out = Vec::new();
+    // During a rotation the secondary token is asked about too; after the promotion it is
+    // the only one Twilio accepts, and the later checks use it.
+    let secondary = setup
+        .auth_token_secondary
+        .as_ref()
+        .map(|token| (token, token_accepted(setup, token, ctx.timeout)));
+    let mut promoted = None;
     match client.check_credentials() {
         Ok(()) => {
             let how = if setup.api_key.is_some() {
@@ -87,6 +94,19 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
                 "credentials",
                 format!("Twilio accepted the {how} for account {account}"),
             ));
+        }
+        Err(TwilioError::Authentication(_))
+            if setup.api_key.is_none() && matches!(secondary, Some((_, Ok(())))) =>
+        {
+            out.push(Check::error(
+                S,
+                "credentials",
+                format!(
+                    "Twilio rejected TWILIO_AUTH_TOKEN for {account} but accepts TWILIO_AUTH_TOKEN_SECONDARY: the secondary token was promoted"
+                ),
+                "Finish the rotation: set TWILIO_AUTH_TOKEN to the value of TWILIO_AUTH_TOKEN_SECONDARY and remove TWILIO_AUTH_TOKEN_SECONDARY.",
+            ));
+            promoted = secondary.as_ref().map(|(token, _)| (*token).clone());
         }
         Err(e @ TwilioError::Authentication(_)) => {
             let fix = if setup.api_key.is_some() {
@@ -119,9 +139,61 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
             return out;
         }
     }
+    match (&secondary, &promoted) {
+        (_, Some(_)) | (None, _) => {}
+        (Some((_, Ok(()))), None) => out.push(Check::ok(
+            S,
+            "secondary token",
+            "Twilio accepts TWILIO_AUTH_TOKEN_SECONDARY too: webhooks signed with either token are accepted, replies use the secondary",
+        )),
+        (Some((_, Err(e))), None) => out.push(Check::error(
+            S,
+            "secondary token",
+            format!(
+                "Twilio rejected TWILIO_AUTH_TOKEN_SECONDARY: {}; the server sends replies with it, so they would fail",
+                describe(e)
+            ),
+            "Copy the secondary Auth Token again (Console › Account › API keys & tokens), or remove TWILIO_AUTH_TOKEN_SECONDARY if no rotation is under way.",
+        )),
+    }
+    // After a promotion the remaining checks ask with the token Twilio still accepts.
+    let promoted_setup;
+    let (setup, client) = match promoted {
+        Some(token) => {
+            promoted_setup = Setup {
+                auth_token: Some(token),
+                ..setup.clone()
+            };
+            match rest_client(&promoted_setup, ctx.timeout) {
+                Ok(c) => (&promoted_setup, c),
+                Err(check) => {
+                    out.push(check);
+                    return out;
+                }
+            }
+        }
+        None => (setup, client),
+    };
     out.extend(account_status(setup, ctx));
     out.push(webhook_target(&client, setup));
     out
+}
+
+/// Whether Twilio accepts `token` as an Auth Token of the configured account.
+fn token_accepted(
+    setup: &Setup,
+    token: &str,
+    timeout: std::time::Duration,
+) -> Result<(), TwilioError> {
+    let Some(sid) = &setup.account_sid else {
+        return Ok(());
+    };
+    Client::new(
+        &setup.api_base_url,
+        Auth::token(sid.clone(), token.to_owned()),
+        timeout,
+    )?
+    .check_credentials()
 }
 
 /// `GET /Accounts/{Sid}.json` needs the Auth Token: skipped with only an API key.

@@ -348,3 +348,54 @@ fn twilio_out_of_reach_names_the_url_that_was_tried() {
     );
     assert_eq!(run.code, 1);
 }
+
+const SECONDARY: &str = "fedcba9876543210fedcba9876543210";
+
+#[test]
+fn during_a_rotation_both_tokens_are_asked_about() {
+    // Before the promotion Twilio accepts both.
+    let twilio = FakeTwilio::start_blocking();
+    let (run, _) = run_online(
+        &twilio,
+        &format!("TWILIO_AUTH_TOKEN_SECONDARY={SECONDARY}\n"),
+    );
+    run.line("  ✅ credentials: Twilio accepted the Auth Token for account AC3f…5c7e");
+    run.line("  ✅ secondary token: Twilio accepts TWILIO_AUTH_TOKEN_SECONDARY too: webhooks signed with either token are accepted, replies use the secondary");
+    assert!(!run.stdout.contains(SECONDARY), "{}", run.stdout);
+
+    // A secondary token Twilio does not know: replies would fail.
+    let twilio = FakeTwilio::start_blocking();
+    twilio.require_basic_auth(ACCOUNT, TOKEN);
+    let (run, _) = run_online(
+        &twilio,
+        &format!("TWILIO_AUTH_TOKEN_SECONDARY={SECONDARY}\n"),
+    );
+    let line = run
+        .lines()
+        .into_iter()
+        .find(|l| {
+            l.starts_with("  ❌ secondary token: Twilio rejected TWILIO_AUTH_TOKEN_SECONDARY")
+        })
+        .unwrap_or_else(|| panic!("{}", run.stdout))
+        .to_owned();
+    assert!(line.ends_with("so they would fail"), "{line}");
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn after_the_promotion_the_old_primary_is_named_and_the_checks_go_on() {
+    let twilio = FakeTwilio::start_blocking();
+    twilio.require_basic_auth(ACCOUNT, SECONDARY);
+    let (run, _) = run_online(
+        &twilio,
+        &format!("TWILIO_AUTH_TOKEN_SECONDARY={SECONDARY}\n"),
+    );
+    run.lines_pair(
+        "  ❌ credentials: Twilio rejected TWILIO_AUTH_TOKEN for AC3f…5c7e but accepts TWILIO_AUTH_TOKEN_SECONDARY: the secondary token was promoted",
+        "     Fix: Finish the rotation: set TWILIO_AUTH_TOKEN to the value of TWILIO_AUTH_TOKEN_SECONDARY and remove TWILIO_AUTH_TOKEN_SECONDARY.",
+    );
+    // The account is still read, with the token Twilio accepts.
+    run.line("  ✅ account: account AC3f…5c7e is active (Full)");
+    run.no_line_starting("  ✅ secondary token");
+    assert_eq!(run.code, 1);
+}
