@@ -17,12 +17,7 @@ fn simulate_posts_a_signed_sample_to_the_local_server_and_explains_the_answer() 
         .env("PORT", port.to_string());
     let run = p.run(&["simulate"]);
     let local = format!("http://127.0.0.1:{port}/api/v1/whatsapp/webhook");
-    let request = run
-        .lines()
-        .into_iter()
-        .find(|l| l.starts_with("  ✅ request: "))
-        .unwrap_or_else(|| panic!("{}", run.stdout))
-        .to_owned();
+    let request = run.line_starting("  ✅ request: ");
     assert!(
         request.starts_with(&format!(
             "  ✅ request: POST {local} signed for {NGROK_WEBHOOK}: MessageSid SM"
@@ -130,12 +125,7 @@ fn send_test_sends_through_twilio_with_the_configured_sender() {
         m.form_value("StatusCallback"),
         Some("https://3f2a-203-0-113-7.ngrok-free.app/api/v1/whatsapp/status")
     );
-    let line = run
-        .lines()
-        .into_iter()
-        .find(|l| l.starts_with("  ✅ message: Twilio accepted "))
-        .unwrap_or_else(|| panic!("{}", run.stdout))
-        .to_owned();
+    let line = run.line_starting("  ✅ message: Twilio accepted ");
     assert!(
         line.ends_with(" to whatsapp:+15551234567 (status queued)"),
         "{line}"

@@ -170,12 +170,7 @@ fn a_value_that_does_not_parse_skips_only_the_checks_that_read_it() {
     let p =
         Project::new(&dotenv("DATABASE_URL=sqlite://data/bot.db?mode=rwc\n")).env("PORT", "80a");
     let run = p.run(&[]);
-    let line = run
-        .lines()
-        .into_iter()
-        .find(|l| l.starts_with("  ❌ PORT: "))
-        .unwrap_or_else(|| panic!("no PORT line in\n{}", run.stdout))
-        .to_owned();
+    let line = run.line_starting("  ❌ PORT: ");
     assert!(line.ends_with("(environment)"), "{line}");
     // ngrok (forwarding port) and the backend read PORT: skipped, not checked on 5000.
     run.lines_pair(

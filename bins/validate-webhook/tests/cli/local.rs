@@ -188,12 +188,7 @@ fn sqlite_migrations_pending_then_up_to_date() {
     std::fs::write(&db, "").expect("empty database");
     let run = p.run(&[]);
     run.line(&format!("  ✅ sqlite: {} exists", db.display()));
-    let pending = run
-        .lines()
-        .into_iter()
-        .find(|l| l.starts_with("  ⚠️ migrations: "))
-        .unwrap_or_else(|| panic!("{}", run.stdout))
-        .to_owned();
+    let pending = run.line_starting("  ⚠️ migrations: ");
     assert!(
         pending.contains(" pending (m") && pending.ends_with("): the server applies them at start"),
         "{pending}"

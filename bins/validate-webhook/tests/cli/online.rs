@@ -334,12 +334,7 @@ fn twilio_out_of_reach_names_the_url_that_was_tried() {
         server.url("/api/v1/whatsapp/webhook")
     )));
     let run = p.run(&["--online"]);
-    let line = run
-        .lines()
-        .into_iter()
-        .find(|l| l.starts_with("  ❌ credentials: "))
-        .unwrap_or_else(|| panic!("no credentials line in\n{}", run.stdout))
-        .to_owned();
+    let line = run.line_starting("  ❌ credentials: ");
     assert!(
         line.starts_with(&format!(
             "  ❌ credentials: cannot check the credentials with Twilio at {base}: "
@@ -370,14 +365,8 @@ fn during_a_rotation_both_tokens_are_asked_about() {
         &twilio,
         &format!("TWILIO_AUTH_TOKEN_SECONDARY={SECONDARY}\n"),
     );
-    let line = run
-        .lines()
-        .into_iter()
-        .find(|l| {
-            l.starts_with("  ❌ secondary token: Twilio rejected TWILIO_AUTH_TOKEN_SECONDARY")
-        })
-        .unwrap_or_else(|| panic!("{}", run.stdout))
-        .to_owned();
+    let line =
+        run.line_starting("  ❌ secondary token: Twilio rejected TWILIO_AUTH_TOKEN_SECONDARY");
     assert!(line.ends_with("so they would fail"), "{line}");
     assert_eq!(run.code, 1);
 }

@@ -51,6 +51,18 @@ impl Run {
         assert_eq!(self.line(line), next, "after {line:?} in:\n{}", self.stdout);
     }
 
+    /// Asserts a printed line starts with `prefix`, and returns the first such line.
+    #[track_caller]
+    pub(crate) fn line_starting(&self, prefix: &str) -> String {
+        match self.lines().into_iter().find(|l| l.starts_with(prefix)) {
+            Some(l) => l.to_owned(),
+            None => panic!(
+                "no line starting {prefix:?} in output:\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            ),
+        }
+    }
+
     /// Asserts no printed line starts with `prefix`.
     #[track_caller]
     pub(crate) fn no_line_starting(&self, prefix: &str) {
