@@ -199,7 +199,7 @@ pub fn diagnose(
     ) {
         "the URL matches but the signature matches neither TWILIO_AUTH_TOKEN nor TWILIO_AUTH_TOKEN_SECONDARY: check that they are the current tokens of the account (or sub-account) that owns the number"
     } else {
-        "the URL matches but the signature does not: check that TWILIO_AUTH_TOKEN belongs to the account (or sub-account) that owns the number"
+        "the URL matches but the signature does not: check that TWILIO_AUTH_TOKEN is the current token (promoting a secondary token replaces it) of the account (or sub-account) that owns the number"
     };
     Diagnosis {
         checked_url: checked_url.to_owned(),
@@ -279,7 +279,7 @@ mod tests {
             TOKEN,
         );
         assert_eq!(same.request_suggests, None);
-        assert!(same.hint.contains("TWILIO_AUTH_TOKEN belongs"));
+        assert!(same.hint.contains("TWILIO_AUTH_TOKEN is the current token"));
         let placeholder = diagnose(
             &SignatureError::Mismatch,
             "x",
