@@ -71,6 +71,15 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         (HEALTH_PATH, &Method::GET | &Method::HEAD) => ("healthz", text(StatusCode::OK, "ok\n")),
         (READY_PATH, &Method::GET | &Method::HEAD) => ("readyz", ready(&app).await),
         (METRICS_PATH, &Method::GET) => ("metrics", metrics(&app, &req).await),
+        (WEBHOOK_PATH | STATUS_PATH, &Method::GET) => {
+            if looks_like_twilio(req.uri().query()) {
+                tracing::warn!(
+                    path = %path,
+                    "❌ Webhook refused with 405: Twilio called with GET (its parameters are in the query string); set this webhook's method to HTTP POST in the Twilio Console"
+                );
+            }
+            ("other", not_allowed("POST"))
+        }
         (WEBHOOK_PATH | STATUS_PATH, _) => ("other", not_allowed("POST")),
         (HEALTH_PATH | READY_PATH, _) => ("other", not_allowed("GET, HEAD")),
         (METRICS_PATH, _) => ("other", not_allowed("GET")),
@@ -82,6 +91,15 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         started.elapsed().as_secs_f64(),
     );
     res
+}
+
+/// A query string carrying Twilio's webhook parameters: a webhook configured with HTTP GET in
+/// the Console (a browser opening the URL has none, and is not worth a warning).
+fn looks_like_twilio(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .any(|(k, _)| matches!(k.as_ref(), "MessageSid" | "SmsSid" | "AccountSid"))
+    })
 }
 
 fn not_allowed(allow: &'static str) -> Response<Body> {

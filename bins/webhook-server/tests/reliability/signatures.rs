@@ -1,7 +1,8 @@
 //! The operator's side of signatures: a request signed with a Webhook Rule's shared key
 //! (HMAC-SHA256) gets a 403 whose log line names what to set; during an Auth Token rotation a
-//! webhook signed with the secondary token is accepted and the log says how to finish; no
-//! secret ever appears in the output.
+//! webhook signed with the secondary token is accepted and the log says how to finish; a webhook
+//! configured with HTTP GET is refused with 405 and a line naming the fix; no secret ever appears
+//! in the output.
 
 use test_support::{TestDb, WEBHOOK_URL, form_pairs};
 use twilio_signature::Validator;
@@ -137,4 +138,43 @@ async fn a_promoted_secondary_token_is_accepted_and_the_log_says_to_finish_the_r
         "{line}"
     );
     server.assert_no_secrets(&[SECONDARY]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_configured_with_get_is_refused_with_a_log_line_that_names_the_fix() {
+    let db = TestDb::sqlite();
+    let server = ServerProcess::start(&base_env(&db.url(), None)).await;
+    // A browser opening the URL: 405, nothing to warn about.
+    let browser = request(server.addr, "GET", WEBHOOK_PATH, &[], b"").await;
+    assert_eq!(browser.status, 405);
+    // The Console lets a webhook's method be HTTP GET: the parameters then come in the query.
+    let query = Msg::new("get", 0).form();
+    let path = format!("{WEBHOOK_PATH}?{query}");
+    assert_eq!(
+        request(server.addr, "GET", &path, &[], b"").await.status,
+        405
+    );
+    let refused = |logs: &str| {
+        logs.lines()
+            .filter(|l| l.contains("Webhook refused with 405"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    crate::support::wait_for(
+        "the 405 log line",
+        std::time::Duration::from_secs(5),
+        || {
+            let seen = !refused(&server.logs()).is_empty();
+            async move { seen }
+        },
+    )
+    .await;
+    // Logs are in order: one line, so the browser's request logged none.
+    let lines = refused(&server.logs());
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("set this webhook's method to HTTP POST in the Twilio Console"),
+        "{}",
+        lines[0]
+    );
 }
