@@ -94,19 +94,6 @@ fn signing_key(secret: Option<&Secret>, make: fn(&str) -> Validator) -> (Option<
     }
 }
 
-impl App {
-    /// Called when a webhook matched `TWILIO_AUTH_TOKEN_SECONDARY` but not the primary token:
-    /// Twilio signs with the secondary now, so it was promoted. Logged once per process.
-    pub fn secondary_token_used(&self, route: &'static str) {
-        if !self.secondary_seen.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                route,
-                "⚠️ Webhook signed with TWILIO_AUTH_TOKEN_SECONDARY, not TWILIO_AUTH_TOKEN: Twilio signs with the secondary token now (it was promoted). Accepted; finish the rotation: set TWILIO_AUTH_TOKEN to it and remove TWILIO_AUTH_TOKEN_SECONDARY"
-            );
-        }
-    }
-}
-
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -340,6 +327,17 @@ impl App {
     /// Whether the message is a `validate-webhook` probe that must not be answered.
     pub fn is_probe(msg: &InboundMessage) -> bool {
         msg.params.iter().any(|(k, _)| k == PROBE_PARAM)
+    }
+
+    /// Called when a webhook matched `TWILIO_AUTH_TOKEN_SECONDARY` but not the primary token:
+    /// Twilio signs with the secondary now, so it was promoted. Logged once per process.
+    pub fn secondary_token_used(&self, route: &'static str) {
+        if !self.secondary_seen.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                route,
+                "⚠️ Webhook signed with TWILIO_AUTH_TOKEN_SECONDARY, not TWILIO_AUTH_TOKEN: Twilio signs with the secondary token now (it was promoted). Accepted; finish the rotation: set TWILIO_AUTH_TOKEN to it and remove TWILIO_AUTH_TOKEN_SECONDARY"
+            );
+        }
     }
 
     /// Marks the worker loop as alive.
