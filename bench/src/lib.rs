@@ -45,7 +45,7 @@ where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
-    webhook_core::server::accept_until(listener, handler, shutdown, Duration::from_secs(5)).await;
+    webhook_core::server::accept_until(&listener, handler, shutdown, Duration::from_secs(5)).await;
 }
 
 /// Reads a request body with the production limits (64 KiB, 10 s); `None` when it breaks them.

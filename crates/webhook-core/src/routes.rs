@@ -102,6 +102,51 @@ fn looks_like_twilio(query: Option<&str>) -> bool {
     })
 }
 
+/// Answers while the app cannot start yet (its database or Redis is unreachable; the server
+/// retries): the process is alive (`/healthz` 200), not ready (`/readyz` 503 saying what it
+/// waits for), and webhooks are refused with 503 so that nothing is acknowledged that was not
+/// recorded. `waiting_for` is the latest start error.
+pub async fn starting(
+    waiting_for: Arc<std::sync::Mutex<String>>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let reason = waiting_for
+        .lock()
+        .map(|w| w.clone())
+        .unwrap_or_else(|_| "the database".to_owned());
+    match (req.uri().path(), req.method()) {
+        (HEALTH_PATH, &Method::GET | &Method::HEAD) => text(StatusCode::OK, "ok\n"),
+        (READY_PATH, &Method::GET | &Method::HEAD) => {
+            let body = serde_json::json!({
+                "ready": false,
+                "database": format!("not ready: {reason}"),
+                "queue": "not started",
+                "worker": "not started",
+            });
+            respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "application/json",
+                body.to_string(),
+            )
+        }
+        (WEBHOOK_PATH | STATUS_PATH, &Method::POST) => {
+            tracing::warn!(
+                path = req.uri().path(),
+                waiting_for = %reason,
+                "❌ Webhook answered 503: the server is still starting (a dependency is unreachable); nothing was recorded"
+            );
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service unavailable: starting, the database is not reachable yet\n",
+            )
+        }
+        _ => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service unavailable: starting\n",
+        ),
+    }
+}
+
 fn not_allowed(allow: &'static str) -> Response<Body> {
     let mut res = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     res.headers_mut()

@@ -13,7 +13,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -54,26 +54,57 @@ pub async fn serve(
         }
     }
     tokio::pin!(shutdown);
-    let mut backoff = Duration::from_secs(1);
-    let app = loop {
-        match App::from_settings(settings.clone()).await {
-            Ok(app) => break Arc::new(app),
-            // The database may come up after us (containers, a restarting managed database):
-            // stay up and retry instead of exiting, as DESIGN's recovery rule asks.
-            Err(e) if e.is_unavailable() => {
-                tracing::error!(
-                    error = %e,
-                    retry_in_s = backoff.as_secs(),
-                    "❌ cannot start yet: a dependency is unreachable; retrying"
-                );
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = &mut shutdown => return Ok(()),
+    // Until the app is up, requests get answers that say so (`routes::starting`) instead of
+    // waiting in the listen backlog: /healthz 200, /readyz and the webhooks 503.
+    let waiting_for = Arc::new(Mutex::new("the database".to_owned()));
+    let (ready_tx, mut ready_rx) = watch::channel(false);
+    let starting = {
+        let waiting_for = waiting_for.clone();
+        let handler = move |req| routes::starting(waiting_for.clone(), req);
+        accept_until(
+            &listener,
+            handler,
+            async move {
+                let _ = ready_rx.wait_for(|ready| *ready).await;
+            },
+            Duration::from_secs(5),
+        )
+    };
+    let build = async {
+        let mut backoff = Duration::from_secs(1);
+        let built = loop {
+            match App::from_settings(settings.clone()).await {
+                Ok(app) => break Ok(Some(Arc::new(app))),
+                // The database may come up after us (containers, a restarting managed
+                // database): stay up and retry instead of exiting, as DESIGN's recovery rule
+                // asks.
+                Err(e) if e.is_unavailable() => {
+                    tracing::error!(
+                        error = %e,
+                        retry_in_s = backoff.as_secs(),
+                        "❌ cannot start yet: a dependency is unreachable; retrying (meanwhile /readyz and webhooks answer 503)"
+                    );
+                    if let Ok(mut w) = waiting_for.lock() {
+                        *w = e.to_string();
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = &mut shutdown => {
+                            tracing::info!("shutdown signal received before the server was ready: exiting");
+                            break Ok(None);
+                        }
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                Err(e) => break Err(e),
             }
-            Err(e) => return Err(e.into()),
-        }
+        };
+        let _ = ready_tx.send(true);
+        built
+    };
+    let (built, _) = tokio::join!(build, starting);
+    let Some(app) = built? else {
+        return Ok(());
     };
     if app.is_dry_run() {
         tracing::warn!(
@@ -97,7 +128,13 @@ pub async fn serve_app(listener: TcpListener, app: Arc<App>, shutdown: impl Futu
 
     let app_for_requests = app.clone();
     let handler = move |req| routes::handle(app_for_requests.clone(), req);
-    if !accept_until(listener, handler, shutdown, DRAIN).await {
+    let shutdown = async {
+        shutdown.await;
+        tracing::info!(
+            "shutdown signal received: no new connections, finishing in-flight requests"
+        );
+    };
+    if !accept_until(&listener, handler, shutdown, DRAIN).await {
         tracing::warn!(
             "⚠️ some connections were still open after {} s",
             DRAIN.as_secs()
@@ -111,8 +148,11 @@ pub async fn serve_app(listener: TcpListener, app: Arc<App>, shutdown: impl Futu
 }
 
 /// Accepts connections on `listener` and serves each with `handler` until `shutdown` resolves,
-/// then stops accepting and waits up to `drain` for open connections to finish their requests.
-/// Returns false when some were still open at the deadline.
+/// then stops accepting and waits up to `drain` for open connections to finish their requests
+/// (keep-alive connections are closed after their current request). Returns false when some
+/// were still open at the deadline. The listener stays open: connections that arrive meanwhile
+/// wait in its backlog for the next loop (the server's starting phase hands over to the real
+/// routes this way), or are refused once the caller drops it.
 ///
 /// Every connection gets the server's settings: HTTP/1.1 with keep-alive, `TCP_NODELAY`,
 /// [`HEADER_TIMEOUT`] for the request headers (a started request then gets 408, see
@@ -120,7 +160,7 @@ pub async fn serve_app(listener: TcpListener, app: Arc<App>, shutdown: impl Futu
 /// load benchmark's reference servers (`bench/`) run their handlers through the same function,
 /// so that they differ from the product only in the handler.
 pub async fn accept_until<H, F>(
-    listener: TcpListener,
+    listener: &TcpListener,
     handler: H,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
@@ -167,13 +207,9 @@ where
                     }
                 });
             }
-            _ = &mut shutdown => {
-                tracing::info!("shutdown signal received: no new connections, finishing in-flight requests");
-                break;
-            }
+            _ = &mut shutdown => break,
         }
     }
-    drop(listener);
     tokio::time::timeout(drain, graceful.shutdown())
         .await
         .is_ok()

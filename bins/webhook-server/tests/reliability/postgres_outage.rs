@@ -109,3 +109,60 @@ async fn webhooks_get_503_during_a_database_outage_and_the_server_recovers_alone
     server.assert_no_secrets(&[]);
     server.kill9();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_started_without_its_database_answers_503_until_the_database_comes() {
+    // A deploy whose database is not reachable yet: the process stays up and says so on every
+    // request instead of leaving connections unanswered in the listen backlog.
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let proxy = Proxy::start(PG_ADDR).await;
+    proxy.cut().await;
+    let proxied = db.url().replace("127.0.0.1:5432", &proxy.addr.to_string());
+    let server = ServerProcess::start_alive(&base_env(&proxied, None)).await;
+
+    let ready = get(server.addr, "/readyz").await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    let json: serde_json::Value = serde_json::from_str(&ready.body).expect("JSON");
+    assert_eq!(json["ready"], false);
+    assert!(
+        json["database"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("not ready"),
+        "{json}"
+    );
+    let msg = Msg::new("starting", 0);
+    assert_eq!(
+        server.post(&msg).await,
+        503,
+        "nothing acknowledged unrecorded"
+    );
+    wait_for("the 503 log line", Duration::from_secs(5), || {
+        let seen = server
+            .logs()
+            .contains("Webhook answered 503: the server is still starting");
+        async move { seen }
+    })
+    .await;
+
+    proxy.restore().await;
+    wait_for(
+        "/readyz once the database is back",
+        Duration::from_secs(60),
+        || async { get(server.addr, "/readyz").await.status == 200 },
+    )
+    .await;
+    // Twilio's retry of the refused message now goes through, and it is recorded.
+    assert_eq!(server.post(&msg).await, 200);
+    let view = DbView::open(&db.url()).await;
+    assert_eq!(
+        view.count(&format!(
+            "inbound_messages WHERE message_sid = '{}'",
+            msg.sid
+        ))
+        .await,
+        1
+    );
+}

@@ -69,16 +69,25 @@ pub(crate) struct ServerProcess {
 
 impl ServerProcess {
     /// Starts the binary with exactly `env` (nothing inherited) in an empty working directory,
-    /// stdout and stderr going to one log file, and waits until `/healthz` answers.
+    /// stdout and stderr going to one log file, and waits until it has started: `/healthz`
+    /// answers and `/readyz` comes from the running app, not the starting phase.
     pub(crate) async fn start(env: &[(String, String)]) -> ServerProcess {
         let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-        Self::start_in(env, dir, "server").await
+        Self::start_in(env, dir, "server", true).await
+    }
+
+    /// Like [`start`](Self::start) but returns as soon as `/healthz` answers, while the server
+    /// may still be waiting for its database.
+    pub(crate) async fn start_alive(env: &[(String, String)]) -> ServerProcess {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        Self::start_in(env, dir, "server", false).await
     }
 
     async fn start_in(
         env: &[(String, String)],
         dir: Arc<tempfile::TempDir>,
         name: &str,
+        started: bool,
     ) -> ServerProcess {
         let mut last_log = String::new();
         for attempt in 0..3 {
@@ -108,7 +117,14 @@ impl ServerProcess {
                 if !server.is_alive() {
                     break;
                 }
-                if get(server.addr, "/healthz").await.status == 200 {
+                // Alive, and past the starting phase (its /readyz says "not started").
+                if get(server.addr, "/healthz").await.status == 200
+                    && (!started
+                        || !get(server.addr, "/readyz")
+                            .await
+                            .body
+                            .contains("not started"))
+                {
                     return server;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -125,13 +141,13 @@ impl ServerProcess {
     /// Starts another process with the same environment, database and log directory
     /// (a restart after a crash).
     pub(crate) async fn restart(&self) -> ServerProcess {
-        Self::start_in(&self.env, self.dir.clone(), "restarted").await
+        Self::start_in(&self.env, self.dir.clone(), "restarted", true).await
     }
 
     /// A process with its own log directory whose log files are named after `name`.
     pub(crate) async fn start_named(env: &[(String, String)], name: &str) -> ServerProcess {
         let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-        Self::start_in(env, dir, name).await
+        Self::start_in(env, dir, name, true).await
     }
 
     /// The process id.
