@@ -80,10 +80,18 @@ pub fn run(cli: Cli) -> ExitCode {
     ExitCode::from(report.exit_code())
 }
 
-/// Runs the command and collects its lines; `name` is the command for the JSON document.
+/// Runs the command and collects its lines; `name` is the command for the JSON document. No
+/// line shows a password of a configured URL.
 pub fn build_report(cli: &Cli, cwd: &Path) -> (&'static str, Report) {
+    let mut loaded = settings::load(cwd, cli.global.env_file.as_deref());
+    let url_passwords = std::mem::take(&mut loaded.url_passwords);
+    let (name, mut report) = collect(cli, cwd, loaded);
+    settings::scrub(&url_passwords, &mut report.checks);
+    (name, report)
+}
+
+fn collect(cli: &Cli, cwd: &Path, loaded: settings::Loaded) -> (&'static str, Report) {
     let timeout = Duration::from_secs(cli.global.timeout);
-    let loaded = settings::load(cwd, cli.global.env_file.as_deref());
     let mut report = Report::default();
     let name = match &cli.command {
         None | Some(Command::Check(_)) => "check",

@@ -24,6 +24,47 @@ pub struct Loaded {
     /// Keys whose values are wrong: `setup` holds their defaults, so the checks that read
     /// them are skipped.
     pub broken: BTreeSet<String>,
+    /// `(user:password@, user:***@)` of every configured URL that carries a password (Twilio
+    /// can call a webhook with basic auth from its URL): [`scrub`] hides them in every line,
+    /// whichever check printed the URL.
+    pub url_passwords: Vec<(String, String)>,
+}
+
+/// Replaces each `(secret, shown)` of `url_passwords` in every line of `checks`.
+pub fn scrub(url_passwords: &[(String, String)], checks: &mut [Check]) {
+    for check in checks {
+        for (secret, shown) in url_passwords {
+            check.detail = check.detail.replace(secret, shown);
+            if let Some(hint) = &mut check.hint {
+                *hint = hint.replace(secret, shown);
+            }
+        }
+    }
+}
+
+/// The `user:password@` parts of the URLs in `s`, each with its redacted form.
+fn url_passwords(s: &Settings) -> Vec<(String, String)> {
+    [
+        s.webhook_url.clone(),
+        s.status_callback_url.clone(),
+        s.status_callback_url(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|url| {
+        let shown = config::redact_url(&url);
+        if shown == url {
+            return None;
+        }
+        // The two differ only in the password: the userinfo is what precedes the first '@'
+        // where they part.
+        let rest = url.split_once("://")?.1;
+        let userinfo = &rest[..rest.find('@')? + 1];
+        let user = userinfo.split_once(':')?.0;
+        Some((userinfo.to_owned(), format!("{user}:***@")))
+    })
+    .filter(|(secret, _)| secret.len() > 1)
+    .collect()
 }
 
 fn section_for(key: &str) -> Section {
@@ -61,6 +102,7 @@ pub fn load(cwd: &Path, env_file: Option<&Path>) -> Loaded {
                 checks,
                 setup: Some(setup),
                 broken: BTreeSet::new(),
+                url_passwords: url_passwords(&loaded.settings),
             }
         }
         Err(err) => {
@@ -95,6 +137,7 @@ pub fn load(cwd: &Path, env_file: Option<&Path>) -> Loaded {
                 checks,
                 setup: (!whole_file).then(|| to_setup(&dev.loaded.settings)),
                 broken: dev.problems.into_iter().filter_map(|p| p.key).collect(),
+                url_passwords: url_passwords(&dev.loaded.settings),
             }
         }
     }

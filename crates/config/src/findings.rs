@@ -9,7 +9,7 @@ use serde::Serialize;
 use url::Url;
 
 use crate::keys::{DEFAULT_API_BASE_URL, STATUS_PATH, WEBHOOK_PATH};
-use crate::secret::{Secret, mask_sid};
+use crate::secret::{Secret, mask_sid, redact_url};
 use crate::settings::{AppEnv, Sender, Settings};
 use crate::sources::RENDER_ORIGIN;
 use crate::values::{is_placeholder, unreachable_host};
@@ -375,11 +375,13 @@ fn webhook_url(r: &mut Report<'_>) {
                 // Right for the service's own host; a custom domain in the Twilio Console
                 // would not match it, and that is only visible there.
                 let message = format!(
-                    "derived from RENDER_EXTERNAL_URL: {url}; make sure the Twilio Console uses exactly this URL"
+                    "derived from RENDER_EXTERNAL_URL: {}; make sure the Twilio Console uses exactly this URL",
+                    redact_url(url)
                 );
                 r.push((KEY, "derived"), Status::Ok, message, None);
             } else {
-                r.ok(KEY, url);
+                // A URL may carry basic-auth credentials for Twilio: never show the password.
+                r.ok(KEY, redact_url(url));
             }
         }
     }
@@ -390,7 +392,7 @@ fn status_callback(r: &mut Report<'_>) {
     let s = r.settings;
     if let Some(url) = s.status_callback_url.as_deref() {
         if !public_url(r, KEY, url, STATUS_PATH) {
-            r.ok(KEY, url);
+            r.ok(KEY, redact_url(url));
         }
         return;
     }
@@ -400,7 +402,7 @@ fn status_callback(r: &mut Report<'_>) {
             key: KEY,
             check: "derived",
             status: Status::Ok,
-            message: format!("derived from WEBHOOK_URL: {url}"),
+            message: format!("derived from WEBHOOK_URL: {}", redact_url(&url)),
             hint: None,
             source: "derived".to_owned(),
         }),
@@ -408,7 +410,7 @@ fn status_callback(r: &mut Report<'_>) {
             KEY,
             "missing",
             false,
-            "not set and WEBHOOK_URL is missing: replies get no delivery status callbacks",
+            "not set and WEBHOOK_URL is missing or invalid: replies get no delivery status callbacks",
             "set WEBHOOK_URL, or STATUS_CALLBACK_URL to the public URL of /api/v1/whatsapp/status",
         ),
     }

@@ -258,9 +258,9 @@ impl Settings {
         let webhook = match &self.webhook_url {
             None => "unset".to_owned(),
             Some(url) if self.origin("WEBHOOK_URL") == RENDER_ORIGIN => {
-                format!("{url} webhook_url_from=RENDER_EXTERNAL_URL")
+                format!("{} webhook_url_from=RENDER_EXTERNAL_URL", redact_url(url))
             }
-            Some(url) => url.clone(),
+            Some(url) => redact_url(url),
         };
         let mut line = format!(
             "app_env={} listen={} webhook_url={webhook} account_sid={account} auth_token={}",
@@ -305,8 +305,8 @@ impl Settings {
             webhook_shared_key: self.webhook_shared_key.as_ref(),
             api_key_sid: self.api_key_sid.as_deref().map(mask_sid),
             api_key_secret: self.api_key_secret.as_ref(),
-            webhook_url: self.webhook_url.as_deref(),
-            status_callback_url: self.status_callback_url.as_deref(),
+            webhook_url: self.webhook_url.as_deref().map(redact_url),
+            status_callback_url: self.status_callback_url.as_deref().map(redact_url),
             database_url: self.database_url_redacted(),
             redis_url: self.redis_url_redacted(),
             redis_key_prefix: &self.redis_key_prefix,
@@ -333,8 +333,8 @@ struct View<'a> {
     webhook_shared_key: Option<&'a Secret>,
     api_key_sid: Option<String>,
     api_key_secret: Option<&'a Secret>,
-    webhook_url: Option<&'a str>,
-    status_callback_url: Option<&'a str>,
+    webhook_url: Option<String>,
+    status_callback_url: Option<String>,
     database_url: String,
     redis_url: Option<String>,
     redis_key_prefix: &'a str,

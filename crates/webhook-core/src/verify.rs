@@ -161,6 +161,18 @@ pub struct Diagnosis {
     pub hint: &'static str,
 }
 
+/// `url` without the `user:password@` of its authority.
+fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 /// Explains a signature failure (never includes the token or any signature).
 pub fn diagnose(
     error: &SignatureError,
@@ -171,9 +183,11 @@ pub fn diagnose(
 ) -> Diagnosis {
     let suggested = rebuild_from_headers(headers, path_and_query);
     let strip_query = |u: &str| u.split(['?', '#']).next().unwrap_or(u).to_owned();
+    // Requests never carry the user:password@ of a URL (Twilio sends it as basic auth), so
+    // it does not count as a difference.
     let differs = suggested
         .as_deref()
-        .is_some_and(|s| strip_query(s) != strip_query(checked_url));
+        .is_some_and(|s| strip_query(s) != strip_query(&without_userinfo(checked_url)));
     let hint = if matches!(
         key,
         KeyUsed::AuthToken {
@@ -202,7 +216,7 @@ pub fn diagnose(
         "the URL matches but the signature does not: check that TWILIO_AUTH_TOKEN is the current token (promoting a secondary token replaces it) of the account (or sub-account) that owns the number"
     };
     Diagnosis {
-        checked_url: checked_url.to_owned(),
+        checked_url: config::redact_url(checked_url),
         request_suggests: suggested.filter(|_| differs),
         hint,
     }
@@ -295,6 +309,24 @@ mod tests {
                 .hint
                 .contains("TWILIO_AUTH_TOKEN is a placeholder")
         );
+    }
+
+    #[test]
+    fn a_password_in_webhook_url_is_not_logged_nor_taken_for_another_url() {
+        let h = headers(&[("host", "bot.example.com"), ("x-forwarded-proto", "https")]);
+        let d = diagnose(
+            &SignatureError::Mismatch,
+            "https://twilio:hunter2pw@bot.example.com/api/v1/whatsapp/webhook",
+            &h,
+            "/api/v1/whatsapp/webhook",
+            TOKEN,
+        );
+        assert_eq!(
+            d.checked_url,
+            "https://twilio:***@bot.example.com/api/v1/whatsapp/webhook"
+        );
+        assert_eq!(d.request_suggests, None);
+        assert!(d.hint.contains("the URL matches"), "{}", d.hint);
     }
 
     const TOKEN: KeyUsed = KeyUsed::AuthToken {

@@ -226,3 +226,32 @@ fn a_line_that_cannot_be_parsed_still_skips_every_other_check() {
     );
     assert_eq!(run.code, 1);
 }
+
+#[test]
+fn a_password_in_webhook_url_is_never_printed() {
+    // Twilio can call a webhook with basic auth taken from its URL: the password is a secret,
+    // whichever check prints the URL (configuration, ngrok, Twilio, probe), in text and JSON.
+    let tunnel = Project::new(&dotenv(
+        "WEBHOOK_URL=https://twilio:s3cretPW@abc.ngrok-free.app/api/v1/whatsapp/webhook\n",
+    ));
+    let server = crate::support::webhook_server(crate::support::TOKEN, |port| {
+        format!("http://twilio:s3cretPW@127.0.0.1:{port}/api/v1/whatsapp/webhook")
+    });
+    let local = Project::new(&dotenv(&format!(
+        "WEBHOOK_URL=http://twilio:s3cretPW@127.0.0.1:{}/api/v1/whatsapp/webhook\n\
+         TWILIO_API_BASE_URL=http://127.0.0.1:{}\n",
+        server.port,
+        crate::support::closed_port()
+    )));
+    for (p, args) in [
+        (&tunnel, &[][..]),
+        (&tunnel, &["--json"][..]),
+        (&local, &["--online"][..]),
+        (&local, &["--online", "--json"][..]),
+    ] {
+        let run = p.run(args);
+        assert!(!run.stdout.contains("s3cretPW"), "{}", run.stdout);
+        assert!(!run.stderr.contains("s3cretPW"), "{}", run.stderr);
+        assert!(run.stdout.contains("twilio:***@"), "{}", run.stdout);
+    }
+}

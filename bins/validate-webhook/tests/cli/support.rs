@@ -139,7 +139,13 @@ impl Project {
         if !args.iter().any(|a| *a == "--online" || *a == "send-test") {
             return;
         }
-        let local = |v: &str| v.starts_with("http://127.0.0.1:");
+        let local = |v: &str| {
+            // With or without user:password@ in front of the host.
+            let host = v
+                .strip_prefix("http://")
+                .map(|rest| rest.split_once('@').map_or(rest, |(_, host)| host));
+            host.is_some_and(|h| h.starts_with("127.0.0.1:"))
+        };
         if self.value("TWILIO_ACCOUNT_SID").is_some() {
             let base = self.value("TWILIO_API_BASE_URL").unwrap_or_default();
             assert!(

@@ -292,7 +292,7 @@ fn status_callback_url() {
         about(&dev(&[]), "STATUS_CALLBACK_URL"),
         one(
             Status::Warning,
-            "not set and WEBHOOK_URL is missing: replies get no delivery status callbacks",
+            "not set and WEBHOOK_URL is missing or invalid: replies get no delivery status callbacks",
             "set WEBHOOK_URL, or STATUS_CALLBACK_URL to the public URL of /api/v1/whatsapp/status"
         )
     );

@@ -185,3 +185,48 @@ fn sender_display_masks_service_sids_only() {
         "MG01…cdef"
     );
 }
+
+#[test]
+fn a_password_in_the_webhook_url_is_never_shown() {
+    // Twilio can call a webhook with basic auth taken from the URL: the password is a secret.
+    let s = Settings::from_vars([
+        (
+            "WEBHOOK_URL",
+            "https://twilio:hunter2pw@bot.example.com/api/v1/whatsapp/webhook",
+        ),
+        (
+            "STATUS_CALLBACK_URL",
+            "https://twilio:statuspw@bot.example.com/api/v1/whatsapp/status",
+        ),
+    ])
+    .unwrap();
+    let derived = Settings::from_vars([(
+        "WEBHOOK_URL",
+        "https://twilio:hunter2pw@bot.example.com/api/v1/whatsapp/webhook",
+    )])
+    .unwrap();
+    let mut outputs = vec![
+        format!("{s:?}"),
+        format!("{s}"),
+        serde_json::to_string(&s).unwrap(),
+        s.redacted_summary(),
+    ];
+    for settings in [&s, &derived] {
+        outputs.extend(settings.findings().into_iter().map(|f| f.message));
+    }
+    for out in &outputs {
+        assert!(
+            !out.contains("hunter2pw") && !out.contains("statuspw"),
+            "{out}"
+        );
+    }
+    assert!(
+        s.redacted_summary()
+            .contains("webhook_url=https://twilio:***@bot.example.com/api/v1/whatsapp/webhook")
+    );
+    // The value itself is untouched: it is what Twilio signs.
+    assert_eq!(
+        s.webhook_url.as_deref(),
+        Some("https://twilio:hunter2pw@bot.example.com/api/v1/whatsapp/webhook")
+    );
+}
