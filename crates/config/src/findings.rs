@@ -326,8 +326,8 @@ fn public_url(r: &mut Report<'_>, key: &'static str, value: &str, path: &str) ->
         r.warn(
             key, "fragment",
             false,
-            "has a #fragment, which may not be part of the signed URL",
-            "remove the # and everything after it (connection overrides belong only in the Twilio Console)",
+            "has a #fragment (Twilio connection overrides): the server accepts signatures with or without it",
+            "keep it only if the URL in the Twilio Console ends with the same #…; otherwise remove it",
         );
     }
     if url.path().ends_with(&format!("{path}/")) {

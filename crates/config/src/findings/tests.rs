@@ -247,8 +247,8 @@ fn webhook_url_path_problems_are_warnings_in_both_environments() {
         ),
         (
             "https://x.example.com/api/v1/whatsapp/webhook#rc=3",
-            "has a #fragment, which may not be part of the signed URL",
-            "remove the # and everything after it (connection overrides belong only in the Twilio Console)",
+            "has a #fragment (Twilio connection overrides): the server accepts signatures with or without it",
+            "keep it only if the URL in the Twilio Console ends with the same #…; otherwise remove it",
         ),
     ];
     for (url, message, hint) in cases {
