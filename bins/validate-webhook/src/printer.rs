@@ -118,9 +118,11 @@ pub fn render_json(report: &Report, command: &str) -> String {
                 status,
             })
             .collect(),
+        // In display order: grouped by section as the text is, in the order each was found.
         checks: report
-            .checks
-            .iter()
+            .sections()
+            .into_iter()
+            .flat_map(|(section, _)| report.checks.iter().filter(move |c| c.section == section))
             .map(|c| JsonCheck {
                 section: c.section.id(),
                 name: &c.name,

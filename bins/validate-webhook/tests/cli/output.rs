@@ -125,6 +125,13 @@ fn json_follows_the_documented_schema() {
         ]
     );
     assert_eq!(v["sections"][0]["status"], "error");
+    // checks[] is in display order: each section's checks together, sections in their order.
+    let mut order: Vec<&str> = checks
+        .iter()
+        .map(|c| c["section"].as_str().expect("section"))
+        .collect();
+    order.dedup();
+    assert_eq!(order, sections, "checks grouped by section");
     assert!(!run.stdout.contains('\u{1b}'));
 }
 
