@@ -66,6 +66,18 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
             format!("Redis at {host}:{port}: its TLS certificate is not trusted: {reply}"),
             "Use the provider's rediss:// URL with a publicly trusted certificate; if it only has a self-signed one, append #insecure to REDIS_URL (encrypted, not authenticated).",
         )],
+        Err(reply) if reply.contains("without any password configured") => vec![Check::error(
+            S,
+            "ping",
+            format!("Redis at {host}:{port} refused: {reply}"),
+            "This Redis has no password: remove it from REDIS_URL (redis://host:6379), or set requirepass on the server.",
+        )],
+        Err(reply) if reply.trim().is_empty() => vec![Check::error(
+            S,
+            "ping",
+            format!("{host}:{port} accepts connections but gave no Redis answer to PING{over}"),
+            "Check the port in REDIS_URL (Redis listens on 6379 unless configured otherwise) and that the server is Redis.",
+        )],
         Err(reply)
             if reply.contains("NOAUTH")
                 || reply.contains("WRONGPASS")
@@ -124,7 +136,19 @@ fn ping(stream: TcpStream, user: Option<&str>, password: Option<&str>) -> Result
             .write_all(out.as_bytes())
             .map_err(|e| e.to_string())?;
         let mut line = String::new();
-        reader.read_line(&mut line).map_err(|e| e.to_string())?;
+        // No answer in time reads as no answer at all (an empty reply): not Redis, or stuck.
+        match reader.read_line(&mut line) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(String::new());
+            }
+            Err(e) => return Err(e.to_string()),
+            Ok(_) => {}
+        }
         Ok(line.trim_end().to_owned())
     };
     if let Some(password) = password {

@@ -324,3 +324,34 @@ fn a_database_url_from_the_environment_that_shadows_env_file_says_so() {
         "  ❌ connection: cannot connect to PostgreSQL at 127.0.0.1:{port}: connection refused (DATABASE_URL from environment)"
     ));
 }
+
+#[test]
+fn a_password_for_a_redis_without_one_and_a_port_that_is_not_redis() {
+    // The real Redis of this machine kind has no password.
+    if std::net::TcpStream::connect("127.0.0.1:6379").is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but Redis is not running on 127.0.0.1:6379"
+        );
+        eprintln!("skipping: Redis is not running on 127.0.0.1:6379");
+        return;
+    }
+    let run = Project::new(&dotenv("REDIS_URL=redis://:hunter2pw@127.0.0.1:6379\n")).run(&[]);
+    let line = run.line_starting("  ❌ ping: Redis at 127.0.0.1:6379 refused: ");
+    assert!(line.contains("without any password configured"), "{line}");
+    assert_eq!(
+        run.line(&line),
+        "     Fix: This Redis has no password: remove it from REDIS_URL (redis://host:6379), or set requirepass on the server."
+    );
+    assert!(!run.stdout.contains("hunter2pw"), "{}", run.stdout);
+
+    // A port where something accepts connections and says nothing.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let run = Project::new(&dotenv(&format!("REDIS_URL=redis://127.0.0.1:{port}\n")))
+        .run(&["--timeout", "1"]);
+    run.line_starting(&format!(
+        "  ❌ ping: 127.0.0.1:{port} accepts connections but gave no Redis answer to PING"
+    ));
+    drop(silent);
+}
