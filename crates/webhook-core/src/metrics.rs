@@ -129,9 +129,22 @@ impl Metrics {
     }
 }
 
+/// `elapsed` in milliseconds rounded to the microsecond, for log lines: `latency_ms=2.235`
+/// rather than `2.2347159999999997` (still a number in JSON logs).
+pub fn latency_ms(elapsed: std::time::Duration) -> f64 {
+    (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_is_logged_to_the_microsecond() {
+        let d = std::time::Duration::from_nanos(2_234_716);
+        assert_eq!(latency_ms(d), 2.235);
+        assert_eq!(format!("{:?}", latency_ms(d)), "2.235");
+    }
 
     #[test]
     fn renders_counters_with_labels() {

@@ -375,7 +375,7 @@ async fn inbound(app: &App, req: Request<Incoming>, started: Instant) -> Respons
                 message_sid = %msg.message_sid,
                 duplicate = !new,
                 kind = msg.kind(),
-                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                latency_ms = crate::metrics::latency_ms(started.elapsed()),
                 "✅ Webhook received and acknowledged to Twilio"
             );
             twiml()

@@ -299,7 +299,7 @@ pub async fn process_batch(
             if state != InboundState::Failed && state != InboundState::Processing {
                 tracing::info!(
                     message_sid = sid,
-                    latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    latency_ms = crate::metrics::latency_ms(started.elapsed()),
                     dry_run = false,
                     "✅ Message processed successfully"
                 );
@@ -312,7 +312,7 @@ pub async fn process_batch(
 /// Counts dry runs and logs every message the batch finished (failures were logged when
 /// decided).
 fn log_finished(app: &App, finished: &[(String, InboundState)], started: Instant) {
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let latency_ms = crate::metrics::latency_ms(started.elapsed());
     for (sid, state) in finished {
         if *state == InboundState::DryRun {
             app.metrics.send_outcome("dry_run");
