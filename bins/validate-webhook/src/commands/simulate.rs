@@ -77,9 +77,14 @@ pub(crate) fn run(
         ),
     )];
     let answer = message.post(&target, &message.signature, timeout);
+    // With --url, "start the server on PORT …" names the port the user aimed at.
+    let port = url
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| u.port_or_known_default())
+        .unwrap_or(setup.port);
     let t = Target {
         url: &target,
-        port: setup.port,
+        port,
         timeout_secs: timeout.as_secs(),
     };
     let mut answer_check = diagnose::signed(S, "answer", &t, &answer);
