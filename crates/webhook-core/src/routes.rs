@@ -453,6 +453,33 @@ async fn ready(app: &App) -> Response<Body> {
     respond(code, "application/json", body)
 }
 
+/// Whether `Accept` prefers OpenMetrics: listed with a quality above 0 (media types compared
+/// without case) and not below `text/plain`'s.
+fn wants_openmetrics(accept: &[&str]) -> bool {
+    let quality = |wanted: &str| -> Option<f32> {
+        accept
+            .iter()
+            .flat_map(|v| v.split(','))
+            .filter_map(|item| {
+                let mut parts = item.split(';');
+                let media = parts.next()?.trim();
+                if !media.eq_ignore_ascii_case(wanted) {
+                    return None;
+                }
+                let q = parts
+                    .filter_map(|p| p.trim().strip_prefix("q="))
+                    .find_map(|q| q.trim().parse::<f32>().ok())
+                    .unwrap_or(1.0);
+                Some(q)
+            })
+            .reduce(f32::max)
+    };
+    match quality("application/openmetrics-text") {
+        Some(q) if q > 0.0 => quality("text/plain").is_none_or(|plain| q >= plain),
+        _ => false,
+    }
+}
+
 /// The exposition is OpenMetrics text (what prometheus-client writes: `# EOF`, counters as
 /// `name_total`). Prometheus asks for it in `Accept` and gets its media type; anything else
 /// (curl, a browser, an older scraper) gets the same text as `text/plain`, which the classic
@@ -461,13 +488,13 @@ async fn metrics(app: &App, req: &Request<Incoming>) -> Response<Body> {
     if let Ok(depth) = app.queue.depth().await {
         app.metrics.set_queue_depth(depth);
     }
-    let openmetrics = req
+    let accept: Vec<&str> = req
         .headers()
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/openmetrics-text"));
-    let content_type = if openmetrics {
+        .collect();
+    let content_type = if wants_openmetrics(&accept) {
         "application/openmetrics-text; version=1.0.0; charset=utf-8"
     } else {
         "text/plain; version=0.0.4; charset=utf-8"
