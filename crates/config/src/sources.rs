@@ -357,17 +357,24 @@ fn dotenv_layers(file: &SourceFile, gathered: &mut Gathered) -> Vec<Layer> {
         let (key, value) = match item {
             Ok(pair) => pair,
             Err(dotenvy::Error::LineParse(bad, _)) => {
+                // dotenvy gives the text from the bad line on (sometimes only its value).
                 let first = bad.lines().next().unwrap_or_default().trim();
-                let source = match text.lines().position(|l| l.trim() == first) {
+                let line = text.lines().position(|l| l.trim() == first).or_else(|| {
+                    (!first.is_empty())
+                        .then(|| text.lines().position(|l| l.contains(first)))
+                        .flatten()
+                });
+                let source = match line {
                     Some(i) => format!("{} line {}", file.shown, i + 1),
                     None => file.shown.clone(),
                 };
+                let raw = line.and_then(|i| text.lines().nth(i)).unwrap_or(first);
+                let (message, fix) = unparsable(raw);
                 gathered.problems.push(Problem {
                     key: None,
                     source,
-                    message: "cannot parse this line".to_owned(),
-                    fix: "write KEY=value and put values with spaces, quotes or # in single quotes"
-                        .to_owned(),
+                    message: message.to_owned(),
+                    fix: fix.to_owned(),
                 });
                 continue;
             }
@@ -405,6 +412,27 @@ fn dotenv_layers(file: &SourceFile, gathered: &mut Gathered) -> Vec<Layer> {
         }
     }
     layers
+}
+
+/// Why a `.env` line does not parse, and the fix, from the line itself.
+fn unparsable(line: &str) -> (&'static str, &'static str) {
+    let value = line.split_once('=').map_or(line, |(_, v)| v).trim();
+    if value.matches('\'').count() % 2 == 1 || value.matches('"').count() % 2 == 1 {
+        (
+            "cannot parse this line: a quote is not closed",
+            "close the quote on the same line, e.g. KEY='value'",
+        )
+    } else if value.starts_with('"') && value.contains('\\') {
+        (
+            "cannot parse this line: a backslash in double quotes that .env does not know",
+            "use single quotes for values with backslashes, e.g. KEY='a\\b'",
+        )
+    } else {
+        (
+            "cannot parse this line",
+            "write KEY=value and put values with spaces, quotes or # in single quotes",
+        )
+    }
 }
 
 /// A variable from `env`: `Ok(None)` when unset or empty, `Err(())` when not UTF-8.

@@ -188,3 +188,23 @@ fn unparsable_dotenv_lines_name_the_line_but_not_the_content() {
     );
     assert_eq!(origin(&g, "HOST"), pair("::", ".env line 3"));
 }
+
+#[test]
+fn unparsable_quotes_say_what_is_wrong_on_which_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "PORT=1\nKEY=\"a\\qb\"\nDATABASE_URL='s3cr3t-unterminated\n",
+    )
+    .unwrap();
+    let g = gather_in(dir.path(), &[]);
+    let shown: Vec<String> = g.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        vec![
+            ".env line 2: cannot parse this line: a backslash in double quotes that .env does not know; fix: use single quotes for values with backslashes, e.g. KEY='a\\b'",
+            ".env line 3: cannot parse this line: a quote is not closed; fix: close the quote on the same line, e.g. KEY='value'",
+        ]
+    );
+    assert!(shown.iter().all(|s| !s.contains("s3cr3t")));
+}
