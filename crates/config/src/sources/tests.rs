@@ -5,6 +5,15 @@ fn gather_in(dir: &Path, env: &[(&str, &str)]) -> Gathered {
     gather(&LoadOptions::new(dir).env_vars(env.iter().copied()))
 }
 
+/// Writes `file` with `text` in a fresh directory and gathers from it: every problem as
+/// displayed, and the gathered values.
+fn problems_of(file: &str, text: &str) -> (Vec<String>, Gathered) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(file), text).unwrap();
+    let g = gather_in(dir.path(), &[]);
+    (g.problems.iter().map(ToString::to_string).collect(), g)
+}
+
 fn origin(g: &Gathered, key: &str) -> Option<(String, String)> {
     g.values
         .get(key)
@@ -125,14 +134,10 @@ fn an_env_file_that_is_a_directory_says_so() {
 
 #[test]
 fn toml_problems_name_the_line() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("webhook.toml"),
+    let (shown, _) = problems_of(
+        "webhook.toml",
         "port = 6000\nwebhok_url = \"https://x\"\nPORT = 7000\nhost = [1]\n",
-    )
-    .unwrap();
-    let g = gather_in(dir.path(), &[]);
-    let shown: Vec<String> = g.problems.iter().map(ToString::to_string).collect();
+    );
     assert_eq!(
         shown,
         vec![
@@ -160,10 +165,7 @@ fn toml_syntax_errors_name_the_line_but_not_the_content() {
 
 #[test]
 fn duplicate_dotenv_keys_are_a_problem() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(".env"), "PORT=1\nHOST=::\nPORT=2\n").unwrap();
-    let g = gather_in(dir.path(), &[]);
-    let shown: Vec<String> = g.problems.iter().map(ToString::to_string).collect();
+    let (shown, _) = problems_of(".env", "PORT=1\nHOST=::\nPORT=2\n");
     assert_eq!(
         shown,
         vec!["PORT (.env): set 2 times (lines 1, 3); fix: keep only one of the lines"]
@@ -172,14 +174,7 @@ fn duplicate_dotenv_keys_are_a_problem() {
 
 #[test]
 fn unparsable_dotenv_lines_name_the_line_but_not_the_content() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join(".env"),
-        "PORT=1\nTWILIO_AUTH_TOKEN s3cr3t\nHOST=::\n",
-    )
-    .unwrap();
-    let g = gather_in(dir.path(), &[]);
-    let shown: Vec<String> = g.problems.iter().map(ToString::to_string).collect();
+    let (shown, g) = problems_of(".env", "PORT=1\nTWILIO_AUTH_TOKEN s3cr3t\nHOST=::\n");
     assert_eq!(
         shown,
         vec![
@@ -191,14 +186,10 @@ fn unparsable_dotenv_lines_name_the_line_but_not_the_content() {
 
 #[test]
 fn unparsable_quotes_say_what_is_wrong_on_which_line() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join(".env"),
+    let (shown, _) = problems_of(
+        ".env",
         "PORT=1\nKEY=\"a\\qb\"\nDATABASE_URL='s3cr3t-unterminated\n",
-    )
-    .unwrap();
-    let g = gather_in(dir.path(), &[]);
-    let shown: Vec<String> = g.problems.iter().map(ToString::to_string).collect();
+    );
     assert_eq!(
         shown,
         vec![
