@@ -1,4 +1,5 @@
 //! Backend: is something listening on PORT, and is it webhook-server (`GET /healthz` → 200)?
+//! A server still waiting for its database (its `/readyz` says so) is a warning, not ✅.
 
 use std::net::{TcpStream, ToSocketAddrs};
 
@@ -56,7 +57,17 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
     let url = format!("{}/healthz", setup.local_base_url());
     let agent = http::agent(ctx.timeout, true);
     out.push(match http::get(&agent, &url) {
-        Ok(a) if a.status == 200 => Check::ok(S, "healthz", format!("GET {url} answered 200: webhook-server is up")),
+        Ok(a) if a.status == 200 => match starting(&agent, setup) {
+            // Up, but its database is not reachable yet: every webhook gets 503.
+            Some(reason) => Check::new(
+                S,
+                "healthz",
+                missing,
+                format!("webhook-server is up but still starting ({reason}): webhooks get 503 until it is ready"),
+                Some("See the Database line: the server retries until the database answers."),
+            ),
+            None => Check::ok(S, "healthz", format!("GET {url} answered 200: webhook-server is up")),
+        },
         Ok(a) => Check::new(
             S,
             "healthz",
@@ -73,6 +84,20 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
         ),
     });
     out
+}
+
+/// What a server in its starting phase waits for, from its `/readyz` (`"queue": "not started"`
+/// only comes from that phase); `None` when it is past it or does not say.
+fn starting(agent: &ureq::Agent, setup: &crate::setup::Setup) -> Option<String> {
+    let url = format!("{}/readyz", setup.local_base_url());
+    let answer = http::get(agent, &url).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&answer.body).ok()?;
+    (json["queue"] == "not started").then(|| {
+        json["database"]
+            .as_str()
+            .unwrap_or("waiting for the database")
+            .to_owned()
+    })
 }
 
 #[cfg(test)]

@@ -50,6 +50,30 @@ fn another_program_on_port_is_a_warning() {
 }
 
 #[test]
+fn a_server_still_waiting_for_its_database_is_a_warning() {
+    // What webhook-server answers in its starting phase.
+    let server = TinyServer::start(|r| {
+        match r.path.as_str() {
+        "/healthz" => (200, vec![], "ok\n".to_owned()),
+        "/readyz" => (
+            503,
+            vec![],
+            r#"{"ready":false,"database":"not ready: could not open the database","queue":"not started","worker":"not started"}"#.to_owned(),
+        ),
+        _ => (503, vec![], "service unavailable: starting\n".to_owned()),
+    }
+    });
+    let port = server.port;
+    let run = Project::new(&dotenv(""))
+        .env("PORT", port.to_string())
+        .run(&[]);
+    run.lines_pair(
+        "  ⚠️ healthz: webhook-server is up but still starting (not ready: could not open the database): webhooks get 503 until it is ready",
+        "     Note: See the Database line: the server retries until the database answers.",
+    );
+}
+
+#[test]
 fn unreachable_postgres_is_an_error_without_the_password() {
     let port = closed_port();
     let p = Project::new(&dotenv(&format!(
