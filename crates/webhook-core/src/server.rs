@@ -79,13 +79,20 @@ pub async fn serve(
                 // database): stay up and retry instead of exiting, as DESIGN's recovery rule
                 // asks.
                 Err(e) if e.is_unavailable() => {
+                    // sqlx's pool hides why it could not connect ("pool timed out"): say
+                    // whether the host even accepts TCP.
+                    let tcp = tcp_probe(settings.database_url.expose()).await;
                     tracing::error!(
                         error = %e,
+                        database_tcp = tcp.as_deref().unwrap_or("-"),
                         retry_in_s = backoff.as_secs(),
                         "❌ cannot start yet: a dependency is unreachable; retrying (meanwhile /readyz and webhooks answer 503)"
                     );
                     if let Ok(mut w) = waiting_for.lock() {
-                        *w = e.to_string();
+                        *w = match &tcp {
+                            Some(tcp) => format!("{e} ({tcp})"),
+                            None => e.to_string(),
+                        };
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
@@ -113,6 +120,24 @@ pub async fn serve(
     }
     serve_app(listener, app, shutdown).await;
     Ok(())
+}
+
+/// For a PostgreSQL `database_url`: whether its host:port accepts a TCP connection within 2 s
+/// (`"db.internal:5432: Connection refused (os error 111)"`). `None` for other databases.
+async fn tcp_probe(database_url: &str) -> Option<String> {
+    let url = url::Url::parse(database_url).ok()?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return None;
+    }
+    let addr = format!("{}:{}", url.host_str()?, url.port().unwrap_or(5432));
+    let connect = tokio::net::TcpStream::connect(&addr);
+    Some(
+        match tokio::time::timeout(Duration::from_secs(2), connect).await {
+            Ok(Ok(_)) => format!("{addr} accepts connections"),
+            Ok(Err(e)) => format!("{addr}: {e}"),
+            Err(_) => format!("{addr}: no answer within 2 s"),
+        },
+    )
 }
 
 /// Serves an already assembled [`App`]: spawns the worker and the sweep, accepts connections until
@@ -213,4 +238,33 @@ where
     tokio::time::timeout(drain, graceful.shutdown())
         .await
         .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_database_probe_names_the_address_and_what_happened() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let refused = tcp_probe(&format!("postgres://app:pw@127.0.0.1:{closed}/db"))
+            .await
+            .expect("a PostgreSQL URL is probed");
+        assert!(
+            refused.starts_with(&format!("127.0.0.1:{closed}: ")) && !refused.contains("pw"),
+            "{refused}"
+        );
+        let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = open.local_addr().unwrap().port();
+        assert_eq!(
+            tcp_probe(&format!("postgresql://127.0.0.1:{port}/db"))
+                .await
+                .as_deref(),
+            Some(format!("127.0.0.1:{port} accepts connections").as_str())
+        );
+        assert_eq!(tcp_probe("sqlite://data/webhook.db?mode=rwc").await, None);
+    }
 }
