@@ -70,7 +70,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         (STATUS_PATH, &Method::POST) => ("status", status(&app, req).await),
         (HEALTH_PATH, &Method::GET | &Method::HEAD) => ("healthz", text(StatusCode::OK, "ok\n")),
         (READY_PATH, &Method::GET | &Method::HEAD) => ("readyz", ready(&app).await),
-        (METRICS_PATH, &Method::GET) => ("metrics", metrics(&app, &req).await),
+        (METRICS_PATH, &Method::GET | &Method::HEAD) => ("metrics", metrics(&app, &req).await),
         (WEBHOOK_PATH | STATUS_PATH, &Method::GET) => {
             if looks_like_twilio(req.uri().query()) {
                 tracing::warn!(
@@ -82,7 +82,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         }
         (WEBHOOK_PATH | STATUS_PATH, _) => ("other", not_allowed("POST")),
         (HEALTH_PATH | READY_PATH, _) => ("other", not_allowed("GET, HEAD")),
-        (METRICS_PATH, _) => ("other", not_allowed("GET")),
+        (METRICS_PATH, _) => ("other", not_allowed("GET, HEAD")),
         _ => ("other", text(StatusCode::NOT_FOUND, "not found\n")),
     };
     app.metrics.observe_request(

@@ -48,6 +48,13 @@ async fn health_routes_and_methods() {
         Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
     );
     assert!(m.body.trim_end().ends_with("# EOF"), "{}", m.body);
+    // HEAD works wherever GET does, /metrics included.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let r = request(s.addr, "HEAD", path, &[], b"").await;
+        assert_eq!(r.status, 200, "HEAD {path}");
+    }
+    let r = request(s.addr, "POST", "/metrics", &[], b"").await;
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
     s.stop().await;
 }
 
