@@ -309,7 +309,14 @@ fn to_setup(s: &Settings) -> Setup {
         status_callback_url: s.status_callback_url(),
         sources: ["DATABASE_URL", "REDIS_URL"]
             .into_iter()
-            .map(|k| (k, s.origin(k).to_owned()))
+            .map(|k| {
+                let origin = s.origin(k);
+                let source = match s.overridden(k) {
+                    [] => origin.to_owned(),
+                    lost => format!("{origin}, which overrides {}", lost.join(" and ")),
+                };
+                (k, source)
+            })
             .collect(),
     }
 }

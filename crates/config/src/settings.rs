@@ -154,6 +154,8 @@ pub struct Settings {
     pub sweep_interval_secs: u64,
     /// Source of each key's value (`.env line 4`, `environment`, `default`, …).
     pub(crate) origins: BTreeMap<&'static str, String>,
+    /// Sources whose value for a key lost to a higher one (see [`Settings::overridden`]).
+    pub(crate) shadowed: BTreeMap<&'static str, Vec<String>>,
     /// Findings only visible while loading (a bare phone number, two senders).
     pub(crate) load_findings: Vec<Finding>,
 }
@@ -190,6 +192,7 @@ impl Default for Settings {
                 .map(|k| (k.name, "default".to_owned()))
                 .collect(),
             load_findings: Vec::new(),
+            shadowed: BTreeMap::new(),
         }
     }
 }
@@ -199,6 +202,23 @@ impl Settings {
     /// `environment`, `default`, or `not set`.
     pub fn origin(&self, key: &str) -> &str {
         self.origins.get(key).map_or(NOT_SET, String::as_str)
+    }
+
+    /// Sources that set `key` too but lost to [`origin`](Self::origin): `[".env line 4"]` for
+    /// a `DATABASE_URL` exported in the shell over the one in `.env` (the classic "my .env is
+    /// right but it still fails"). Empty when only one source set it.
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join("config-doc-overridden");
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// std::fs::write(dir.join(".env"), "PORT=7000\n").unwrap();
+    /// let loaded = config::load(&config::LoadOptions::new(&dir).env_vars([("PORT", "8000")]))?;
+    /// assert_eq!(loaded.settings.origin("PORT"), "environment");
+    /// assert_eq!(loaded.settings.overridden("PORT"), [".env line 1"]);
+    /// # Ok::<(), config::ConfigError>(())
+    /// ```
+    pub fn overridden(&self, key: &str) -> &[String] {
+        self.shadowed.get(key).map_or(&[], Vec::as_slice)
     }
 
     /// The URL for delivery status callbacks: `STATUS_CALLBACK_URL` if set, else derived from

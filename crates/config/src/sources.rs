@@ -106,6 +106,8 @@ impl LoadOptions {
 pub(crate) struct Raw {
     pub(crate) value: String,
     pub(crate) origin: String,
+    /// Lower-precedence sources that set the key too (`.env line 4` under `environment`).
+    pub(crate) shadowed: Vec<String>,
 }
 
 /// Everything read from the sources, merged.
@@ -481,6 +483,7 @@ fn render_fallback(env: &EnvSource, gathered: &mut Gathered) {
                 Raw {
                     value: format!("{base}{WEBHOOK_PATH}"),
                     origin: RENDER_ORIGIN.to_owned(),
+                    shadowed: Vec::new(),
                 },
             );
         }
@@ -497,6 +500,20 @@ fn render_fallback(env: &EnvSource, gathered: &mut Gathered) {
 }
 
 fn merge(layers: Vec<Layer>, gathered: &mut Gathered) {
+    // Every non-default source of each key, lowest precedence first (the last one wins).
+    let mut setters: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for layer in layers.iter().skip(1) {
+        for key in layer.values.keys() {
+            setters
+                .entry(key.as_str())
+                .or_default()
+                .push(layer.name.clone());
+        }
+    }
+    let mut setters: BTreeMap<String, Vec<String>> = setters
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
     let figment = layers.into_iter().fold(Figment::new(), Figment::merge);
     for spec in KEYS {
         let Ok(value) = figment.find_value(spec.name) else {
@@ -508,11 +525,14 @@ fn merge(layers: Vec<Layer>, gathered: &mut Gathered) {
         let origin = figment
             .find_metadata(spec.name)
             .map_or_else(|| "unknown source".to_owned(), |m| m.name.to_string());
+        let mut shadowed = setters.remove(spec.name).unwrap_or_default();
+        shadowed.retain(|name| *name != origin);
         gathered.values.insert(
             spec.name,
             Raw {
                 value: value.to_owned(),
                 origin,
+                shadowed,
             },
         );
     }

@@ -345,7 +345,7 @@ fn a_database_url_from_the_environment_that_shadows_env_file_says_so() {
         )
         .run(&[]);
     run.line(&format!(
-        "  ❌ connection: cannot connect to PostgreSQL at 127.0.0.1:{port}: connection refused (DATABASE_URL from environment)"
+        "  ❌ connection: cannot connect to PostgreSQL at 127.0.0.1:{port}: connection refused (DATABASE_URL from environment, which overrides .env line 3)"
     ));
 }
 

@@ -44,6 +44,13 @@ fn precedence_default_then_toml_then_dotenv_then_environment() {
     assert_eq!(origin(&g, "SWEEP_INTERVAL_SECS"), pair("30", "default"));
     assert_eq!(origin(&g, "WEBHOOK_URL"), None);
     assert_eq!(g.files, vec!["webhook.toml".to_owned(), ".env".to_owned()]);
+    // What each winner overrides, lowest first; a default is not "overridden".
+    assert_eq!(
+        g.values["PORT"].shadowed,
+        ["webhook.toml line 1", ".env line 2"]
+    );
+    assert_eq!(g.values["HOST"].shadowed, ["webhook.toml line 2"]);
+    assert!(g.values["WORKER_CONCURRENCY"].shadowed.is_empty());
 }
 
 #[test]
