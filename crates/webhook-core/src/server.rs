@@ -73,7 +73,15 @@ pub async fn serve(
     let build = async {
         let mut backoff = Duration::from_secs(1);
         let built = loop {
-            match App::from_settings(settings.clone()).await {
+            // A stop signal also ends a connection attempt in progress (it can take seconds).
+            let attempt = tokio::select! {
+                attempt = App::from_settings(settings.clone()) => attempt,
+                _ = &mut shutdown => {
+                    tracing::info!("shutdown signal received before the server was ready: exiting");
+                    break Ok(None);
+                }
+            };
+            match attempt {
                 Ok(app) => break Ok(Some(Arc::new(app))),
                 // The database may come up after us (containers, a restarting managed
                 // database): stay up and retry instead of exiting, as DESIGN's recovery rule
