@@ -84,6 +84,20 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
     let answer = match http::get(&agent, &api) {
         Ok(a) => a,
         Err(f) => {
+            let local = webhook_host
+                .as_deref()
+                .is_some_and(|h| matches!(h, "localhost" | "127.0.0.1" | "[::1]" | "::1"));
+            if local {
+                // Fine for `simulate`; Twilio cannot call it (the WEBHOOK_URL line says so too).
+                return vec![Check::warning(
+                    S,
+                    "agent",
+                    "not running; WEBHOOK_URL points at this machine, which only local tests (simulate) reach",
+                    Some(format!(
+                        "To receive real messages, run `ngrok http {port}` and put its https URL in WEBHOOK_URL and the Twilio Console."
+                    )),
+                )];
+            }
             if !uses_ngrok {
                 return vec![Check::ok(
                     S,

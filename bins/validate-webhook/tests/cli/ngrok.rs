@@ -42,6 +42,21 @@ fn not_running_is_fine_when_webhook_url_is_not_ngrok() {
 }
 
 #[test]
+fn not_running_with_a_localhost_webhook_url_is_a_warning_not_fine() {
+    // Good for `simulate`, but Twilio cannot call it: not "not needed".
+    let p = Project::new(&dotenv(
+        "WEBHOOK_URL=http://localhost:5000/api/v1/whatsapp/webhook\n",
+    ));
+    let port = p.port();
+    let run = p.run(&[]);
+    run.lines_pair(
+        "  ⚠️ agent: not running; WEBHOOK_URL points at this machine, which only local tests (simulate) reach",
+        &format!("     Note: To receive real messages, run `ngrok http {port}` and put its https URL in WEBHOOK_URL and the Twilio Console."),
+    );
+    run.no_line_starting("  ✅ agent:");
+}
+
+#[test]
 fn a_new_ngrok_url_is_an_error_with_the_exact_fix() {
     let p = Project::new(&dotenv(
         "WEBHOOK_URL=https://old-1234.ngrok-free.app/api/v1/whatsapp/webhook\n",
