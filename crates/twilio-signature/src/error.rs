@@ -79,4 +79,11 @@ pub enum SignatureError {
         /// The algorithm of the validator's key.
         validator: Algorithm,
     },
+
+    /// The validator was built from an empty auth token or shared key. Anyone can compute an
+    /// HMAC with an empty key, so such a validator refuses every request.
+    #[error(
+        "no key: the validator was built from an empty auth token (or shared key), so every request is refused; configure the real one"
+    )]
+    EmptyKey,
 }

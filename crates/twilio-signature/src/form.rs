@@ -207,6 +207,19 @@ impl FormBody {
         self.pairs.get(index).map(|pair| self.pair(pair))
     }
 
+    /// The value of the first pair named `name` (`Body`, `From`, …), `None` when there is none.
+    /// A repeated name (`MediaUrl0` twice) has its other values in [`iter`](Self::iter).
+    ///
+    /// ```
+    /// let form = twilio_signature::FormBody::parse(b"Body=Hello+there&From=whatsapp%3A%2B1555")?;
+    /// assert_eq!(form.value("From"), Some("whatsapp:+1555"));
+    /// assert_eq!(form.value("To"), None);
+    /// # Ok::<(), twilio_signature::SignatureError>(())
+    /// ```
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
     /// The decoded `(name, value)` pairs, in body order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + DoubleEndedIterator {
         self.pairs.iter().map(|pair| self.pair(pair))

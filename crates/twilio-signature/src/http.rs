@@ -99,7 +99,18 @@ impl Validator {
         body: &[u8],
     ) -> Result<(), SignatureError> {
         let signature = header(headers, SIGNATURE)?.unwrap_or("");
-        let settings = SignatureSettings::parse(header(headers, SETTINGS)?)?;
+        // A missing signature is the first thing to report, whatever the settings header says.
+        if signature.is_empty() {
+            return Err(SignatureError::Missing);
+        }
+        let settings_value = headers
+            .get(SETTINGS)
+            .map(|value| value.to_str())
+            .transpose()
+            .map_err(|_| SignatureError::UnsupportedAlgorithm {
+                name: "(X-Twilio-Webhooks-Signature-Settings is not visible ASCII)".to_owned(),
+            })?;
+        let settings = SignatureSettings::parse(settings_value)?;
         if settings.algorithm != self.algorithm() {
             return Err(SignatureError::AlgorithmMismatch {
                 request: settings.algorithm,
@@ -114,11 +125,6 @@ impl Validator {
         } else if body.is_empty() {
             self.validate(&url, &[] as &[(&str, &str)], signature)
         } else {
-            // Refuse before looking at the signature would be friendlier to attackers probing
-            // content types; report the missing header first, like the other entry points.
-            if signature.is_empty() {
-                return Err(SignatureError::Missing);
-            }
             Err(SignatureError::InvalidBody {
                 reason: "body is neither application/x-www-form-urlencoded nor a JSON webhook with bodySHA256 in the URL",
             })

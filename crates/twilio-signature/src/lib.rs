@@ -52,7 +52,8 @@
 //! # What this crate deliberately does not do
 //!
 //! - No I/O, no async, no framework: the optional `http` feature only reads an
-//!   `http::Request`'s headers; reading the body is the caller's job (cap it, e.g. 64 KiB).
+//!   `http::Request`'s headers and URI query; reading the body is the caller's job (cap it, e.g.
+//!   64 KiB).
 //! - No URL normalisation (case, percent-encoding, dot segments) and no guessing from `Host` or
 //!   `X-Forwarded-*`: a lenient match is a wider attack surface and hides misconfiguration.
 //! - No replay protection: Twilio's signature has no timestamp or nonce. De-duplicate on
@@ -176,3 +177,8 @@ pub fn body_sha256_hex(body: &[u8]) -> String {
 pub fn signed_url<'a>(configured_url: &'a str, request_query: Option<&str>) -> Cow<'a, str> {
     url::with_request_query(configured_url, request_query)
 }
+
+/// The README's code blocks, compiled and run as doctests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -38,6 +38,21 @@ fn prefix7(key: &[u8]) -> u64 {
 }
 
 /// Full `(key, value)` byte order of parameters `a` and `b`.
+/// Sorts a short run by `cmp`. The standard library's sorts may panic when `cmp` is not a total
+/// order, and `cmp` reads the caller's strings again on every call: an `AsRef<str>` that answers
+/// differently each time (a caller's bug, never request data) must not make validation panic.
+/// Runs of equal 7-byte prefixes are short (`MediaUrl0`/`MediaUrl1`, a repeated key), so the
+/// quadratic worst case does not matter.
+fn insertion_sort(run: &mut [u64], mut cmp: impl FnMut(u64, u64) -> std::cmp::Ordering) {
+    for i in 1..run.len() {
+        let mut j = i;
+        while j > 0 && cmp(run[j - 1], run[j]) == std::cmp::Ordering::Greater {
+            run.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+}
+
 fn compare<P: Params + ?Sized>(params: &P, a: usize, b: usize) -> std::cmp::Ordering {
     params
         .key(a)
@@ -128,7 +143,7 @@ pub(crate) fn write_tail<P: Params + ?Sized>(params: &P, out: &mut Vec<u8>) {
         for end in 1..=n {
             if end == n || packed[end] >> 8 != packed[start] >> 8 {
                 if end - start > 1 {
-                    packed[start..end].sort_unstable_by(|&a, &b| {
+                    insertion_sort(&mut packed[start..end], |a, b| {
                         compare(params, (a & 0xff) as usize, (b & 0xff) as usize)
                     });
                 }
@@ -152,20 +167,14 @@ pub(crate) fn write_tail<P: Params + ?Sized>(params: &P, out: &mut Vec<u8>) {
             previous = Some(p);
         }
     } else {
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_unstable_by(|&a, &b| compare(params, a, b));
-        let mut previous: Option<usize> = None;
-        for i in order {
-            let (key, value) = (params.key(i), params.value(i));
-            if let Some(p) = previous
-                && params.key(p) == key
-                && params.value(p) == value
-            {
-                continue;
-            }
+        // Each pair read once, so the sort sees fixed strings (see `insertion_sort`).
+        let mut pairs: Vec<(&[u8], &[u8])> =
+            (0..n).map(|i| (params.key(i), params.value(i))).collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        for (key, value) in pairs {
             writer.push(key);
             writer.push(value);
-            previous = Some(i);
         }
     }
     writer.finish();
@@ -194,6 +203,34 @@ mod tests {
             ]),
             "B".to_owned() + "a9" + "b1" + "b2"
         );
+    }
+
+    /// A caller type whose `as_ref` answers differently on every call.
+    struct Flaky(std::cell::Cell<u32>);
+
+    impl AsRef<str> for Flaky {
+        fn as_ref(&self) -> &str {
+            let n = self.0.get().wrapping_add(1);
+            self.0.set(n);
+            ["MediaUrl0", "MediaUrl1", "MediaUrl2"][(n % 3) as usize]
+        }
+    }
+
+    #[test]
+    fn a_caller_type_that_changes_its_answers_cannot_make_it_panic() {
+        for n in [10, 47, 48, 49, 300] {
+            let pairs: Vec<(Flaky, Flaky)> = (0..n)
+                .map(|i| {
+                    (
+                        Flaky(std::cell::Cell::new(i)),
+                        Flaky(std::cell::Cell::new(i * 7)),
+                    )
+                })
+                .collect();
+            let mut out = Vec::new();
+            write_tail(pairs.as_slice(), &mut out);
+            assert!(!out.is_empty());
+        }
     }
 
     #[test]

@@ -32,6 +32,8 @@ use crate::{Algorithm, SignatureError, url};
 #[derive(Clone)]
 pub struct Validator {
     mac: KeyedMac,
+    /// Built from an empty key: every check fails with [`SignatureError::EmptyKey`].
+    empty_key: bool,
 }
 
 impl fmt::Debug for Validator {
@@ -51,14 +53,33 @@ impl Validator {
 
     /// A validator for webhooks signed with a shared key (`X-Twilio-Webhooks-Signature-Settings:
     /// key=…,algorithm=HMAC_SHA256`): HMAC-SHA256 keyed with the shared key's secret.
+    ///
+    /// The algorithm belongs to the key: only requests announcing HMAC_SHA256 are checked with
+    /// it. The `http` entry points read the settings header themselves; with the other entry
+    /// points, read it with [`SignatureSettings::parse`](crate::SignatureSettings::parse) and
+    /// pick this validator or the auth token's by its `algorithm` (and `key_id`, when you hold
+    /// several shared keys).
     pub fn shared_key(secret: &str) -> Self {
         Self::with_algorithm(secret, Algorithm::Sha256)
     }
 
     /// A validator for `secret` and an explicit algorithm.
+    ///
+    /// An empty `secret` gives a validator that refuses every request with
+    /// [`SignatureError::EmptyKey`] (anyone could sign with an empty key), so a missing
+    /// configuration value can never open the door:
+    ///
+    /// ```
+    /// use twilio_signature::{SignatureError, Validator};
+    /// let empty = Validator::new("");
+    /// let url = "https://example.com/hook";
+    /// let forged = empty.sign(url, &[("Body", "hi")]);
+    /// assert_eq!(empty.validate(url, &[("Body", "hi")], &forged), Err(SignatureError::EmptyKey));
+    /// ```
     pub fn with_algorithm(secret: &str, algorithm: Algorithm) -> Self {
         Self {
             mac: KeyedMac::new(secret.as_bytes(), algorithm),
+            empty_key: secret.is_empty(),
         }
     }
 
@@ -79,7 +100,9 @@ impl Validator {
     /// Validates a request whose parameters are already decoded: a form POST's fields, or nothing
     /// (`&[]`) for a GET webhook, whose parameters are in the URL's query string.
     ///
-    /// `url` is the URL configured in Twilio, query included, exactly as Twilio requested it.
+    /// `url` is the URL Twilio requested, query included, exactly as sent: the URL configured in
+    /// Twilio for a POST webhook; for a GET webhook, whose query carries the parameters, build it
+    /// with [`signed_url`](crate::signed_url) from the configured URL and the request's query.
     ///
     /// # Errors
     ///
@@ -213,6 +236,9 @@ impl Validator {
         params: &P,
         expected: &Tag,
     ) -> Result<(), SignatureError> {
+        if self.empty_key {
+            return Err(SignatureError::EmptyKey);
+        }
         let mut tail = Vec::new();
         params::write_tail(params, &mut tail);
         for url::Candidate([a, b, c]) in url::candidates(url) {

@@ -172,3 +172,35 @@ fn signature_settings_header_selects_and_checks_the_algorithm() {
         Err(SignatureError::UnsupportedAlgorithm { .. })
     ));
 }
+
+#[test]
+fn errors_name_the_header_that_is_wrong() {
+    let v = Validator::new(TOKEN);
+    let body = b"Body=hi";
+    let signature = v.sign(CONFIGURED, &[("Body", "hi")]);
+    // A settings header that is not ASCII is about the algorithm, not X-Twilio-Signature.
+    let mut request = post("/hook", Some(FORM), Some(&signature), body);
+    request.headers_mut().insert(
+        "X-Twilio-Webhooks-Signature-Settings",
+        http::HeaderValue::from_bytes(b"algorithm=HMAC_\xe9").unwrap(),
+    );
+    let err = v.validate_http_request(CONFIGURED, &request).unwrap_err();
+    assert!(
+        matches!(err, SignatureError::UnsupportedAlgorithm { .. }),
+        "{err:?}"
+    );
+    assert!(
+        !err.to_string().contains("X-Twilio-Signature header"),
+        "{err}"
+    );
+    // No signature at all is reported as such, whatever the settings header names.
+    let mut request = post("/hook", Some(FORM), None, body);
+    request.headers_mut().insert(
+        "X-Twilio-Webhooks-Signature-Settings",
+        http::HeaderValue::from_static("key=KS1,algorithm=HMAC_SHA256"),
+    );
+    assert_eq!(
+        v.validate_http_request(CONFIGURED, &request),
+        Err(SignatureError::Missing)
+    );
+}
