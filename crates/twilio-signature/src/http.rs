@@ -21,6 +21,36 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Sig
         })
 }
 
+impl SignatureSettings<'_> {
+    /// Reads `X-Twilio-Webhooks-Signature-Settings` from `headers` ([`parse`](Self::parse));
+    /// absent means HMAC-SHA1 with the auth token.
+    ///
+    /// # Errors
+    ///
+    /// [`SignatureError::UnsupportedAlgorithm`] for an algorithm this crate does not implement,
+    /// or a header value that is not visible ASCII.
+    ///
+    /// ```
+    /// use twilio_signature::{Algorithm, SignatureSettings};
+    /// let mut headers = http::HeaderMap::new();
+    /// assert_eq!(SignatureSettings::from_headers(&headers)?.algorithm, Algorithm::Sha1);
+    /// headers.insert("x-twilio-webhooks-signature-settings", "key=KS1,algorithm=HMAC_SHA256".parse().unwrap());
+    /// let settings = SignatureSettings::from_headers(&headers)?;
+    /// assert_eq!((settings.algorithm, settings.key_id), (Algorithm::Sha256, Some("KS1")));
+    /// # Ok::<(), twilio_signature::SignatureError>(())
+    /// ```
+    pub fn from_headers(headers: &HeaderMap) -> Result<SignatureSettings<'_>, SignatureError> {
+        let value = headers
+            .get(SETTINGS)
+            .map(|value| value.to_str())
+            .transpose()
+            .map_err(|_| SignatureError::UnsupportedAlgorithm {
+                name: "(X-Twilio-Webhooks-Signature-Settings is not visible ASCII)".to_owned(),
+            })?;
+        SignatureSettings::parse(value)
+    }
+}
+
 fn is_form(headers: &HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
@@ -103,14 +133,7 @@ impl Validator {
         if signature.is_empty() {
             return Err(SignatureError::Missing);
         }
-        let settings_value = headers
-            .get(SETTINGS)
-            .map(|value| value.to_str())
-            .transpose()
-            .map_err(|_| SignatureError::UnsupportedAlgorithm {
-                name: "(X-Twilio-Webhooks-Signature-Settings is not visible ASCII)".to_owned(),
-            })?;
-        let settings = SignatureSettings::parse(settings_value)?;
+        let settings = SignatureSettings::from_headers(headers)?;
         if settings.algorithm != self.algorithm() {
             return Err(SignatureError::AlgorithmMismatch {
                 request: settings.algorithm,

@@ -18,21 +18,15 @@ pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
 pub const SIGNATURE_SETTINGS_HEADER: &str = "x-twilio-webhooks-signature-settings";
 
 /// How the request says it was signed: absent header → HMAC-SHA1 with the auth token;
-/// `algorithm=HMAC_SHA256` → the shared key named by `key=`.
+/// `algorithm=HMAC_SHA256` → the shared key named by `key=`
+/// ([`SignatureSettings::from_headers`]).
 ///
 /// # Errors
 ///
 /// An algorithm other than `HMAC_SHA1`/`HMAC_SHA256`, or a header value that is not visible
 /// ASCII: the request cannot be verified and must be refused.
 pub fn signature_settings(headers: &HeaderMap) -> Result<SignatureSettings<'_>, SignatureError> {
-    let value = headers
-        .get(SIGNATURE_SETTINGS_HEADER)
-        .map(|v| v.to_str())
-        .transpose()
-        .map_err(|_| SignatureError::UnsupportedAlgorithm {
-            name: "(header value is not visible ASCII)".to_owned(),
-        })?;
-    SignatureSettings::parse(value)
+    SignatureSettings::from_headers(headers)
 }
 
 /// The key a request was checked with, for [`diagnose`].
