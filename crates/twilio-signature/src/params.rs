@@ -37,7 +37,6 @@ fn prefix7(key: &[u8]) -> u64 {
         .fold(0, |prefix, (i, &b)| prefix | u64::from(b) << (48 - 8 * i))
 }
 
-/// Full `(key, value)` byte order of parameters `a` and `b`.
 /// Sorts a short run by `cmp`. The standard library's sorts may panic when `cmp` is not a total
 /// order, and `cmp` reads the caller's strings again on every call: an `AsRef<str>` that answers
 /// differently each time (a caller's bug, never request data) must not make validation panic.
@@ -53,6 +52,7 @@ fn insertion_sort(run: &mut [u64], mut cmp: impl FnMut(u64, u64) -> std::cmp::Or
     }
 }
 
+/// Full `(key, value)` byte order of parameters `a` and `b`.
 fn compare<P: Params + ?Sized>(params: &P, a: usize, b: usize) -> std::cmp::Ordering {
     params
         .key(a)
