@@ -94,6 +94,15 @@ fn signing_key(secret: Option<&Secret>, make: fn(&str) -> Validator) -> (Option<
     }
 }
 
+/// `TWILIO_AUTH_TOKEN_SECONDARY` when it can be used: set and not a placeholder (anyone could
+/// sign with a placeholder). Both the webhook check and the REST credentials go by this.
+fn secondary_token(settings: &Settings) -> Option<&Secret> {
+    settings
+        .auth_token_secondary
+        .as_ref()
+        .filter(|s| !config::is_placeholder(s.expose()))
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -205,14 +214,9 @@ impl App {
     ) -> App {
         let (validator, token_is_placeholder) =
             signing_key(settings.auth_token.as_ref(), Validator::new);
-        let secondary_validator = settings
-            .auth_token_secondary
-            .as_ref()
+        let secondary_validator = secondary_token(&settings)
             .map(Secret::expose)
-            .filter(|s| {
-                !config::is_placeholder(s)
-                    && Some(*s) != settings.auth_token.as_ref().map(Secret::expose)
-            })
+            .filter(|s| Some(*s) != settings.auth_token.as_ref().map(Secret::expose))
             .map(Validator::new);
         let (shared_key_validator, shared_key_is_placeholder) =
             signing_key(settings.webhook_shared_key.as_ref(), Validator::shared_key);
@@ -380,14 +384,10 @@ impl App {
 /// Twilio accepts it before the promotion and only it after, so sends never fail in between.
 pub fn twilio_auth(settings: &Settings) -> Option<twilio_client::Auth> {
     let account_sid = settings.account_sid.clone()?;
-    let secondary = settings
-        .auth_token_secondary
-        .as_ref()
-        .filter(|s| !config::is_placeholder(s.expose()));
     match (
         &settings.api_key_sid,
         &settings.api_key_secret,
-        secondary.or(settings.auth_token.as_ref()),
+        secondary_token(settings).or(settings.auth_token.as_ref()),
     ) {
         (Some(key_sid), Some(secret), _) => Some(twilio_client::Auth::ApiKey {
             account_sid,
