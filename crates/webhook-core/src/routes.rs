@@ -8,7 +8,7 @@
 //! | `/readyz` | GET | store, queue and worker are healthy |
 //! | `/metrics` | GET | Prometheus text |
 
-use crate::app::App;
+use crate::app::{App, Readiness};
 use crate::inbound::{InboundMessage, ParseError, form_pairs, parse_form};
 use crate::status::StatusCallback;
 use crate::verify::{self, KeyUsed};
@@ -116,19 +116,12 @@ pub async fn starting(
         .unwrap_or_else(|_| "the database".to_owned());
     match (req.uri().path(), req.method()) {
         (HEALTH_PATH, &Method::GET | &Method::HEAD) => text(StatusCode::OK, "ok\n"),
-        (READY_PATH, &Method::GET | &Method::HEAD) => {
-            let body = serde_json::json!({
-                "ready": false,
-                "database": format!("not ready: {reason}"),
-                "queue": "not started",
-                "worker": "not started",
-            });
-            respond(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "application/json",
-                body.to_string(),
-            )
-        }
+        (READY_PATH, &Method::GET | &Method::HEAD) => readiness(&Readiness {
+            ready: false,
+            database: format!("not ready: {reason}"),
+            queue: "not started".to_owned(),
+            worker: "not started".to_owned(),
+        }),
         (WEBHOOK_PATH | STATUS_PATH, &Method::POST) => {
             tracing::warn!(
                 path = req.uri().path(),
@@ -443,8 +436,12 @@ async fn status(app: &App, req: Request<Incoming>) -> Response<Body> {
 }
 
 async fn ready(app: &App) -> Response<Body> {
-    let report = app.readiness().await;
-    let body = serde_json::to_string(&report).unwrap_or_default();
+    readiness(&app.readiness().await)
+}
+
+/// `/readyz`'s answer: the report as JSON, 200 when ready, else 503.
+fn readiness(report: &Readiness) -> Response<Body> {
+    let body = serde_json::to_string(report).unwrap_or_default();
     let code = if report.ready {
         StatusCode::OK
     } else {
