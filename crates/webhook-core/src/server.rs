@@ -70,22 +70,13 @@ pub async fn serve(
             Duration::from_secs(5),
         )
     };
-    let build = async {
+    // The database may come up after us (containers, a restarting managed database): stay up
+    // and retry instead of exiting, as DESIGN's recovery rule asks.
+    let retry = async {
         let mut backoff = Duration::from_secs(1);
-        let built = loop {
-            // A stop signal also ends a connection attempt in progress (it can take seconds).
-            let attempt = tokio::select! {
-                attempt = App::from_settings(settings.clone()) => attempt,
-                _ = &mut shutdown => {
-                    tracing::info!("shutdown signal received before the server was ready: exiting");
-                    break Ok(None);
-                }
-            };
-            match attempt {
-                Ok(app) => break Ok(Some(Arc::new(app))),
-                // The database may come up after us (containers, a restarting managed
-                // database): stay up and retry instead of exiting, as DESIGN's recovery rule
-                // asks.
+        loop {
+            match App::from_settings(settings.clone()).await {
+                Ok(app) => return Ok(Arc::new(app)),
                 Err(e) if e.is_unavailable() => {
                     // sqlx's pool hides why it could not connect ("pool timed out"): say
                     // whether the host even accepts TCP.
@@ -102,16 +93,20 @@ pub async fn serve(
                             None => e.to_string(),
                         };
                     }
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = &mut shutdown => {
-                            tracing::info!("shutdown signal received before the server was ready: exiting");
-                            break Ok(None);
-                        }
-                    }
+                    tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
-                Err(e) => break Err(e),
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    let build = async {
+        // A stop signal ends the retries, a connection attempt in progress included.
+        let built = tokio::select! {
+            built = retry => built.map(Some),
+            _ = &mut shutdown => {
+                tracing::info!("shutdown signal received before the server was ready: exiting");
+                Ok(None)
             }
         };
         let _ = ready_tx.send(true);
