@@ -204,3 +204,34 @@ fn errors_name_the_header_that_is_wrong() {
         Err(SignatureError::Missing)
     );
 }
+
+#[test]
+fn settings_header_selects_the_algorithm() {
+    use twilio_signature::SignatureSettings;
+    let headers = |value: &[u8]| {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "x-twilio-webhooks-signature-settings",
+            http::HeaderValue::from_bytes(value).unwrap(),
+        );
+        h
+    };
+    let none = http::HeaderMap::new();
+    assert_eq!(
+        SignatureSettings::from_headers(&none).unwrap().algorithm,
+        Algorithm::Sha1
+    );
+    let h = headers(b"key=KS123, algorithm=HMAC_SHA256");
+    let s = SignatureSettings::from_headers(&h).unwrap();
+    assert_eq!((s.algorithm, s.key_id), (Algorithm::Sha256, Some("KS123")));
+    let h = headers(b"algorithm=HMAC_MD5");
+    assert!(matches!(
+        SignatureSettings::from_headers(&h),
+        Err(SignatureError::UnsupportedAlgorithm { .. })
+    ));
+    let h = headers(b"algorithm=\xff");
+    assert!(matches!(
+        SignatureSettings::from_headers(&h),
+        Err(SignatureError::UnsupportedAlgorithm { .. })
+    ));
+}

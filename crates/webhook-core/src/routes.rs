@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use twilio_signature::{Algorithm, FormBody, SignatureError};
+use twilio_signature::{Algorithm, FormBody, SignatureError, SignatureSettings};
 
 /// Path of the inbound message webhook.
 pub const WEBHOOK_PATH: &str = "/api/v1/whatsapp/webhook";
@@ -222,7 +222,7 @@ fn authenticate(
         );
         return refuse("forbidden: signature not verified\n");
     };
-    let signed = match verify::signature_settings(&parts.headers) {
+    let signed = match SignatureSettings::from_headers(&parts.headers) {
         Ok(signed) => signed,
         Err(error) => {
             tracing::warn!(

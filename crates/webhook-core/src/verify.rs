@@ -9,25 +9,10 @@
 use http::HeaderMap;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
-use twilio_signature::{FormBody, SignatureError, SignatureSettings, Validator};
+use twilio_signature::{FormBody, SignatureError, Validator};
 
 /// Header carrying Twilio's signature.
 pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
-
-/// Header a Webhook Rule adds when it signs with a shared key (`key=<id>,algorithm=HMAC_SHA256`).
-pub const SIGNATURE_SETTINGS_HEADER: &str = "x-twilio-webhooks-signature-settings";
-
-/// How the request says it was signed: absent header → HMAC-SHA1 with the auth token;
-/// `algorithm=HMAC_SHA256` → the shared key named by `key=`
-/// ([`SignatureSettings::from_headers`]).
-///
-/// # Errors
-///
-/// An algorithm other than `HMAC_SHA1`/`HMAC_SHA256`, or a header value that is not visible
-/// ASCII: the request cannot be verified and must be refused.
-pub fn signature_settings(headers: &HeaderMap) -> Result<SignatureSettings<'_>, SignatureError> {
-    SignatureSettings::from_headers(headers)
-}
 
 /// The key a request was checked with, for [`diagnose`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,7 +204,6 @@ pub fn diagnose(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use twilio_signature::Algorithm;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -345,34 +329,5 @@ mod tests {
         assert!(shared(false).contains("TWILIO_WEBHOOK_SHARED_KEY is the secret"));
         assert!(shared(true).contains("TWILIO_WEBHOOK_SHARED_KEY is a placeholder"));
         assert!(!shared(false).contains("TWILIO_AUTH_TOKEN"));
-    }
-
-    #[test]
-    fn settings_header_selects_the_algorithm() {
-        let none = HeaderMap::new();
-        assert_eq!(
-            signature_settings(&none).unwrap().algorithm,
-            Algorithm::Sha1
-        );
-        let h = headers(&[(
-            "x-twilio-webhooks-signature-settings",
-            "key=KS123, algorithm=HMAC_SHA256",
-        )]);
-        let s = signature_settings(&h).unwrap();
-        assert_eq!((s.algorithm, s.key_id), (Algorithm::Sha256, Some("KS123")));
-        let h = headers(&[("x-twilio-webhooks-signature-settings", "algorithm=HMAC_MD5")]);
-        assert!(matches!(
-            signature_settings(&h),
-            Err(SignatureError::UnsupportedAlgorithm { .. })
-        ));
-        let mut h = HeaderMap::new();
-        h.insert(
-            SIGNATURE_SETTINGS_HEADER,
-            http::HeaderValue::from_bytes(b"algorithm=\xff").unwrap(),
-        );
-        assert!(matches!(
-            signature_settings(&h),
-            Err(SignatureError::UnsupportedAlgorithm { .. })
-        ));
     }
 }
