@@ -20,10 +20,7 @@ impl Target<'_> {
     fn is_local(&self) -> bool {
         url::Url::parse(self.url)
             .ok()
-            .and_then(|u| {
-                u.host_str()
-                    .map(|h| matches!(h, "localhost" | "127.0.0.1" | "[::1]"))
-            })
+            .and_then(|u| u.host_str().map(crate::http::is_loopback))
             .unwrap_or(false)
     }
 

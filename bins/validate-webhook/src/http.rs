@@ -4,6 +4,12 @@
 use std::io;
 use std::time::Duration;
 
+/// True for a host name that means this machine (`localhost`, `127.0.0.1`, `[::1]`): a URL
+/// Twilio cannot reach, and a chain that runs through here.
+pub fn is_loopback(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1")
+}
+
 /// Largest response body read (ngrok error pages and health answers are small).
 const BODY_LIMIT: u64 = 64 * 1024;
 

@@ -145,7 +145,7 @@ impl SignedMessage {
     ) -> Result<Answer, Failure> {
         let local = url::Url::parse(target)
             .ok()
-            .and_then(|u| u.host_str().map(is_loopback))
+            .and_then(|u| u.host_str().map(crate::http::is_loopback))
             .unwrap_or(false);
         let agent = http::agent(timeout, local);
         let token = fresh_sid("");
@@ -159,10 +159,6 @@ impl SignedMessage {
             ],
         )
     }
-}
-
-fn is_loopback(host: &str) -> bool {
-    matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1")
 }
 
 /// `prefix` + 32 lowercase hex digits, different on every call and in every process.

@@ -245,10 +245,7 @@ fn breaks_delivery(settings: &Settings, key: &str, check: &str) -> bool {
         .webhook_url
         .as_deref()
         .and_then(|u| url::Url::parse(u).ok())
-        .and_then(|u| {
-            u.host_str()
-                .map(|h| !matches!(h, "localhost" | "127.0.0.1" | "[::1]"))
-        })
+        .and_then(|u| u.host_str().map(|h| !crate::http::is_loopback(h)))
         .unwrap_or(false);
     match check {
         "wrong_path" | "trailing_slash" => true,

@@ -22,9 +22,9 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
         .as_deref()
         .and_then(|w| url::Url::parse(w).ok())
         .and_then(|u| u.host_str().map(str::to_owned));
-    let chain_is_local = webhook_host.as_deref().is_none_or(|h| {
-        super::ngrok::is_ngrok_host(h) || matches!(h, "localhost" | "127.0.0.1" | "[::1]" | "::1")
-    });
+    let chain_is_local = webhook_host
+        .as_deref()
+        .is_none_or(|h| super::ngrok::is_ngrok_host(h) || http::is_loopback(h));
     let missing = if ctx.online && chain_is_local {
         Status::Error
     } else {

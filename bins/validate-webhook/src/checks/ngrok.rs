@@ -84,9 +84,7 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
     let answer = match http::get(&agent, &api) {
         Ok(a) => a,
         Err(f) => {
-            let local = webhook_host
-                .as_deref()
-                .is_some_and(|h| matches!(h, "localhost" | "127.0.0.1" | "[::1]" | "::1"));
+            let local = webhook_host.as_deref().is_some_and(http::is_loopback);
             if local {
                 // Fine for `simulate`; Twilio cannot call it (the WEBHOOK_URL line says so too).
                 return vec![Check::warning(
