@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use config::{AppEnv, ConfigError, EnvSource, LoadOptions, Sender, Settings, is_placeholder};
+use config::{AppEnv, EnvSource, LoadOptions, Sender, Settings, is_placeholder};
 
 use crate::checks::twilio::capitalised;
 use crate::report::{Check, Section, Status};
@@ -88,58 +88,56 @@ pub fn load(cwd: &Path, env_file: Option<&Path>) -> Loaded {
         opts = opts.env_file(path);
     }
     let mut checks = Vec::new();
-    match config::load(&opts) {
-        Ok(loaded) => {
-            checks.extend(file_checks(
-                cwd,
-                env_file,
-                &loaded.sources,
-                loaded.settings.app_env,
-            ));
-            checks.extend(findings(&loaded.settings));
-            let setup = to_setup(&loaded.settings);
-            Loaded {
-                checks,
-                setup: Some(setup),
-                broken: BTreeSet::new(),
-                url_passwords: url_passwords(&loaded.settings),
-            }
-        }
-        Err(err) => {
-            checks.extend(problem_checks(&err));
-            let dev = lenient(&opts);
-            checks.splice(
-                0..0,
-                file_checks(cwd, env_file, &dev.loaded.sources, AppEnv::Production),
-            );
-            // A line of a file that could not be read may have set any key: checking the
-            // defaults instead would report on something the user did not configure.
-            let whole_file = dev.problems.iter().any(|p| p.key.is_none());
-            if !whole_file {
-                // The other keys' findings; a key with a ❌ line is not shown twice, and a
-                // broken key's default is not shown as if it were configured.
-                // Taken from the values as configured (not the development reload), so that
-                // what depends on APP_ENV reads as it will in the server.
-                let as_configured = config::load_partial(&opts);
-                let reported: BTreeSet<&str> = as_configured
-                    .problems
-                    .iter()
-                    .chain(&dev.problems)
-                    .filter_map(|p| p.key.as_deref())
-                    .collect();
-                checks.extend(
-                    findings(&as_configured.loaded.settings)
-                        .into_iter()
-                        .filter(|c| !reported.contains(c.name.as_str())),
-                );
-            }
-            Loaded {
-                checks,
-                setup: (!whole_file).then(|| to_setup(&dev.loaded.settings)),
-                broken: dev.problems.into_iter().filter_map(|p| p.key).collect(),
-                url_passwords: url_passwords(&dev.loaded.settings),
-            }
-        }
+    // One load: `load_partial` gives what `config::load` would (no problems: the settings; else
+    // the same problems) and, either way, the values as configured.
+    let configured = config::load_partial(&opts);
+    if configured.problems.is_empty() {
+        let loaded = configured.loaded;
+        checks.extend(file_checks(
+            cwd,
+            env_file,
+            &loaded.sources,
+            loaded.settings.app_env,
+        ));
+        checks.extend(findings(&loaded.settings));
+        return Loaded {
+            setup: Some(to_setup(&loaded.settings)),
+            checks,
+            broken: BTreeSet::new(),
+            url_passwords: url_passwords(&loaded.settings),
+        };
+    }
+    checks.extend(problem_checks(&configured.problems));
+    let dev = lenient(&opts);
+    checks.splice(
+        0..0,
+        file_checks(cwd, env_file, &dev.loaded.sources, AppEnv::Production),
+    );
+    // A line of a file that could not be read may have set any key: checking the
+    // defaults instead would report on something the user did not configure.
+    let whole_file = dev.problems.iter().any(|p| p.key.is_none());
+    if !whole_file {
+        // The other keys' findings; a key with a ❌ line is not shown twice, and a
+        // broken key's default is not shown as if it were configured.
+        // Taken from the values as configured (not the development reload), so that
+        // what depends on APP_ENV reads as it will in the server.
+        let reported: BTreeSet<&str> = configured
+            .problems
+            .iter()
+            .chain(&dev.problems)
+            .filter_map(|p| p.key.as_deref())
+            .collect();
+        checks.extend(
+            findings(&configured.loaded.settings)
+                .into_iter()
+                .filter(|c| !reported.contains(c.name.as_str())),
+        );
+    }
+    Loaded {
+        checks,
+        setup: (!whole_file).then(|| to_setup(&dev.loaded.settings)),
+        broken: dev.problems.into_iter().filter_map(|p| p.key).collect(),
+        url_passwords: url_passwords(&dev.loaded.settings),
     }
 }
 
@@ -254,8 +252,8 @@ fn breaks_delivery(settings: &Settings, key: &str, check: &str) -> bool {
     }
 }
 
-fn problem_checks(err: &ConfigError) -> Vec<Check> {
-    err.problems()
+fn problem_checks(problems: &[config::Problem]) -> Vec<Check> {
+    problems
         .iter()
         .map(|p| {
             let (section, name) = match &p.key {
