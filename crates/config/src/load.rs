@@ -260,19 +260,13 @@ fn build_partial(gathered: Gathered) -> (Settings, Vec<Problem>) {
         s.sweep_interval_secs = n;
     }
 
-    s.origins = b
-        .gathered
-        .values
-        .iter()
-        .map(|(k, raw)| (*k, raw.origin.clone()))
-        .collect();
-    s.shadowed = b
-        .gathered
-        .values
-        .iter()
-        .filter(|(_, raw)| !raw.shadowed.is_empty())
-        .map(|(k, raw)| (*k, raw.shadowed.clone()))
-        .collect();
+    s.origins.clear();
+    for (key, raw) in &b.gathered.values {
+        s.origins.insert(key, raw.origin.clone());
+        if !raw.shadowed.is_empty() {
+            s.shadowed.insert(key, raw.shadowed.clone());
+        }
+    }
     s.load_findings = std::mem::take(&mut b.notes);
     // File problems first, in file order; then bad values in the order of the key table.
     let mut problems = std::mem::take(&mut b.gathered.problems);

@@ -501,19 +501,15 @@ fn render_fallback(env: &EnvSource, gathered: &mut Gathered) {
 
 fn merge(layers: Vec<Layer>, gathered: &mut Gathered) {
     // Every non-default source of each key, lowest precedence first (the last one wins).
-    let mut setters: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut setters: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for layer in layers.iter().skip(1) {
         for key in layer.values.keys() {
             setters
-                .entry(key.as_str())
+                .entry(key.clone())
                 .or_default()
                 .push(layer.name.clone());
         }
     }
-    let mut setters: BTreeMap<String, Vec<String>> = setters
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
     let figment = layers.into_iter().fold(Figment::new(), Figment::merge);
     for spec in KEYS {
         let Ok(value) = figment.find_value(spec.name) else {
