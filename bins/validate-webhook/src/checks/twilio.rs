@@ -179,6 +179,20 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
     out
 }
 
+/// A client for account `sid` that authenticates with the Auth Token `token` (not an API key).
+fn token_client(
+    setup: &Setup,
+    sid: &str,
+    token: &str,
+    timeout: std::time::Duration,
+) -> Result<Client, TwilioError> {
+    Client::new(
+        &setup.api_base_url,
+        Auth::token(sid.to_owned(), token.to_owned()),
+        timeout,
+    )
+}
+
 /// Whether Twilio accepts `token` as an Auth Token of the configured account.
 fn token_accepted(
     setup: &Setup,
@@ -188,12 +202,7 @@ fn token_accepted(
     let Some(sid) = &setup.account_sid else {
         return Ok(());
     };
-    Client::new(
-        &setup.api_base_url,
-        Auth::token(sid.clone(), token.to_owned()),
-        timeout,
-    )?
-    .check_credentials()
+    token_client(setup, sid, token, timeout)?.check_credentials()
 }
 
 /// `GET /Accounts/{Sid}.json` needs the Auth Token: skipped with only an API key.
@@ -201,12 +210,7 @@ fn account_status(setup: &Setup, ctx: &Ctx) -> Option<Check> {
     let (Some(sid), Some(token)) = (&setup.account_sid, &setup.auth_token) else {
         return None;
     };
-    let client = Client::new(
-        &setup.api_base_url,
-        Auth::token(sid.clone(), token.clone()),
-        ctx.timeout,
-    )
-    .ok()?;
+    let client = token_client(setup, sid, token, ctx.timeout).ok()?;
     Some(match client.fetch_account() {
         Ok(a) if !a.is_active() => Check::error(
             S,
