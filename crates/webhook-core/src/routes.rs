@@ -71,18 +71,25 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         (HEALTH_PATH, &Method::GET | &Method::HEAD) => ("healthz", text(StatusCode::OK, "ok\n")),
         (READY_PATH, &Method::GET | &Method::HEAD) => ("readyz", ready(&app).await),
         (METRICS_PATH, &Method::GET | &Method::HEAD) => ("metrics", metrics(&app, &req).await),
-        (WEBHOOK_PATH | STATUS_PATH, &Method::GET) => {
-            if looks_like_twilio(req.uri().query()) {
+        // A wrong method is counted under its route, so a webhook set to GET in the Console
+        // shows as `route="webhook",status="405"`.
+        (WEBHOOK_PATH | STATUS_PATH, method) => {
+            if method == Method::GET && looks_like_twilio(req.uri().query()) {
                 tracing::warn!(
                     path = %path,
                     "❌ Webhook refused with 405: Twilio called with GET (its parameters are in the query string); set this webhook's method to HTTP POST in the Twilio Console"
                 );
             }
-            ("other", not_allowed("POST"))
+            let route = if path == WEBHOOK_PATH {
+                "webhook"
+            } else {
+                "status"
+            };
+            (route, not_allowed("POST"))
         }
-        (WEBHOOK_PATH | STATUS_PATH, _) => ("other", not_allowed("POST")),
-        (HEALTH_PATH | READY_PATH, _) => ("other", not_allowed("GET, HEAD")),
-        (METRICS_PATH, _) => ("other", not_allowed("GET, HEAD")),
+        (HEALTH_PATH, _) => ("healthz", not_allowed("GET, HEAD")),
+        (READY_PATH, _) => ("readyz", not_allowed("GET, HEAD")),
+        (METRICS_PATH, _) => ("metrics", not_allowed("GET, HEAD")),
         _ => ("other", text(StatusCode::NOT_FOUND, "not found\n")),
     };
     app.metrics.observe_request(

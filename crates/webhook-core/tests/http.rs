@@ -55,6 +55,16 @@ async fn health_routes_and_methods() {
     }
     let r = request(s.addr, "POST", "/metrics", &[], b"").await;
     assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    // A wrong method is counted under its route (a webhook set to GET in the Console shows
+    // up as the webhook's 405s); unknown paths share one label.
+    let m = s.get("/metrics").await;
+    for line in [
+        r#"whatsapp_webhook_http_requests_total{route="webhook",status="405"} 1"#,
+        r#"whatsapp_webhook_http_requests_total{route="healthz",status="405"} 1"#,
+        r#"whatsapp_webhook_http_requests_total{route="other",status="404"} 1"#,
+    ] {
+        assert!(m.body.contains(line), "{line} in\n{}", m.body);
+    }
     s.stop().await;
 }
 
