@@ -6,7 +6,8 @@ use clap::{Args, Parser, Subcommand};
 
 /// Diagnose a Twilio WhatsApp webhook setup: one ✅/⚠️/❌ line per check, the fix under every ❌.
 ///
-/// Exit code: 0 when nothing is ❌, 1 otherwise, 2 on usage errors.
+/// Exit code: 0 when nothing is ❌, 1 otherwise, 2 on usage errors (an `--env-file` that
+/// names no file included).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "validate-webhook", version, about, long_about = None)]
 pub struct Cli {
@@ -26,7 +27,7 @@ pub struct Cli {
 /// Options every subcommand understands.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// Read this .env file instead of ./.env.
+    /// Read this .env file instead of ./.env (it must exist: exit code 2 otherwise).
     #[arg(long, value_name = "PATH", global = true)]
     pub env_file: Option<PathBuf>,
 

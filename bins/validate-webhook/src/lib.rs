@@ -64,10 +64,16 @@ pub mod setup;
 use cli::{Cli, Command};
 use report::{Check, Report, Section};
 
-/// Runs the parsed command, prints its report and returns the exit code (0 or 1).
+/// Runs the parsed command, prints its report and returns the exit code: 0, 1 when a line is
+/// `❌`, 2 when `--env-file` names no file (a usage error, reported as its `❌` line).
 pub fn run(cli: Cli) -> ExitCode {
     let cwd = settings::current_dir();
     let (name, report) = build_report(&cli, &cwd);
+    let code = if missing_env_file(&cli, &cwd) {
+        2
+    } else {
+        report.exit_code()
+    };
     let text = if cli.global.json {
         printer::render_json(&report, name)
     } else {
@@ -77,7 +83,43 @@ pub fn run(cli: Cli) -> ExitCode {
     let mut out = anstream::stdout();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
-    ExitCode::from(report.exit_code())
+    ExitCode::from(code)
+}
+
+/// The `--json` document for arguments clap refused (exit code 2): one `usage` line with
+/// clap's message and the fix, so a script reading stdout always gets JSON.
+pub fn usage_error_json(args: &[String], clap_message: &str) -> String {
+    let command = args
+        .iter()
+        .skip(1)
+        .find_map(|a| match a.as_str() {
+            "simulate" => Some("simulate"),
+            "send-test" => Some("send-test"),
+            _ => None,
+        })
+        .unwrap_or("check");
+    let detail = clap_message
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("the arguments could not be parsed")
+        .trim_start_matches("error: ")
+        .trim();
+    let mut report = Report::default();
+    report.push(Check::error(
+        Section::Usage,
+        "arguments",
+        detail,
+        "Run validate-webhook --help for the flags and subcommands.",
+    ));
+    printer::render_json(&report, command)
+}
+
+/// `--env-file PATH` where PATH is not a file (relative paths are read from `cwd`).
+pub fn missing_env_file(cli: &Cli, cwd: &Path) -> bool {
+    cli.global
+        .env_file
+        .as_deref()
+        .is_some_and(|path| !cwd.join(path).is_file())
 }
 
 /// Runs the command and collects its lines; `name` is the command for the JSON document. No

@@ -35,11 +35,22 @@ fn the_env_file_that_was_read_is_named() {
 }
 
 #[test]
-fn a_missing_env_file_given_explicitly_is_an_error() {
+fn a_missing_env_file_given_explicitly_is_a_usage_error() {
     let p = Project::new("");
     let run = p.run(&["--env-file", "nope.env"]);
     run.line("  ❌ nope.env: file not found");
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 2, "a path on the command line that names no file");
+    let json = p.run(&["--env-file", "nope.env", "--json"]);
+    assert_eq!(json.code, 2);
+    let doc = json.json();
+    assert_eq!(
+        (
+            doc["checks"][0]["name"].as_str(),
+            doc["checks"][0]["detail"].as_str()
+        ),
+        (Some("nope.env"), Some("file not found")),
+        "{doc}"
+    );
 }
 
 #[test]
