@@ -31,6 +31,8 @@ impl Status {
 /// The JSON `section` field is [`Section::id`]; the text heading is [`Section::title`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Section {
+    /// The command line could not be parsed (`--json` only: text output is clap's message).
+    Usage,
     /// `.env` file and every configuration key.
     Config,
     /// WEBHOOK_URL's shape.
@@ -57,6 +59,7 @@ impl Section {
     /// Stable identifier used in `--json` output.
     pub fn id(self) -> &'static str {
         match self {
+            Section::Usage => "usage",
             Section::Config => "config",
             Section::WebhookUrl => "webhook_url",
             Section::Ngrok => "ngrok",
@@ -73,6 +76,7 @@ impl Section {
     /// Heading shown in text output.
     pub fn title(self) -> &'static str {
         match self {
+            Section::Usage => "Command line",
             Section::Config => "Configuration",
             Section::WebhookUrl => "Webhook URL",
             Section::Ngrok => "ngrok",

@@ -65,6 +65,28 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn usage_errors_with_json_still_print_a_json_document() {
+    let p = Project::new("");
+    let run = p.run(&["--json", "--timeout", "soon"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    let v = run.json();
+    assert_eq!(
+        (v["command"].as_str(), v["status"].as_str()),
+        (Some("check"), Some("error"))
+    );
+    let check = &v["checks"][0];
+    assert_eq!(check["section"], "usage");
+    assert!(
+        check["detail"].as_str().is_some_and(|d| d.contains("soon")),
+        "clap's message names the bad value: {check}"
+    );
+    assert!(run.stderr.contains("soon"), "clap's text stays on stderr");
+    let run = p.run(&["send-test", "--json"]);
+    assert_eq!(run.code, 2);
+    assert_eq!(run.json()["command"], "send-test");
+}
+
+#[test]
 fn json_follows_the_documented_schema() {
     let p = Project::new("TWILIO_AUTH_TOKEN=your_auth_token\nWEBHOOK_URL=http://example.com/x\n");
     let run = p.run(&["--json"]);
