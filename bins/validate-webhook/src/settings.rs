@@ -24,46 +24,73 @@ pub struct Loaded {
     /// Keys whose values are wrong: `setup` holds their defaults, so the checks that read
     /// them are skipped.
     pub broken: BTreeSet<String>,
-    /// `(user:password@, user:***@)` of every configured URL that carries a password (Twilio
-    /// can call a webhook with basic auth from its URL): [`scrub`] hides them in every line,
-    /// whichever check printed the URL.
+    /// `(user:password@, user:***@)` and `(password=…, password=***)` of every configured URL
+    /// that carries a password (Twilio can call a webhook with basic auth from its URL; libpq
+    /// takes `?password=`): [`scrub`] hides them in every line, whichever check printed the URL.
     pub url_passwords: Vec<(String, String)>,
 }
 
-/// Replaces each `(secret, shown)` of `url_passwords` in every line of `checks`.
+/// Replaces each `(secret, shown)` of `url_passwords` in every line of `checks`, and redacts
+/// every other URL a line quotes (a webhook URL Twilio reports may carry its own password).
 pub fn scrub(url_passwords: &[(String, String)], checks: &mut [Check]) {
-    for check in checks {
+    let clean = |text: &str| {
+        let mut text = redact_quoted_urls(text);
         for (secret, shown) in url_passwords {
-            check.detail = check.detail.replace(secret, shown);
-            if let Some(hint) = &mut check.hint {
-                *hint = hint.replace(secret, shown);
-            }
+            text = text.replace(secret, shown);
+        }
+        text
+    };
+    for check in checks {
+        check.detail = clean(&check.detail);
+        if let Some(hint) = &mut check.hint {
+            *hint = clean(hint);
         }
     }
 }
 
-/// The `user:password@` parts of the URLs in `s`, each with its redacted form.
+/// `text` with each space-separated word that holds a URL passed through
+/// [`config::redact_url`], except the fixes' own examples (`redis://:PASSWORD@host`).
+fn redact_quoted_urls(text: &str) -> String {
+    if !text.contains("://") {
+        return text.to_owned();
+    }
+    let example = |(secret, _): &(String, String)| {
+        secret
+            .trim_end_matches('@')
+            .rsplit([':', '='])
+            .next()
+            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_uppercase()))
+    };
+    text.split(' ')
+        .map(|word| {
+            let parts = if word.contains("://") {
+                config::secret_parts(word)
+            } else {
+                Vec::new()
+            };
+            if parts.iter().all(example) {
+                word.to_owned()
+            } else {
+                config::redact_url(word)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The secret parts of the configured URLs (`user:password@`, `?password=…`), each with its
+/// redacted form.
 fn url_passwords(s: &Settings) -> Vec<(String, String)> {
     [
         s.webhook_url.clone(),
         s.status_callback_url.clone(),
         s.status_callback_url(),
+        Some(s.database_url.expose().to_owned()),
+        s.redis_url.as_ref().map(|u| u.expose().to_owned()),
     ]
     .into_iter()
     .flatten()
-    .filter_map(|url| {
-        let shown = config::redact_url(&url);
-        if shown == url {
-            return None;
-        }
-        // The two differ only in the password: the userinfo is what precedes the first '@'
-        // where they part.
-        let rest = url.split_once("://")?.1;
-        let userinfo = &rest[..rest.find('@')? + 1];
-        let user = userinfo.split_once(':')?.0;
-        Some((userinfo.to_owned(), format!("{user}:***@")))
-    })
-    .filter(|(secret, _)| secret.len() > 1)
+    .flat_map(|url| config::secret_parts(&url))
     .collect()
 }
 

@@ -99,7 +99,7 @@
 //! - `values` — shape checks: SIDs, tokens, placeholders, URLs, phone numbers.
 //! - `settings` — [`Settings`] and its redacted `Debug`/`Display`/`Serialize`.
 //! - `findings` — [`Settings::findings`], the checks behind the CLI's ✅/⚠️/❌.
-//! - `secret` — [`Secret`], [`mask_sid`], [`redact_url`].
+//! - `secret` — [`Secret`], [`mask_sid`], [`redact_url`], [`secret_parts`].
 //! - `error` — [`ConfigError`] and [`Problem`].
 //!
 //! # Example
@@ -141,7 +141,7 @@ pub use keys::{
     KeySpec, STATUS_PATH, WEBHOOK_PATH, env_example, key_spec, markdown_table,
 };
 pub use load::{Loaded, Partial, load, load_partial};
-pub use secret::{Secret, mask_sid, redact_url};
+pub use secret::{Secret, mask_sid, redact_url, secret_parts};
 pub use settings::{AppEnv, LogFormat, Sender, Settings};
 pub use sources::{EnvSource, LoadOptions, RENDER_EXTERNAL_URL, RENDER_ORIGIN};
 pub use values::is_placeholder;

@@ -66,12 +66,96 @@ pub fn mask_sid(sid: &str) -> String {
 }
 
 /// Replaces the password in a URL's userinfo with `***`
-/// (`postgres://app:s3cret@db:5432/x` → `postgres://app:***@db:5432/x`).
+/// (`postgres://app:s3cret@db:5432/x` → `postgres://app:***@db:5432/x`), and the value of
+/// every query parameter that names a secret (`password`, `sslpassword`, `pass`, `pwd`,
+/// `secret`, `token`, … — libpq takes `?password=`): `…/x?password=***&sslmode=require`.
 ///
 /// Works by string surgery on the authority, so URLs the `url` crate would reject (an
 /// unencoded `@` in the password, say) are still redacted: everything before the last `@` of
 /// the authority after the first `:` is hidden.
 pub fn redact_url(url: &str) -> String {
+    redact_query(&redact_userinfo(url))
+}
+
+/// The pieces of `url` that [`redact_url`] hides, each with what it shows instead:
+/// `("app:s3cret@", "app:***@")`, `("password=S3cr3t", "password=***")`. For scrubbing text
+/// that may quote a piece of the URL rather than all of it.
+///
+/// ```
+/// let parts = config::secret_parts("postgres://app:s3cret@db/x?password=p&sslmode=require");
+/// assert_eq!(
+///     parts,
+///     [
+///         ("app:s3cret@".to_owned(), "app:***@".to_owned()),
+///         ("password=p".to_owned(), "password=***".to_owned()),
+///     ]
+/// );
+/// ```
+pub fn secret_parts(url: &str) -> Vec<(String, String)> {
+    let mut parts = Vec::new();
+    let shown = redact_userinfo(url);
+    if shown != url {
+        // The two differ only in the password: the userinfo is what precedes the first '@'
+        // where they part.
+        if let Some(userinfo) = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('@').map(|at| &rest[..=at]))
+            .filter(|u| u.len() > 1)
+            && let Some((user, _)) = userinfo.split_once(':')
+        {
+            parts.push((userinfo.to_owned(), format!("{user}:***@")));
+        }
+    }
+    if let Some((_, query)) = url.split_once('?') {
+        let query = query.split('#').next().unwrap_or_default();
+        for pair in query.split('&') {
+            if let Some((name, value)) = pair.split_once('=')
+                && !value.is_empty()
+                && is_secret_param(name)
+            {
+                parts.push((pair.to_owned(), format!("{name}=***")));
+            }
+        }
+    }
+    parts
+}
+
+/// Whether a query parameter's name says its value is a secret.
+fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["pass", "pwd", "secret", "token"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+/// `url` with the values of its secret query parameters replaced by `***`.
+fn redact_query(url: &str) -> String {
+    let Some(q) = url.find('?') else {
+        return url.to_owned();
+    };
+    let (query, fragment) = match url[q + 1..].find('#') {
+        Some(h) => (&url[q + 1..q + 1 + h], &url[q + 1 + h..]),
+        None => (&url[q + 1..], ""),
+    };
+    let mut out = String::with_capacity(url.len());
+    out.push_str(&url[..=q]);
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((name, value)) if !value.is_empty() && is_secret_param(name) => {
+                out.push_str(name);
+                out.push_str("=***");
+            }
+            _ => out.push_str(pair),
+        }
+    }
+    out.push_str(fragment);
+    out
+}
+
+fn redact_userinfo(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
     };
@@ -147,6 +231,35 @@ mod tests {
                 "sqlite://data/webhook.db?mode=rwc",
             ),
             ("sqlite::memory:", "sqlite::memory:"),
+        ] {
+            assert_eq!(redact_url(input), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn secret_query_parameters_become_stars() {
+        for (input, expected) in [
+            (
+                "postgres://postgres@127.0.0.1:5432/db?password=S3cr3tPw",
+                "postgres://postgres@127.0.0.1:5432/db?password=***",
+            ),
+            (
+                "postgres://u:p@db/x?sslmode=require&sslpassword=k3y&PASSWORD=a",
+                "postgres://u:***@db/x?sslmode=require&sslpassword=***&PASSWORD=***",
+            ),
+            (
+                "redis+unix:///run/redis.sock?db=1&pass=hunter2",
+                "redis+unix:///run/redis.sock?db=1&pass=***",
+            ),
+            (
+                "https://bot.example.com/api/v1/whatsapp/webhook?token=abc#rc=3",
+                "https://bot.example.com/api/v1/whatsapp/webhook?token=***#rc=3",
+            ),
+            (
+                "sqlite://data/webhook.db?mode=rwc",
+                "sqlite://data/webhook.db?mode=rwc",
+            ),
+            ("postgres://db/x?password=", "postgres://db/x?password="),
         ] {
             assert_eq!(redact_url(input), expected, "{input}");
         }

@@ -266,3 +266,22 @@ fn a_password_in_webhook_url_is_never_printed() {
         assert!(run.stdout.contains("twilio:***@"), "{}", run.stdout);
     }
 }
+
+#[test]
+fn a_password_in_a_url_query_is_never_printed() {
+    // libpq takes `?password=`; the line naming the unreachable database quotes the URL.
+    let p = Project::new(&dotenv(&format!(
+        "DATABASE_URL=postgres://postgres@127.0.0.1:{}/db?password=S3cr3tPw&sslmode=disable\n\
+         REDIS_URL=redis://127.0.0.1:{}/0?password=redispw9\n",
+        crate::support::closed_port(),
+        crate::support::closed_port()
+    )));
+    for args in [&[][..], &["--json"][..]] {
+        let run = p.run(args);
+        for secret in ["S3cr3tPw", "redispw9"] {
+            assert!(!run.stdout.contains(secret), "{secret} in {}", run.stdout);
+            assert!(!run.stderr.contains(secret), "{secret} in {}", run.stderr);
+        }
+        assert!(run.stdout.contains("password=***"), "{}", run.stdout);
+    }
+}

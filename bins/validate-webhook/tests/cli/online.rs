@@ -388,3 +388,21 @@ fn after_the_promotion_the_old_primary_is_named_and_the_checks_go_on() {
     run.no_line_starting("  ✅ secondary token");
     assert_eq!(run.code, 1);
 }
+
+#[test]
+fn a_password_in_the_url_twilio_reports_is_never_printed() {
+    // The number's sms_url is not a configured URL: its password is still a secret.
+    let twilio = twilio_with_number_url(
+        "https://twuser:oldpass99@abc.ngrok-free.app/api/v1/whatsapp/webhook",
+    );
+    let (run, _) = run_online(
+        &twilio,
+        &format!("TWILIO_WHATSAPP_FROM=whatsapp:{NUMBER}\n"),
+    );
+    assert!(!run.stdout.contains("oldpass99"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("twuser:***@abc.ngrok-free.app"),
+        "{}",
+        run.stdout
+    );
+}
