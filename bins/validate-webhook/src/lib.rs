@@ -114,6 +114,11 @@ pub fn usage_error_json(args: &[String], clap_message: &str) -> String {
     printer::render_json(&report, command)
 }
 
+/// `--online`, given before or after `check`.
+fn online(cli: &Cli) -> bool {
+    cli.check.online || matches!(&cli.command, Some(Command::Check(a)) if a.online)
+}
+
 /// `--env-file PATH` where PATH is not a file (relative paths are read from `cwd`).
 pub fn missing_env_file(cli: &Cli, cwd: &Path) -> bool {
     cli.global
@@ -125,7 +130,7 @@ pub fn missing_env_file(cli: &Cli, cwd: &Path) -> bool {
 /// Runs the command and collects its lines; `name` is the command for the JSON document. No
 /// line shows a password of a configured URL.
 pub fn build_report(cli: &Cli, cwd: &Path) -> (&'static str, Report) {
-    let mut loaded = settings::load(cwd, cli.global.env_file.as_deref());
+    let mut loaded = settings::load(cwd, cli.global.env_file.as_deref(), online(cli));
     let url_passwords = std::mem::take(&mut loaded.url_passwords);
     let (name, mut report) = collect(cli, cwd, loaded);
     settings::scrub(&url_passwords, &mut report.checks);
@@ -158,8 +163,7 @@ fn collect(cli: &Cli, cwd: &Path, loaded: settings::Loaded) -> (&'static str, Re
     };
     match &cli.command {
         None | Some(Command::Check(_)) => {
-            let online =
-                cli.check.online || matches!(&cli.command, Some(Command::Check(a)) if a.online);
+            let online = online(cli);
             report.extend(loaded.checks);
             let ctx = checks::Ctx {
                 setup,

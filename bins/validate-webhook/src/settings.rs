@@ -108,8 +108,9 @@ fn section_for(key: &str) -> Section {
 /// the loader refuses unsafe values; the remaining checks then run on the same values loaded
 /// as development, so one run still reports on ngrok, the backend and the database. A wrong
 /// value (`PORT=80a`) only takes out the checks that read it ([`Loaded::broken`]); a file that
-/// cannot be read takes out every check after the configuration.
-pub fn load(cwd: &Path, env_file: Option<&Path>) -> Loaded {
+/// cannot be read takes out every check after the configuration. `online`: the run asks
+/// whether Twilio can reach WEBHOOK_URL, so a URL it cannot reach is `❌`.
+pub fn load(cwd: &Path, env_file: Option<&Path>, online: bool) -> Loaded {
     let mut opts = LoadOptions::new(cwd);
     if let Some(path) = env_file {
         opts = opts.env_file(path);
@@ -126,7 +127,7 @@ pub fn load(cwd: &Path, env_file: Option<&Path>) -> Loaded {
             &loaded.sources,
             loaded.settings.app_env,
         ));
-        checks.extend(findings(&loaded.settings));
+        checks.extend(findings(&loaded.settings, online));
         return Loaded {
             setup: Some(to_setup(&loaded.settings)),
             checks,
@@ -138,7 +139,12 @@ pub fn load(cwd: &Path, env_file: Option<&Path>) -> Loaded {
     let dev = lenient(&opts);
     checks.splice(
         0..0,
-        file_checks(cwd, env_file, &dev.loaded.sources, AppEnv::Production),
+        file_checks(
+            cwd,
+            env_file,
+            &dev.loaded.sources,
+            configured.loaded.settings.app_env,
+        ),
     );
     // A line of a file that could not be read may have set any key: checking the
     // defaults instead would report on something the user did not configure.
@@ -155,7 +161,7 @@ pub fn load(cwd: &Path, env_file: Option<&Path>) -> Loaded {
             .filter_map(|p| p.key.as_deref())
             .collect();
         checks.extend(
-            findings(&configured.loaded.settings)
+            findings(&configured.loaded.settings, online)
                 .into_iter()
                 .filter(|c| !reported.contains(c.name.as_str())),
         );
@@ -227,19 +233,27 @@ fn file_checks(
 }
 
 /// Every finding as a line; the source is shown on lines that need a change.
-fn findings(settings: &Settings) -> Vec<Check> {
+fn findings(settings: &Settings, online: bool) -> Vec<Check> {
     settings
         .findings()
         .into_iter()
-        .map(|f| {
+        .map(|mut f| {
             let status = match f.status {
                 config::Status::Ok => Status::Ok,
-                config::Status::Warning if breaks_delivery(settings, f.key, f.check) => {
+                config::Status::Warning if breaks_delivery(settings, f.key, f.check, online) => {
                     Status::Error
                 }
                 config::Status::Warning => Status::Warning,
                 config::Status::Problem => Status::Error,
             };
+            if (f.key, f.check) == ("WEBHOOK_URL", "missing") && status == Status::Error {
+                // The server copes (it rebuilds the URL per request in development); this
+                // tool cannot check anything against a URL it does not have.
+                f.message = "not set: there is no URL to check against ngrok, the Twilio Console \
+                             and the signature (the server would rebuild it from each request's \
+                             Host header)"
+                    .to_owned();
+            }
             let detail = if status == Status::Ok
                 || matches!(f.source.as_str(), "not set" | "default" | "derived")
             {
@@ -259,10 +273,12 @@ fn findings(settings: &Settings) -> Vec<Check> {
 }
 
 /// Warnings the server can live with at start but that lose every inbound message, so the
-/// CLI shows them as `❌`: a WEBHOOK_URL on the wrong path (Twilio gets 404), and a plain-http
-/// WEBHOOK_URL on a public host (Twilio's URL and the signed URL differ in scheme). A plain-http
-/// localhost URL stays a warning: it is how `simulate` tests a local server.
-fn breaks_delivery(settings: &Settings, key: &str, check: &str) -> bool {
+/// CLI shows them as `❌`: a WEBHOOK_URL on the wrong path (Twilio gets 404), missing (nothing
+/// can be checked; DESIGN.md's "WEBHOOK_URL missing" diagnosis), or plain-http on a public host
+/// (Twilio's URL and the signed URL differ in scheme). A plain-http or private-address URL
+/// stays a warning offline, since it is how `simulate` tests a local server; with `--online`
+/// the question is whether Twilio reaches it, and it does not.
+fn breaks_delivery(settings: &Settings, key: &str, check: &str, online: bool) -> bool {
     if key != "WEBHOOK_URL" {
         return false;
     }
@@ -273,8 +289,9 @@ fn breaks_delivery(settings: &Settings, key: &str, check: &str) -> bool {
         .and_then(|u| u.host_str().map(|h| !crate::http::is_loopback(h)))
         .unwrap_or(false);
     match check {
-        "wrong_path" | "trailing_slash" => true,
-        "not_https" => public,
+        "wrong_path" | "trailing_slash" | "missing" => true,
+        "not_https" => public || online,
+        "unreachable_host" => online,
         _ => false,
     }
 }

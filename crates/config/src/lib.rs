@@ -144,4 +144,4 @@ pub use load::{Loaded, Partial, load, load_partial};
 pub use secret::{Secret, mask_sid, redact_url, secret_parts};
 pub use settings::{AppEnv, LogFormat, Sender, Settings};
 pub use sources::{EnvSource, LoadOptions, RENDER_EXTERNAL_URL, RENDER_ORIGIN};
-pub use values::is_placeholder;
+pub use values::{is_placeholder, unreachable_host};

@@ -119,7 +119,14 @@ pub(crate) fn parse_http_url(value: &str, fix: &str) -> Result<Url, Invalid> {
 
 /// The host when Twilio (a machine on the internet) cannot reach it: localhost, loopback,
 /// private, link-local or unspecified addresses.
-pub(crate) fn unreachable_host(url: &Url) -> Option<String> {
+///
+/// ```
+/// let url = url::Url::parse("http://192.168.1.5:5000/api/v1/whatsapp/webhook").unwrap();
+/// assert_eq!(config::unreachable_host(&url).as_deref(), Some("192.168.1.5"));
+/// let url = url::Url::parse("https://bot.example.com/x").unwrap();
+/// assert_eq!(config::unreachable_host(&url), None);
+/// ```
+pub fn unreachable_host(url: &Url) -> Option<String> {
     let unreachable = match url.host()? {
         Host::Domain(d) => {
             let d = d.to_ascii_lowercase();

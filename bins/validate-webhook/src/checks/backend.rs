@@ -1,5 +1,7 @@
 //! Backend: is something listening on PORT, and is it webhook-server (`GET /healthz` → 200)?
-//! A server still waiting for its database (its `/readyz` says so) is a warning, not ✅.
+//! A server still waiting for its database (its `/readyz` says so) is a warning, not ✅;
+//! another program on PORT is `❌` (webhook-server could not bind it) when the webhook chain
+//! runs through this machine.
 
 use std::net::{TcpStream, ToSocketAddrs};
 
@@ -29,6 +31,12 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
         Status::Error
     } else {
         Status::Warning
+    };
+    // Another program on PORT: webhook-server cannot bind it, whether it runs yet or not.
+    let occupied = if chain_is_local {
+        Status::Error
+    } else {
+        missing
     };
     let start = format!(
         "Start the server with `cargo run -p webhook-server` (it listens on PORT {port}), then check again."
@@ -71,14 +79,14 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
         Ok(a) => Check::new(
             S,
             "healthz",
-            missing,
+            occupied,
             format!("GET {url} answered {}: the program on port {port} is not webhook-server", a.status),
             Some("Stop the other program or give webhook-server a free port (PORT) and `ngrok http` that port."),
         ),
         Err(f) => Check::new(
             S,
             "healthz",
-            missing,
+            occupied,
             format!("GET {url} failed: {}", f.describe()),
             Some(format!("The program on port {port} does not speak HTTP like webhook-server: stop it or change PORT.")),
         ),

@@ -86,10 +86,12 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
         Err(f) => {
             let local = webhook_host.as_deref().is_some_and(http::is_loopback);
             if local {
-                // Fine for `simulate`; Twilio cannot call it (the WEBHOOK_URL line says so too).
-                return vec![Check::warning(
+                // Fine for `simulate`; Twilio cannot call it (the WEBHOOK_URL line says so too),
+                // which is what --online asks.
+                return vec![Check::new(
                     S,
                     "agent",
+                    missing_status,
                     "not running; WEBHOOK_URL points at this machine, which only local tests (simulate) reach",
                     Some(format!(
                         "To receive real messages, run `ngrok http {port}` and put its https URL in WEBHOOK_URL and the Twilio Console."
@@ -189,7 +191,17 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
                 "{}/api/v1/whatsapp/webhook",
                 t.public_url.trim_end_matches('/')
             );
+            let unreachable = webhook
+                .and_then(|w| url::Url::parse(w).ok())
+                .is_some_and(|u| config::unreachable_host(&u).is_some());
             match webhook {
+                // localhost or a private address: Twilio cannot call it, the tunnel is the way.
+                Some(w) if unreachable => out.push(Check::error(
+                    S,
+                    "public URL",
+                    format!("ngrok serves {} but WEBHOOK_URL points at {w}, which Twilio cannot reach", t.public_url),
+                    format!("Set WEBHOOK_URL={suggested} and paste the same URL into the Twilio Console (\"When a message comes in\", HTTP POST)."),
+                )),
                 Some(w) if !uses_ngrok => out.push(Check::warning(
                     S,
                     "public URL",

@@ -68,12 +68,49 @@ fn no_env_file_in_development_is_a_warning() {
 }
 
 #[test]
-fn missing_webhook_url_is_a_warning_offline() {
+fn no_env_file_stays_a_warning_when_another_value_is_wrong() {
+    let p = Project::new("");
+    std::fs::remove_file(p.path().join(".env")).expect("rm");
+    let dir = p.path().display().to_string();
+    let run = p.env("PORT", "80a").run(&[]);
+    run.line(&format!(
+        "  ⚠️ env file: no .env in {dir}; using the process environment only"
+    ));
+}
+
+#[test]
+fn missing_webhook_url_is_an_error() {
+    // DESIGN.md's diagnosis flows: "WEBHOOK_URL missing". The server copes in development;
+    // this tool has nothing to check ngrok, the Console and the signature against.
     let run = Project::new(&dotenv("")).run(&[]);
     run.lines_pair(
-        "  ⚠️ WEBHOOK_URL: not set: the server rebuilds it from each request's Host header",
-        "     Note: Set it to the public URL configured in Twilio, ending in /api/v1/whatsapp/webhook.",
+        "  ❌ WEBHOOK_URL: not set: there is no URL to check against ngrok, the Twilio Console and the signature (the server would rebuild it from each request's Host header)",
+        "     Fix: Set it to the public URL configured in Twilio, ending in /api/v1/whatsapp/webhook.",
     );
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn a_url_twilio_cannot_reach_is_an_error_online_only() {
+    // Offline, http://127.0.0.1 is how `simulate` tests a local server; --online asks whether
+    // Twilio reaches WEBHOOK_URL, and it does not reach this machine's loopback.
+    let port = crate::support::closed_port();
+    let p = Project::new(&dotenv(&format!(
+        "WEBHOOK_URL=http://127.0.0.1:{port}/api/v1/whatsapp/webhook\nTWILIO_API_BASE_URL=http://127.0.0.1:{}\n",
+        crate::support::closed_port()
+    )));
+    let offline = p.run(&[]);
+    offline.line("  ⚠️ WEBHOOK_URL: uses http, not https (.env line 3)");
+    offline.line("  ⚠️ WEBHOOK_URL: points at 127.0.0.1, which Twilio cannot reach (.env line 3)");
+    offline.line_starting("  ⚠️ agent: not running; WEBHOOK_URL points at this machine");
+    let online = p.run(&["--online"]);
+    online.lines_pair(
+        "  ❌ WEBHOOK_URL: uses http, not https (.env line 3)",
+        "     Fix: Use the https:// URL (ngrok and Render both serve https).",
+    );
+    online.line("  ❌ WEBHOOK_URL: points at 127.0.0.1, which Twilio cannot reach (.env line 3)");
+    online.line_starting("  ❌ agent: not running; WEBHOOK_URL points at this machine");
+    assert_eq!(online.code, 1);
 }
 
 #[test]

@@ -37,16 +37,28 @@ fn a_listening_server_with_healthz_is_ok() {
 }
 
 #[test]
-fn another_program_on_port_is_a_warning() {
+fn another_program_on_port_is_an_error() {
+    // webhook-server could not bind the port: not a "not started yet" warning.
     let server = TinyServer::start(|_| (404, vec![], "nope".to_owned()));
     let port = server.port;
-    let run = Project::new(&dotenv(""))
-        .env("PORT", port.to_string())
-        .run(&[]);
+    let run = Project::new(&dotenv(
+        "WEBHOOK_URL=https://abc.ngrok-free.app/api/v1/whatsapp/webhook\n",
+    ))
+    .env("PORT", port.to_string())
+    .run(&[]);
     run.lines_pair(
-        &format!("  ⚠️ healthz: GET http://127.0.0.1:{port}/healthz answered 404: the program on port {port} is not webhook-server"),
-        "     Note: Stop the other program or give webhook-server a free port (PORT) and `ngrok http` that port.",
+        &format!("  ❌ healthz: GET http://127.0.0.1:{port}/healthz answered 404: the program on port {port} is not webhook-server"),
+        "     Fix: Stop the other program or give webhook-server a free port (PORT) and `ngrok http` that port.",
     );
+    // Checking a deployed WEBHOOK_URL from a laptop, the local port is beside the point.
+    let deployed = Project::new(&dotenv(
+        "WEBHOOK_URL=https://whatsapp-bot.onrender.com/api/v1/whatsapp/webhook\n",
+    ))
+    .env("PORT", port.to_string())
+    .run(&[]);
+    deployed.line_starting(&format!(
+        "  ⚠️ healthz: GET http://127.0.0.1:{port}/healthz answered 404"
+    ));
 }
 
 #[test]

@@ -73,6 +73,21 @@ fn a_new_ngrok_url_is_an_error_with_the_exact_fix() {
 }
 
 #[test]
+fn a_running_tunnel_with_a_local_webhook_url_is_an_error() {
+    // ngrok runs for this server, but WEBHOOK_URL points at an address Twilio cannot reach.
+    let p = Project::new(&dotenv(
+        "WEBHOOK_URL=https://192.168.1.5/api/v1/whatsapp/webhook\n",
+    ));
+    let ngrok = FakeNgrok::start_blocking(NGROK_URL, &format!("http://localhost:{}", p.port()));
+    let run = p.env("NGROK_API_URL", ngrok.base_url()).run(&[]);
+    run.lines_pair(
+        &format!("  ❌ public URL: ngrok serves {NGROK_URL} but WEBHOOK_URL points at https://192.168.1.5/api/v1/whatsapp/webhook, which Twilio cannot reach"),
+        &format!("     Fix: Set WEBHOOK_URL={NGROK_WEBHOOK} and paste the same URL into the Twilio Console (\"When a message comes in\", HTTP POST)."),
+    );
+    assert_eq!(run.code, 1);
+}
+
+#[test]
 fn matching_url_and_port_are_ok() {
     let p = Project::new(&dotenv(&format!("WEBHOOK_URL={NGROK_WEBHOOK}\n")));
     let addr = format!("http://localhost:{}", p.port());

@@ -35,7 +35,10 @@ fn exit_code_is_0_without_errors() {
 
 #[test]
 fn exit_code_is_1_with_an_error() {
-    let run = Project::new("TWILIO_AUTH_TOKEN=your_auth_token\n").run(&[]);
+    let run = Project::new(
+        "TWILIO_AUTH_TOKEN=your_auth_token\nWEBHOOK_URL=https://bot.example.com/api/v1/whatsapp/webhook\n",
+    )
+    .run(&[]);
     assert_eq!(run.code, 1);
     assert!(
         run.lines()
