@@ -77,7 +77,7 @@ pub enum Command {
 pub struct SimulateArgs {
     /// Where to POST; default `http://127.0.0.1:$PORT/api/v1/whatsapp/webhook`. The signature is
     /// always computed for WEBHOOK_URL, the URL the server validates against.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = parse_http_url)]
     pub url: Option<String>,
 
     /// Sample message from fixtures/ to send.
@@ -102,6 +102,21 @@ pub struct SendTestArgs {
 }
 
 /// Accepts `whatsapp:+` followed by 8 to 15 digits.
+/// An `http://` or `https://` URL with a host (`simulate --url`).
+fn parse_http_url(value: &str) -> Result<String, String> {
+    let example = "e.g. http://127.0.0.1:5000/api/v1/whatsapp/webhook";
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+            Ok(value.to_owned())
+        }
+        Ok(u) => Err(format!(
+            "must be an http:// or https:// URL, not {}:, {example}",
+            u.scheme()
+        )),
+        Err(e) => Err(format!("not a URL ({e}), {example}")),
+    }
+}
+
 fn parse_whatsapp_address(value: &str) -> Result<String, String> {
     let digits = value
         .strip_prefix("whatsapp:+")

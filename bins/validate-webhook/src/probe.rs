@@ -77,7 +77,7 @@ pub struct SignedMessage {
 
 impl SignedMessage {
     /// Builds a message from an urlencoded fixture: a fresh unique `MessageSid` (also in
-    /// `SmsMessageSid`/`SmsSid`), the overrides, `ValidateWebhookProbe=1`, signed with
+    /// `SmsMessageSid`/`SmsSid`; added when the fixture has none), the overrides, `ValidateWebhookProbe=1`, signed with
     /// `auth_token` over `signed_for`.
     pub fn build(fixture: &str, overrides: &Overrides, auth_token: &str, signed_for: &str) -> Self {
         let message_sid = fresh_sid(if fixture.contains("MediaUrl0=") {
@@ -109,6 +109,10 @@ impl SignedMessage {
                 }
                 _ => {}
             }
+        }
+        // A custom fixture without one still gets the fresh MessageSid the report names.
+        if !params.iter().any(|(k, _)| k == "MessageSid") {
+            params.insert(0, ("MessageSid".to_owned(), message_sid.clone()));
         }
         params.push((PROBE_PARAM.to_owned(), "1".to_owned()));
         let signature = twilio_signature::compute_signature(auth_token, signed_for, &params);
@@ -229,6 +233,24 @@ mod tests {
                 &a.signature
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn a_fixture_without_a_message_sid_gets_the_fresh_one() {
+        let m = SignedMessage::build(
+            "Body=hi&From=whatsapp%3A%2B1555",
+            &Overrides::default(),
+            TOKEN,
+            URL,
+        );
+        assert_eq!(
+            m.params.first(),
+            Some(&("MessageSid".to_owned(), m.message_sid.clone()))
+        );
+        assert!(
+            m.body()
+                .starts_with(&format!("MessageSid={}&Body=hi", m.message_sid))
         );
     }
 

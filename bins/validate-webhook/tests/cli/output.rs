@@ -59,6 +59,8 @@ fn usage_errors_exit_2() {
         &["send-test"],
         &["send-test", "--to", "+15551234567"],
         &["frobnicate"],
+        &["simulate", "--url", "notaurl"],
+        &["simulate", "--url", "ftp://x/y"],
     ] {
         let run = p.run(args);
         assert_eq!(run.code, 2, "{args:?}: {}{}", run.stdout, run.stderr);
