@@ -500,18 +500,28 @@ fn api_base_url(r: &mut Report<'_>) {
         return;
     };
     let mut fine = true;
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
     if url.scheme() != "https" {
         fine = false;
         let hint = "use https://api.twilio.com";
-        r.warn(
-            KEY,
-            "not_https",
-            true,
-            "uses http: the Auth Token would travel unencrypted",
-            hint,
-        );
+        if matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]") {
+            r.warn(
+                KEY,
+                "not_https",
+                true,
+                "uses http: the Auth Token would travel unencrypted",
+                hint,
+            );
+        } else {
+            // twilio-client refuses it: every send and online check would fail.
+            r.problem(
+                KEY,
+                "not_https",
+                "uses http on a host that is not this machine: the Twilio client refuses it (plain http is only for local test servers)",
+                hint,
+            );
+        }
     }
-    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
     if host != "twilio.com" && !host.ends_with(".twilio.com") {
         fine = false;
         let message = format!("points at {host}, not Twilio: replies go to a test server");

@@ -129,15 +129,22 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
     let tunnels = match serde_json::from_str::<Tunnels>(&answer.body) {
         Ok(t) if answer.status == 200 => t.tunnels,
         _ => {
-            return vec![Check::warning(
+            // The tunnel cannot be confirmed: as bad as ngrok not running, for an ngrok URL.
+            let status = if uses_ngrok {
+                missing_status
+            } else {
+                Status::Warning
+            };
+            return vec![Check::new(
                 S,
                 "agent",
+                status,
                 format!(
                     "{api} answered {} with something that is not ngrok's tunnel list",
                     answer.status
                 ),
                 Some(
-                    "Another program uses ngrok's port 4040; stop it or check ngrok's web_addr setting.",
+                    "Another program uses ngrok's port 4040; stop it or check ngrok's web_addr setting.".to_owned(),
                 ),
             )];
         }
@@ -309,6 +316,43 @@ mod tests {
         let online = check(&ctx);
         assert_eq!(online[0].status, Status::Error, "{online:?}");
         assert_eq!(online[0].detail, offline[0].detail);
+    }
+
+    #[test]
+    fn another_program_on_the_agent_port_is_an_error_only_online() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(2) {
+                let Ok(mut stream) = stream else { return };
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 4\r\nconnection: close\r\n\r\nnope",
+                );
+            }
+        });
+        let mut ctx = Ctx {
+            setup: crate::setup::Setup {
+                webhook_url: Some("https://abc.ngrok-free.app/api/v1/whatsapp/webhook".into()),
+                ..Default::default()
+            },
+            online: false,
+            timeout: std::time::Duration::from_secs(2),
+            ngrok_api_url: format!("http://127.0.0.1:{port}"),
+            cwd: std::path::PathBuf::from("."),
+            broken: Default::default(),
+        };
+        let offline = check(&ctx);
+        assert_eq!(offline[0].status, Status::Warning, "{offline:?}");
+        assert!(
+            offline[0].detail.contains("not ngrok's tunnel list"),
+            "{offline:?}"
+        );
+        ctx.online = true;
+        let online = check(&ctx);
+        assert_eq!(online[0].status, Status::Error, "{online:?}");
     }
 
     #[test]

@@ -493,6 +493,16 @@ fn api_base_url() {
         about(&prod(&fake), "TWILIO_API_BASE_URL"),
         expected(Status::Problem, " (refused with APP_ENV=production)")
     );
+    // Plain http to another host: twilio-client refuses it, so it is a problem everywhere.
+    let remote = [("TWILIO_API_BASE_URL", "http://example.com")];
+    assert_eq!(
+        about(&dev(&remote), "TWILIO_API_BASE_URL")[0],
+        (
+            Status::Problem,
+            "uses http on a host that is not this machine: the Twilio client refuses it (plain http is only for local test servers)".to_owned(),
+            Some("use https://api.twilio.com".to_owned()),
+        )
+    );
 }
 
 #[test]
