@@ -19,6 +19,17 @@ pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// Redis's address on this machine.
 pub const REDIS_ADDR: &str = "127.0.0.1:6379";
 
+/// Runs `sql` on the database at `database_url` (one connection, closed after).
+pub async fn execute_sql(database_url: &str, sql: &str) {
+    let db = Database::connect(database_url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {database_url}: {e}"));
+    db.execute_unprepared(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    db.close().await.ok();
+}
+
 /// A name no other test (or concurrent test run) uses: `prefix` + pid + time + counter.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);

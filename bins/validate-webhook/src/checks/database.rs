@@ -173,6 +173,14 @@ fn migrations(rt: &Runtime, store: &Store, timeout: Duration) -> Check {
                 "Nothing to do unless the server cannot start; then run it once with the same DATABASE_URL.",
             ),
         ),
+        // sea-orm's words for an applied migration this build does not have: the database was
+        // migrated by a newer webhook-server, and this one refuses to start on it.
+        Err(e) if e.to_string().contains("file is missing") => Check::error(
+            S,
+            "migrations",
+            format!("the database has migrations this build does not know: {e}"),
+            "A newer webhook-server migrated this database and this version will not start on it: run that version (or newer), or point DATABASE_URL at another database.",
+        ),
         Err(e) => Check::warning(
             S,
             "migrations",

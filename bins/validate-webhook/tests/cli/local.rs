@@ -247,6 +247,17 @@ fn sqlite_migrations_pending_then_up_to_date() {
             .await;
     });
     p.run(&[]).line("  ✅ migrations: up to date");
+
+    // Migrated by a newer webhook-server: this build would refuse to start on it.
+    rt.block_on(test_support::services::execute_sql(
+        &format!("sqlite://{}?mode=rw", db.display()),
+        "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20991231_000009_future', 0)",
+    ));
+    let run = p.run(&[]);
+    let line = run
+        .line_starting("  ❌ migrations: the database has migrations this build does not know: ");
+    assert!(line.contains("m20991231_000009_future"), "{line}");
+    assert_eq!(run.code, 1);
 }
 
 #[test]
