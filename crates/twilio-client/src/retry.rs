@@ -359,12 +359,28 @@ impl Client {
         req: &SendMessage,
         started: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<Message>, TwilioError> {
+        Ok(self.find_all_sent(req, started)?.into_iter().next())
+    }
+
+    /// Every message matching `req` that Twilio created since `started` minus
+    /// [`LOOKUP_SKEW`], oldest first. Identical replies to one recipient (a fixed template, two
+    /// equal messages) all match: a caller reconciling several interrupted sends gives each the
+    /// first candidate no other reply has recorded, so none is taken twice.
+    pub fn find_all_sent(
+        &self,
+        req: &SendMessage,
+        started: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Message>, TwilioError> {
         // No DateSent filter: date_sent stays null while a message is queued.
         let recent = self.list_messages(&req.to, req.from.as_deref(), None)?;
         let since = started - chrono::Duration::from_std(LOOKUP_SKEW).unwrap_or_default();
-        Ok(recent
+        let mut found: Vec<Message> = recent
             .into_iter()
-            .find(|m| matches_request(m, req) && m.created_at().is_some_and(|at| at >= since)))
+            .filter(|m| matches_request(m, req) && m.created_at().is_some_and(|at| at >= since))
+            .collect();
+        // Twilio lists newest first.
+        found.sort_by_key(|m| m.created_at());
+        Ok(found)
     }
 }
 

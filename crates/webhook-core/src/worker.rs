@@ -380,6 +380,18 @@ fn reply_from(app: &App, msg: &InboundMessage) -> String {
     }
 }
 
+/// Counts and logs a reply Twilio accepted (`recovered`: found by a lookup, not sent again).
+fn reply_sent(app: &App, sid: &str, reply_sid: &str, attempts: u32, recovered: bool) {
+    app.metrics.send_outcome("sent");
+    tracing::info!(
+        message_sid = sid,
+        reply_sid,
+        attempts,
+        recovered,
+        "reply sent"
+    );
+}
+
 /// How long a send that starts at `now` may take so that it ends [`LEASE_MARGIN`] before the
 /// claim expires at `lease_end`; `None` when that leaves no room for one request of `timeout`.
 pub fn send_budget(lease_end: Deadline, now: Deadline, timeout: Duration) -> Option<Duration> {
@@ -439,7 +451,9 @@ async fn send_reply(
         config::Sender::MessagingService(mg) => request.messaging_service_sid = Some(mg),
     }
     let in_doubt = outbound.is_in_doubt();
-    let since = outbound.updated_at;
+    // The first send began after the row was created; each attempt since moved updated_at, so
+    // a lookup from updated_at would miss a message an earlier attempt did send.
+    let since = outbound.created_at;
     if send_budget(lease_end, Deadline::now(), client.timeout()).is_none() {
         // The database steps above took most of the lease (an outage): sending now could
         // outlast the claim. Leave the message to the next attempt after the lease.
@@ -459,15 +473,44 @@ async fn send_reply(
         tracing::warn!(message_sid = sid, error = %e, "⚠️ could not mark the reply as sending; will retry");
         return InboundState::Processing;
     }
-    let result = tokio::task::spawn_blocking(move || {
-        if in_doubt {
-            // An earlier attempt was interrupted after the request may have gone out.
-            match client.find_sent(&request, since) {
-                Ok(Some(message)) => return Ok((message, 0, true)),
-                Ok(None) => {}
-                Err(e) => return Err(e.into()),
+    if in_doubt {
+        // An earlier attempt was interrupted after the request may have gone out: look for
+        // what it sent before sending again.
+        let (c, r) = (client.clone(), request.clone());
+        let candidates = match tokio::task::spawn_blocking(move || c.find_all_sent(&r, since)).await
+        {
+            Ok(Ok(candidates)) => candidates,
+            Ok(Err(e)) => {
+                tracing::warn!(message_sid = sid, error = %e, "⚠️ reply outcome unknown and the lookup failed; it will be looked up again before any resend");
+                return InboundState::Processing;
+            }
+            Err(e) => {
+                tracing::error!(message_sid = sid, error = %e, "❌ the reply lookup panicked; will retry");
+                return InboundState::Processing;
+            }
+        };
+        // Identical replies to one person all match: each takes the first message no other
+        // reply has recorded. The unique index on message_sid settles two takers at once.
+        for m in candidates {
+            let recorded = retry_unavailable(sid, "recording the sent reply", until, || {
+                app.store
+                    .update_outbound(outbound.id, OutboundUpdate::sent(&m.sid, &m.status, 0))
+            })
+            .await;
+            match recorded {
+                Ok(()) => {
+                    reply_sent(app, sid, &m.sid, 0, true);
+                    return InboundState::Answered;
+                }
+                Err(e) if e.is_constraint() => continue,
+                Err(e) => {
+                    tracing::warn!(message_sid = sid, reply_sid = %m.sid, error = %e, "⚠️ reply found but not recorded; will reconcile");
+                    return InboundState::Processing;
+                }
             }
         }
+    }
+    let result = tokio::task::spawn_blocking(move || {
         // The budget is taken here, after the lookup, so no POST outlasts the claim.
         let budget = send_budget(lease_end, Deadline::now(), client.timeout()).unwrap_or_default();
         client
@@ -491,14 +534,7 @@ async fn send_reply(
                 tracing::warn!(message_sid = sid, reply_sid = %m.sid, error = %e, "⚠️ reply sent but not recorded; will reconcile");
                 return InboundState::Processing;
             }
-            app.metrics.send_outcome("sent");
-            tracing::info!(
-                message_sid = sid,
-                reply_sid = %m.sid,
-                attempts,
-                recovered,
-                "reply sent"
-            );
+            reply_sent(app, sid, &m.sid, attempts, recovered);
             InboundState::Answered
         }
         Ok(Err(failure)) if failure.out_of_time && !failure.error.may_have_been_sent() => {

@@ -81,3 +81,85 @@ async fn kill_9_after_the_last_200_loses_and_duplicates_nothing_on_postgres() {
     };
     crash_and_restart(db).await;
 }
+
+/// Identical replies to one person (a fixed template, the same text twice) are the hard case
+/// for the lookup: every interrupted send matches every one of Twilio's messages. Each reply
+/// must take a message of its own, and none may be sent again.
+async fn crash_with_identical_replies(db: TestDb) {
+    const SAME: usize = 6;
+    const HELD: usize = 3;
+    let fake = FakeTwilio::start().await;
+    fake.delay_next_sends(HELD, Duration::from_secs(60));
+    let mut env = base_env(&db.url(), Some(&fake));
+    set(&mut env, "WORKER_CONCURRENCY", HELD.to_string());
+    set(&mut env, "AUTO_REPLY_TEMPLATE", "Thanks, we got it");
+    let mut server = ServerProcess::start(&env).await;
+    let view = DbView::open(&db.url()).await;
+
+    let msgs: Vec<Msg> = (0..SAME)
+        .map(|i| Msg {
+            from: "whatsapp:+15550009999".to_owned(),
+            text: "hi".to_owned(),
+            ..Msg::new(db.kind(), i)
+        })
+        .collect();
+    let statuses = post_all(&[server.addr], &msgs, 4).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    wait_for(
+        "the held sends reached Twilio",
+        Duration::from_secs(10),
+        || async { fake.sent_messages().len() >= HELD },
+    )
+    .await;
+    let worker = server.worker_id();
+    server.kill9();
+    assert_eq!(view.expire_leases_of(&worker).await, HELD as u64);
+
+    let _restarted = server.restart().await;
+    wait_for(
+        "every message answered",
+        Duration::from_secs(60),
+        || async {
+            view.count("inbound_messages WHERE state = 'answered'")
+                .await
+                == SAME as i64
+        },
+    )
+    .await;
+    assert_eq!(
+        fake.sent_messages().len(),
+        SAME,
+        "one POST per message: the interrupted ones were found, not resent"
+    );
+    assert_eq!(fake.created_messages().len(), SAME, "no duplicate reply");
+    let mut reply_sids = Vec::new();
+    for m in &msgs {
+        let out = view
+            .store
+            .outbound_for_inbound(&m.sid)
+            .await
+            .expect("read outbound")
+            .unwrap_or_else(|| panic!("no outbound row for {}", m.sid));
+        reply_sids.push(out.message_sid.expect("reply SID recorded"));
+    }
+    reply_sids.sort();
+    reply_sids.dedup();
+    assert_eq!(
+        reply_sids.len(),
+        SAME,
+        "each reply has its own Twilio message"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_replies_in_flight_at_a_kill_9_are_each_found_once_on_sqlite() {
+    crash_with_identical_replies(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_replies_in_flight_at_a_kill_9_are_each_found_once_on_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    crash_with_identical_replies(db).await;
+}
