@@ -120,13 +120,65 @@ impl Metrics {
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// The OpenMetrics text exposition of every metric (what Prometheus asks for).
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+
+    /// The same metrics in the classic Prometheus text format 0.0.4, for scrapers and parsers
+    /// that do not speak OpenMetrics (see [`to_text_004`]).
+    pub fn render_text_004(&self) -> String {
+        to_text_004(&self.render())
+    }
+}
+
+/// Rewrites OpenMetrics text as Prometheus text format 0.0.4. The two differ where a classic
+/// parser would misread the OpenMetrics form: a counter family is named without `_total` in
+/// its `# HELP`/`# TYPE` lines while its samples carry it (a 0.0.4 parser then sees an empty
+/// counter and untyped `_total` samples), `# UNIT` lines, and the closing `# EOF`.
+///
+/// ```
+/// let om = "# HELP x_requests Requests.\n# TYPE x_requests counter\nx_requests_total 3\n# EOF\n";
+/// assert_eq!(
+///     webhook_core::metrics::to_text_004(om),
+///     "# HELP x_requests_total Requests.\n# TYPE x_requests_total counter\nx_requests_total 3\n"
+/// );
+/// ```
+pub fn to_text_004(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 16 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(name) && !name.ends_with("_total") {
+                    out.push_str("_total");
+                }
+                if !tail.is_empty() {
+                    out.push(' ');
+                    out.push_str(tail);
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// `elapsed` in milliseconds rounded to the microsecond, for log lines: `latency_ms=2.235`
@@ -144,6 +196,39 @@ mod tests {
         let d = std::time::Duration::from_nanos(2_234_716);
         assert_eq!(latency_ms(d), 2.235);
         assert_eq!(format!("{:?}", latency_ms(d)), "2.235");
+    }
+
+    #[test]
+    fn text_004_names_counter_families_as_their_samples() {
+        let m = Metrics::new();
+        m.observe_request("webhook", 200, 0.002);
+        m.signature_failure();
+        let text = m.render_text_004();
+        for line in [
+            "# TYPE whatsapp_webhook_http_requests_total counter",
+            "# TYPE whatsapp_webhook_signature_failures_total counter",
+            "whatsapp_webhook_signature_failures_total 1",
+            "# TYPE whatsapp_webhook_request_duration_seconds histogram",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        assert!(!text.contains("# EOF"), "{text}");
+        // Every sample belongs to a family declared under its own name (or a histogram's).
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        for sample in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = sample.split(['{', ' ']).next().unwrap_or_default();
+            assert!(
+                families.iter().any(|f| name == *f
+                    || ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|s| name == format!("{f}{s}"))),
+                "{name} has no family in\n{text}"
+            );
+        }
     }
 
     #[test]

@@ -484,10 +484,10 @@ fn wants_openmetrics(accept: &[&str]) -> bool {
     }
 }
 
-/// The exposition is OpenMetrics text (what prometheus-client writes: `# EOF`, counters as
-/// `name_total`). Prometheus asks for it in `Accept` and gets its media type; anything else
-/// (curl, a browser, an older scraper) gets the same text as `text/plain`, which the classic
-/// Prometheus parser also reads.
+/// OpenMetrics text (what prometheus-client writes) when `Accept` asks for it, as Prometheus
+/// does; anything else (curl, a browser, an older scraper or parser) gets Prometheus text
+/// format 0.0.4 as `text/plain`: the same samples, counter families named with `_total`, no
+/// `# EOF`.
 async fn metrics(app: &App, req: &Request<Incoming>) -> Response<Body> {
     if let Ok(depth) = app.queue.depth().await {
         app.metrics.set_queue_depth(depth);
@@ -498,12 +498,13 @@ async fn metrics(app: &App, req: &Request<Incoming>) -> Response<Body> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    let content_type = if wants_openmetrics(&accept) {
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    if wants_openmetrics(&accept) {
+        let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+        respond(StatusCode::OK, content_type, app.metrics.render())
     } else {
-        "text/plain; version=0.0.4; charset=utf-8"
-    };
-    respond(StatusCode::OK, content_type, app.metrics.render())
+        let content_type = "text/plain; version=0.0.4; charset=utf-8";
+        respond(StatusCode::OK, content_type, app.metrics.render_text_004())
+    }
 }
 
 #[cfg(test)]
