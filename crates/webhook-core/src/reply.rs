@@ -86,12 +86,31 @@ impl Handler for AutoReply {
         } else {
             "an empty message".to_owned()
         };
-        Some(Reply::text(
-            self.template
-                .replace("{name}", name)
-                .replace("{text}", &text),
-        ))
+        Some(Reply::text(fit(&self.template, name, &text)))
     }
+}
+
+/// The template filled in, at most [`twilio_client::MAX_BODY_CHARS`] characters (Twilio
+/// refuses a longer body, and a WhatsApp message can itself be that long): the quoted text is
+/// shortened with `…` first, the whole reply only if the template alone is too long.
+fn fit(template: &str, name: &str, text: &str) -> String {
+    const MAX: usize = twilio_client::MAX_BODY_CHARS;
+    let render = |t: &str| template.replace("{name}", name).replace("{text}", t);
+    let mut body = render(text);
+    let over = body.chars().count().saturating_sub(MAX);
+    if over > 0 {
+        let quoted = template.matches("{text}").count().max(1);
+        let keep = text
+            .chars()
+            .count()
+            .saturating_sub(over.div_ceil(quoted) + 1);
+        let short: String = text.chars().take(keep).chain(['…']).collect();
+        body = render(&short);
+    }
+    if body.chars().count() > MAX {
+        body = body.chars().take(MAX - 1).chain(['…']).collect();
+    }
+    body
 }
 
 #[cfg(test)]
@@ -125,6 +144,33 @@ mod tests {
             r.body.as_deref(),
             Some("Hi there! You sent 1 attachment(s)")
         );
+    }
+
+    #[test]
+    fn a_reply_quoting_a_long_message_fits_twilio_s_limit() {
+        // A WhatsApp message may be 1600 characters; quoting it whole would be refused.
+        let long = "é".repeat(1600);
+        let r = AutoReply::new("Hi {name}! We received your message: {text}")
+            .reply(&msg(&format!("&Body={long}&ProfileName=Ana")))
+            .unwrap();
+        let body = r.body.unwrap();
+        assert_eq!(body.chars().count(), twilio_client::MAX_BODY_CHARS);
+        assert!(
+            body.starts_with("Hi Ana! We received your message: éé"),
+            "{body}"
+        );
+        assert!(body.ends_with("é…"), "{body}");
+        // Quoted twice, and a template longer than the limit on its own.
+        let twice = fit("{text} / {text}", "x", &"a".repeat(1000));
+        assert!(
+            (1599..=1600).contains(&twice.chars().count()),
+            "{}",
+            twice.len()
+        );
+        let huge = fit(&"b".repeat(2000), "x", "hi");
+        assert_eq!(huge.chars().count(), twilio_client::MAX_BODY_CHARS);
+        // Short replies are untouched.
+        assert_eq!(fit("Hi {name}: {text}", "Ana", "yo"), "Hi Ana: yo");
     }
 
     #[test]

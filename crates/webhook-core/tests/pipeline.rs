@@ -117,6 +117,41 @@ async fn sqlite_redis_replies_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1600_character_message_is_answered_within_twilio_s_limit() {
+    // Quoting a maximal WhatsApp message in the default template would exceed the 1600
+    // characters Twilio accepts; the reply shortens the quote instead of failing.
+    let db = TestDb::sqlite();
+    let twilio = FakeTwilio::start().await;
+    let s = Server::start(
+        &db,
+        Opts {
+            twilio: Some(&twilio),
+            ..Opts::default()
+        },
+    )
+    .await;
+    let long = test_support::fixture("inbound-whatsapp-long.form");
+    let original = form_value(&long, "MessageSid");
+    let sid = sid("SM");
+    let body = long.replace(&original, &sid);
+    assert_eq!(post_concurrently(&[s.addr], &body, 1).await, vec![200]);
+    assert_eq!(s.wait_processed(&sid).await, InboundState::Answered);
+    let sent = twilio.sent_messages();
+    let reply = sent[0].form_value("Body").expect("Body");
+    assert_eq!(reply.chars().count(), 1600);
+    assert!(reply.ends_with('…'), "{reply}");
+    s.stop().await;
+}
+
+/// The value of `key` in an urlencoded body.
+fn form_value(body: &str, key: &str) -> String {
+    form_urlencoded::parse(body.trim().as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("{key} in the fixture"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_sender_replies_are_recorded_as_dry_run() {
     let db = TestDb::sqlite();
     let s = Server::start(&db, Opts::default()).await;
