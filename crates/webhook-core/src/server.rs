@@ -144,7 +144,8 @@ async fn tcp_probe(database_url: &str) -> Option<String> {
 }
 
 /// Serves an already assembled [`App`]: spawns the worker and the sweep, accepts connections until
-/// `shutdown` resolves, then drains requests and replies.
+/// `shutdown` resolves, closes the listener (new connections are refused), then drains requests
+/// and replies.
 pub async fn serve_app(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker = tokio::spawn(crate::worker::run(app.clone(), stop_rx.clone(), DRAIN));
@@ -162,7 +163,11 @@ pub async fn serve_app(listener: TcpListener, app: Arc<App>, shutdown: impl Futu
             "shutdown signal received: no new connections, finishing in-flight requests"
         );
     };
-    if !accept_until(&listener, handler, shutdown, DRAIN).await {
+    let open = accept_loop(&listener, handler, shutdown).await;
+    // Closed before the drain, so new connections are refused rather than left in the
+    // backlog unanswered until the process exits.
+    drop(listener);
+    if !drain(open, DRAIN).await {
         tracing::warn!(
             "⚠️ some connections were still open after {} s",
             DRAIN.as_secs()
@@ -191,8 +196,31 @@ pub async fn accept_until<H, F>(
     listener: &TcpListener,
     handler: H,
     shutdown: impl Future<Output = ()>,
-    drain: Duration,
+    drain_for: Duration,
 ) -> bool
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<routes::Body>> + Send + 'static,
+{
+    let open = accept_loop(listener, handler, shutdown).await;
+    drain(open, drain_for).await
+}
+
+/// Waits up to `drain_for` for the connections `open` watches to finish their requests; false
+/// when some were still open at the deadline.
+async fn drain(open: GracefulShutdown, drain_for: Duration) -> bool {
+    tokio::time::timeout(drain_for, open.shutdown())
+        .await
+        .is_ok()
+}
+
+/// The accept loop of [`accept_until`]: serves connections until `shutdown` resolves and
+/// returns what watches the ones still open.
+async fn accept_loop<H, F>(
+    listener: &TcpListener,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+) -> GracefulShutdown
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<routes::Body>> + Send + 'static,
@@ -238,9 +266,7 @@ where
             _ = &mut shutdown => break,
         }
     }
-    tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_ok()
+    graceful
 }
 
 #[cfg(test)]

@@ -492,14 +492,16 @@ async fn send_reply(
         // Identical replies to one person all match: each takes the first message no other
         // reply has recorded. The unique index on message_sid settles two takers at once.
         for m in candidates {
+            // The interrupted attempt's POST created it: count it if nothing was counted yet.
+            let posts = u32::from(outbound.attempts == 0);
             let recorded = retry_unavailable(sid, "recording the sent reply", until, || {
                 app.store
-                    .update_outbound(outbound.id, OutboundUpdate::sent(&m.sid, &m.status, 0))
+                    .update_outbound(outbound.id, OutboundUpdate::sent(&m.sid, &m.status, posts))
             })
             .await;
             match recorded {
                 Ok(()) => {
-                    reply_sent(app, sid, &m.sid, 0, true);
+                    reply_sent(app, sid, &m.sid, posts, true);
                     return InboundState::Answered;
                 }
                 Err(e) if e.is_constraint() => continue,

@@ -462,3 +462,35 @@ async fn a_placeholder_secondary_token_verifies_nothing() {
     assert_eq!(s.post_webhook(&inbound_body(&sid("SM"))).await.status, 200);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_refuses_new_connections_while_it_drains_the_open_ones() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestDb::sqlite();
+    let s = Server::start(&db, Opts::default()).await;
+    let addr = s.addr;
+    // A request in flight: headers sent, body not yet.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(
+        b"POST /api/v1/whatsapp/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let stopping = tokio::spawn(s.stop());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "a new connection during the drain is refused, not left in the backlog"
+    );
+    // The request in flight still gets its answer (403: unsigned).
+    slow.write_all(b"a=b").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = slow.read_to_end(&mut answer).await;
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 403"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    stopping.await.unwrap();
+}

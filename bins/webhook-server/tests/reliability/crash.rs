@@ -140,6 +140,7 @@ async fn crash_with_identical_replies(db: TestDb) {
             .await
             .expect("read outbound")
             .unwrap_or_else(|| panic!("no outbound row for {}", m.sid));
+        assert_eq!(out.attempts, 1, "one POST made it, found or sent: {out:?}");
         reply_sids.push(out.message_sid.expect("reply SID recorded"));
     }
     reply_sids.sort();
