@@ -140,10 +140,13 @@ pub async fn starting(
                 "service unavailable: starting, the database is not reachable yet\n",
             )
         }
-        _ => text(
+        (WEBHOOK_PATH | STATUS_PATH, _) => not_allowed("POST"),
+        (METRICS_PATH, &Method::GET | &Method::HEAD) => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "service unavailable: starting\n",
         ),
+        (HEALTH_PATH | READY_PATH | METRICS_PATH, _) => not_allowed("GET, HEAD"),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
 

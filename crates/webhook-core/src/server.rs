@@ -56,7 +56,9 @@ pub async fn serve(
     tokio::pin!(shutdown);
     // Until the app is up, requests get answers that say so (`routes::starting`) instead of
     // waiting in the listen backlog: /healthz 200, /readyz and the webhooks 503.
-    let waiting_for = Arc::new(Mutex::new("the database".to_owned()));
+    let waiting_for = Arc::new(Mutex::new(
+        "connecting to the database (first attempt)".to_owned(),
+    ));
     let (ready_tx, mut ready_rx) = watch::channel(false);
     let starting = {
         let waiting_for = waiting_for.clone();

@@ -139,6 +139,13 @@ async fn a_server_started_without_its_database_answers_503_until_the_database_co
         503,
         "nothing acknowledged unrecorded"
     );
+    // The routes still answer as they will: wrong method, unknown path, metrics not yet.
+    assert_eq!(
+        get(server.addr, "/api/v1/whatsapp/webhook").await.status,
+        405
+    );
+    assert_eq!(get(server.addr, "/nope").await.status, 404);
+    assert_eq!(get(server.addr, "/metrics").await.status, 503);
     wait_for("the 503 log line", Duration::from_secs(5), || {
         let seen = server
             .logs()
