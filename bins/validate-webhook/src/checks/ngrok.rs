@@ -293,13 +293,9 @@ mod tests {
         assert!(!is_ngrok_host("ngrok-free.app.evil.example"));
     }
 
-    #[test]
-    fn not_running_is_an_error_only_online() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("bind");
-        let mut ctx = Ctx {
+    /// An offline check of an ngrok WEBHOOK_URL with the agent API on `port`.
+    fn offline_ctx(port: u16) -> Ctx {
+        Ctx {
             setup: crate::setup::Setup {
                 webhook_url: Some("https://abc.ngrok-free.app/api/v1/whatsapp/webhook".into()),
                 ..Default::default()
@@ -309,7 +305,16 @@ mod tests {
             ngrok_api_url: format!("http://127.0.0.1:{port}"),
             cwd: std::path::PathBuf::from("."),
             broken: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn not_running_is_an_error_only_online() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("bind");
+        let mut ctx = offline_ctx(port);
         let offline = check(&ctx);
         assert_eq!(offline[0].status, Status::Warning, "{offline:?}");
         ctx.online = true;
@@ -333,17 +338,7 @@ mod tests {
                 );
             }
         });
-        let mut ctx = Ctx {
-            setup: crate::setup::Setup {
-                webhook_url: Some("https://abc.ngrok-free.app/api/v1/whatsapp/webhook".into()),
-                ..Default::default()
-            },
-            online: false,
-            timeout: std::time::Duration::from_secs(2),
-            ngrok_api_url: format!("http://127.0.0.1:{port}"),
-            cwd: std::path::PathBuf::from("."),
-            broken: Default::default(),
-        };
+        let mut ctx = offline_ctx(port);
         let offline = check(&ctx);
         assert_eq!(offline[0].status, Status::Warning, "{offline:?}");
         assert!(
