@@ -176,18 +176,19 @@ fn account(r: &mut Report<'_>) {
 fn auth_token(r: &mut Report<'_>) {
     const KEY: &str = "TWILIO_AUTH_TOKEN";
     const HINT: &str = "copy the Auth Token from the Twilio Console home page (Account Info)";
+    // Development starts and refuses every webhook; production does not start at all.
+    let effect = if r.settings.app_env == AppEnv::Production {
+        "production does not start without the real token"
+    } else {
+        "every webhook will be refused with 403"
+    };
     match r.settings.auth_token.as_ref().map(Secret::expose) {
-        None => r.problem(
-            KEY,
-            "missing",
-            "not set: every webhook will be refused with 403",
-            HINT,
-        ),
+        None => r.problem(KEY, "missing", &format!("not set: {effect}"), HINT),
         Some(t) if is_placeholder(t) => {
             r.problem(
                 KEY,
                 "placeholder",
-                "still a placeholder: every webhook will be refused with 403",
+                &format!("still a placeholder: {effect}"),
                 HINT,
             );
         }

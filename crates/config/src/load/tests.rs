@@ -581,7 +581,7 @@ fn production_refuses_a_missing_token_and_webhook_url() {
     assert_eq!(
         err.to_string(),
         "invalid configuration (2 problems):\n  \
-         TWILIO_AUTH_TOKEN: not set: every webhook will be refused with 403; fix: copy the Auth Token from the Twilio Console home page (Account Info)\n  \
+         TWILIO_AUTH_TOKEN: not set: production does not start without the real token; fix: copy the Auth Token from the Twilio Console home page (Account Info)\n  \
          WEBHOOK_URL: not set: production checks signatures against it; fix: set it to the public URL configured in Twilio, ending in /api/v1/whatsapp/webhook"
     );
 }
@@ -604,7 +604,7 @@ fn production_refuses_placeholders_and_unsafe_urls_with_their_sources() {
         err.to_string(),
         "invalid configuration (7 problems):\n  \
          TWILIO_ACCOUNT_SID (.env line 1): still a placeholder: replies cannot be sent (refused with APP_ENV=production); fix: copy the Account SID from the Twilio Console home page\n  \
-         TWILIO_AUTH_TOKEN (.env line 2): still a placeholder: every webhook will be refused with 403; fix: copy the Auth Token from the Twilio Console home page (Account Info)\n  \
+         TWILIO_AUTH_TOKEN (.env line 2): still a placeholder: production does not start without the real token; fix: copy the Auth Token from the Twilio Console home page (Account Info)\n  \
          WEBHOOK_URL (.env line 3): uses http, not https (refused with APP_ENV=production); fix: use the https:// URL (ngrok and Render both serve https)\n  \
          WEBHOOK_URL (.env line 3): points at localhost, which Twilio cannot reach (refused with APP_ENV=production); fix: use the public URL of your tunnel (ngrok) or deployment\n  \
          DATABASE_URL (environment): in-memory SQLite: every message is lost when the process stops (refused with APP_ENV=production); fix: use a file (sqlite://data/webhook.db?mode=rwc) or PostgreSQL\n  \
