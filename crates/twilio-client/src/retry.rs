@@ -374,14 +374,21 @@ impl Client {
         // No DateSent filter: date_sent stays null while a message is queued.
         let recent = self.list_messages(&req.to, req.from.as_deref(), None)?;
         let since = started - chrono::Duration::from_std(LOOKUP_SKEW).unwrap_or_default();
-        let mut found: Vec<Message> = recent
-            .into_iter()
-            .filter(|m| matches_request(m, req) && m.created_at().is_some_and(|at| at >= since))
-            .collect();
-        // Twilio lists newest first.
-        found.sort_by_key(|m| m.created_at());
-        Ok(found)
+        Ok(oldest_first(
+            recent
+                .into_iter()
+                .filter(|m| matches_request(m, req) && m.created_at().is_some_and(|at| at >= since))
+                .collect(),
+        ))
     }
+}
+
+/// Messages as Twilio lists them (newest first) in creation order. `date_created` has whole
+/// seconds: reversing first makes the stable sort keep the older of one second's messages first.
+fn oldest_first(mut listed: Vec<Message>) -> Vec<Message> {
+    listed.reverse();
+    listed.sort_by_key(Message::created_at);
+    listed
 }
 
 /// Whether a listed message is the one `req` would have created.
@@ -480,6 +487,24 @@ mod tests {
         };
         assert_eq!(p.delay_for(1, &limited(3)), Duration::from_secs(3));
         assert_eq!(p.delay_for(1, &limited(120)), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn lookup_candidates_are_oldest_first_within_one_second_too() {
+        let at = |sid: &str, date: &str| Message {
+            sid: sid.into(),
+            date_created: Some(date.into()),
+            ..listed(r#"{"sid":"x","status":"sent"}"#)
+        };
+        // Newest first, as Twilio lists them; SM2 and SM3 share a second.
+        let listed = vec![
+            at("SM4", "Thu, 26 Nov 2026 20:00:02 +0000"),
+            at("SM3", "Thu, 26 Nov 2026 20:00:01 +0000"),
+            at("SM2", "Thu, 26 Nov 2026 20:00:01 +0000"),
+            at("SM1", "Thu, 26 Nov 2026 20:00:00 +0000"),
+        ];
+        let order: Vec<String> = oldest_first(listed).into_iter().map(|m| m.sid).collect();
+        assert_eq!(order, ["SM1", "SM2", "SM3", "SM4"]);
     }
 
     #[test]

@@ -380,6 +380,55 @@ fn reply_from(app: &App, msg: &InboundMessage) -> String {
     }
 }
 
+/// Looks for the Twilio messages `request` may already have created (since `outbound` was
+/// created) and records the first that no other reply has recorded, counting `posts`.
+/// Identical replies to one person all match, so each takes its own; the unique index on
+/// `message_sid` settles two takers at once. `Some(state)` when that settled it (answered, or
+/// to retry after an error), `None` when nothing was sent yet.
+async fn reconcile(
+    app: &App,
+    client: &Arc<twilio_client::Client>,
+    request: &SendMessage,
+    outbound: &store::OutboundMessage,
+    posts: u32,
+    until: Deadline,
+) -> Option<InboundState> {
+    let sid = outbound.inbound_message_sid.as_str();
+    // The first send began after the row was created; each attempt since moved updated_at, so
+    // a lookup from updated_at would miss a message an earlier attempt did send.
+    let (c, r, since) = (client.clone(), request.clone(), outbound.created_at);
+    let candidates = match tokio::task::spawn_blocking(move || c.find_all_sent(&r, since)).await {
+        Ok(Ok(candidates)) => candidates,
+        Ok(Err(e)) => {
+            tracing::warn!(message_sid = sid, error = %e, "⚠️ reply outcome unknown and the lookup failed; it will be looked up again before any resend");
+            return Some(InboundState::Processing);
+        }
+        Err(e) => {
+            tracing::error!(message_sid = sid, error = %e, "❌ the reply lookup panicked; will retry");
+            return Some(InboundState::Processing);
+        }
+    };
+    for m in candidates {
+        let recorded = retry_unavailable(sid, "recording the sent reply", until, || {
+            app.store
+                .update_outbound(outbound.id, OutboundUpdate::sent(&m.sid, &m.status, posts))
+        })
+        .await;
+        match recorded {
+            Ok(()) => {
+                reply_sent(app, sid, &m.sid, posts, true);
+                return Some(InboundState::Answered);
+            }
+            Err(e) if e.is_constraint() => continue,
+            Err(e) => {
+                tracing::warn!(message_sid = sid, reply_sid = %m.sid, error = %e, "⚠️ reply found but not recorded; will reconcile");
+                return Some(InboundState::Processing);
+            }
+        }
+    }
+    None
+}
+
 /// Counts and logs a reply Twilio accepted (`recovered`: found by a lookup, not sent again).
 fn reply_sent(app: &App, sid: &str, reply_sid: &str, attempts: u32, recovered: bool) {
     app.metrics.send_outcome("sent");
@@ -451,9 +500,6 @@ async fn send_reply(
         config::Sender::MessagingService(mg) => request.messaging_service_sid = Some(mg),
     }
     let in_doubt = outbound.is_in_doubt();
-    // The first send began after the row was created; each attempt since moved updated_at, so
-    // a lookup from updated_at would miss a message an earlier attempt did send.
-    let since = outbound.created_at;
     if send_budget(lease_end, Deadline::now(), client.timeout()).is_none() {
         // The database steps above took most of the lease (an outage): sending now could
         // outlast the claim. Leave the message to the next attempt after the lease.
@@ -476,42 +522,13 @@ async fn send_reply(
     if in_doubt {
         // An earlier attempt was interrupted after the request may have gone out: look for
         // what it sent before sending again.
-        let (c, r) = (client.clone(), request.clone());
-        let candidates = match tokio::task::spawn_blocking(move || c.find_all_sent(&r, since)).await
-        {
-            Ok(Ok(candidates)) => candidates,
-            Ok(Err(e)) => {
-                tracing::warn!(message_sid = sid, error = %e, "⚠️ reply outcome unknown and the lookup failed; it will be looked up again before any resend");
-                return InboundState::Processing;
-            }
-            Err(e) => {
-                tracing::error!(message_sid = sid, error = %e, "❌ the reply lookup panicked; will retry");
-                return InboundState::Processing;
-            }
-        };
-        // Identical replies to one person all match: each takes the first message no other
-        // reply has recorded. The unique index on message_sid settles two takers at once.
-        for m in candidates {
-            // The interrupted attempt's POST created it: count it if nothing was counted yet.
-            let posts = u32::from(outbound.attempts == 0);
-            let recorded = retry_unavailable(sid, "recording the sent reply", until, || {
-                app.store
-                    .update_outbound(outbound.id, OutboundUpdate::sent(&m.sid, &m.status, posts))
-            })
-            .await;
-            match recorded {
-                Ok(()) => {
-                    reply_sent(app, sid, &m.sid, posts, true);
-                    return InboundState::Answered;
-                }
-                Err(e) if e.is_constraint() => continue,
-                Err(e) => {
-                    tracing::warn!(message_sid = sid, reply_sid = %m.sid, error = %e, "⚠️ reply found but not recorded; will reconcile");
-                    return InboundState::Processing;
-                }
-            }
+        let posts = u32::from(outbound.attempts == 0);
+        if let Some(state) = reconcile(app, &client, &request, &outbound, posts, until).await {
+            return state;
         }
     }
+    // Kept for a lookup after the send, should another reply's lookup have taken its SID.
+    let (lookup, lookup_client) = (request.clone(), client.clone());
     let result = tokio::task::spawn_blocking(move || {
         // The budget is taken here, after the lookup, so no POST outlasts the claim.
         let budget = send_budget(lease_end, Deadline::now(), client.timeout()).unwrap_or_default();
@@ -532,6 +549,15 @@ async fn send_reply(
             })
             .await
             {
+                if e.is_constraint() {
+                    // Another reply's lookup took this message, which is identical to the one
+                    // that reply had sent: take that one now instead of waiting for the lease.
+                    if let Some(state) =
+                        reconcile(app, &lookup_client, &lookup, &outbound, attempts, until).await
+                    {
+                        return state;
+                    }
+                }
                 // The row stays "submitting": the next attempt looks the message up instead of resending.
                 tracing::warn!(message_sid = sid, reply_sid = %m.sid, error = %e, "⚠️ reply sent but not recorded; will reconcile");
                 return InboundState::Processing;

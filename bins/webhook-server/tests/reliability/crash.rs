@@ -115,17 +115,22 @@ async fn crash_with_identical_replies(db: TestDb) {
     server.kill9();
     assert_eq!(view.expire_leases_of(&worker).await, HELD as u64);
 
-    let _restarted = server.restart().await;
-    wait_for(
-        "every message answered",
-        Duration::from_secs(60),
-        || async {
-            view.count("inbound_messages WHERE state = 'answered'")
-                .await
-                == SAME as i64
-        },
-    )
-    .await;
+    let restarted = server.restart().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while view
+        .count("inbound_messages WHERE state = 'answered'")
+        .await
+        < SAME as i64
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every message answered within 60 s: inbound {:?}, outbound {:?}, server log:\n{}",
+            view.states().await,
+            view.outbound_statuses().await,
+            restarted.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
         fake.sent_messages().len(),
         SAME,
