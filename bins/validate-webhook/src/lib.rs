@@ -130,7 +130,12 @@ pub fn missing_env_file(cli: &Cli, cwd: &Path) -> bool {
 /// Runs the command and collects its lines; `name` is the command for the JSON document. No
 /// line shows a password of a configured URL.
 pub fn build_report(cli: &Cli, cwd: &Path) -> (&'static str, Report) {
-    let mut loaded = settings::load(cwd, cli.global.env_file.as_deref(), online(cli));
+    let purpose = match &cli.command {
+        Some(Command::Simulate(_) | Command::SendTest(_)) => settings::Purpose::Act,
+        _ if online(cli) => settings::Purpose::CheckOnline,
+        _ => settings::Purpose::Check,
+    };
+    let mut loaded = settings::load(cwd, cli.global.env_file.as_deref(), purpose);
     let url_passwords = std::mem::take(&mut loaded.url_passwords);
     let (name, mut report) = collect(cli, cwd, loaded);
     settings::scrub(&url_passwords, &mut report.checks);

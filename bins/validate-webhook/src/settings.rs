@@ -102,15 +102,27 @@ fn section_for(key: &str) -> Section {
     }
 }
 
+/// What the configuration lines are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `check` without `--online`: could this setup work once everything runs?
+    Check,
+    /// `check --online`: does Twilio reach WEBHOOK_URL now?
+    CheckOnline,
+    /// `simulate` / `send-test`: act on the values; a missing WEBHOOK_URL is fine there
+    /// (`simulate` signs for the local URL).
+    Act,
+}
+
 /// Loads `.env` (or `env_file`) and the process environment from `cwd`.
 ///
 /// A configuration that does not load becomes one `❌` per problem. With `APP_ENV=production`
 /// the loader refuses unsafe values; the remaining checks then run on the same values loaded
 /// as development, so one run still reports on ngrok, the backend and the database. A wrong
 /// value (`PORT=80a`) only takes out the checks that read it ([`Loaded::broken`]); a file that
-/// cannot be read takes out every check after the configuration. `online`: the run asks
-/// whether Twilio can reach WEBHOOK_URL, so a URL it cannot reach is `❌`.
-pub fn load(cwd: &Path, env_file: Option<&Path>, online: bool) -> Loaded {
+/// cannot be read takes out every check after the configuration. `purpose` decides which
+/// warnings the CLI shows as `❌` (see [`Purpose`]).
+pub fn load(cwd: &Path, env_file: Option<&Path>, purpose: Purpose) -> Loaded {
     let mut opts = LoadOptions::new(cwd);
     if let Some(path) = env_file {
         opts = opts.env_file(path);
@@ -127,7 +139,7 @@ pub fn load(cwd: &Path, env_file: Option<&Path>, online: bool) -> Loaded {
             &loaded.sources,
             loaded.settings.app_env,
         ));
-        checks.extend(findings(&loaded.settings, online));
+        checks.extend(findings(&loaded.settings, purpose));
         return Loaded {
             setup: Some(to_setup(&loaded.settings)),
             checks,
@@ -161,7 +173,7 @@ pub fn load(cwd: &Path, env_file: Option<&Path>, online: bool) -> Loaded {
             .filter_map(|p| p.key.as_deref())
             .collect();
         checks.extend(
-            findings(&configured.loaded.settings, online)
+            findings(&configured.loaded.settings, purpose)
                 .into_iter()
                 .filter(|c| !reported.contains(c.name.as_str())),
         );
@@ -233,14 +245,14 @@ fn file_checks(
 }
 
 /// Every finding as a line; the source is shown on lines that need a change.
-fn findings(settings: &Settings, online: bool) -> Vec<Check> {
+fn findings(settings: &Settings, purpose: Purpose) -> Vec<Check> {
     settings
         .findings()
         .into_iter()
         .map(|mut f| {
             let status = match f.status {
                 config::Status::Ok => Status::Ok,
-                config::Status::Warning if breaks_delivery(settings, f.key, f.check, online) => {
+                config::Status::Warning if breaks_delivery(settings, f.key, f.check, purpose) => {
                     Status::Error
                 }
                 config::Status::Warning => Status::Warning,
@@ -278,7 +290,7 @@ fn findings(settings: &Settings, online: bool) -> Vec<Check> {
 /// (Twilio's URL and the signed URL differ in scheme). A plain-http or private-address URL
 /// stays a warning offline, since it is how `simulate` tests a local server; with `--online`
 /// the question is whether Twilio reaches it, and it does not.
-fn breaks_delivery(settings: &Settings, key: &str, check: &str, online: bool) -> bool {
+fn breaks_delivery(settings: &Settings, key: &str, check: &str, purpose: Purpose) -> bool {
     if key != "WEBHOOK_URL" {
         return false;
     }
@@ -289,9 +301,10 @@ fn breaks_delivery(settings: &Settings, key: &str, check: &str, online: bool) ->
         .and_then(|u| u.host_str().map(|h| !crate::http::is_loopback(h)))
         .unwrap_or(false);
     match check {
-        "wrong_path" | "trailing_slash" | "missing" => true,
-        "not_https" => public || online,
-        "unreachable_host" => online,
+        "wrong_path" | "trailing_slash" => true,
+        "missing" => purpose != Purpose::Act,
+        "not_https" => public || purpose == Purpose::CheckOnline,
+        "unreachable_host" => purpose == Purpose::CheckOnline,
         _ => false,
     }
 }

@@ -100,6 +100,20 @@ fn simulate_without_a_server_says_to_start_it() {
 }
 
 #[test]
+fn simulate_without_webhook_url_signs_for_the_local_url_and_passes() {
+    // docs/setup.md "Without a phone": only TWILIO_AUTH_TOKEN set. `check` calls a missing
+    // WEBHOOK_URL ❌; `simulate` does not need one.
+    let server = webhook_server(TOKEN, |port| {
+        format!("http://127.0.0.1:{port}/api/v1/whatsapp/webhook")
+    });
+    let p = Project::new(&dotenv("")).env("PORT", server.port.to_string());
+    let run = p.run(&["simulate"]);
+    run.no_line_starting("  ❌");
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    run.line_starting("  ✅ answer: ");
+}
+
+#[test]
 fn simulate_with_an_unknown_fixture() {
     let run = Project::new(&dotenv("")).run(&["simulate", "--fixture", "nope"]);
     run.lines_pair(
