@@ -78,6 +78,11 @@ pub const DRY_RUN_GATHER: Duration = Duration::from_millis(5);
 /// Runs the worker until `shutdown` flips to true, then drains in-flight jobs for up to `drain`.
 /// `WORKER_CONCURRENCY` bounds the replies being sent to Twilio at the same time: the send slots
 /// are the `App`'s, shared with [`process_directly`].
+///
+/// At shutdown the in-process queue's jobs would vanish with the process (their messages would
+/// wait for the next start's sweep), so the worker first takes what it holds, without waiting
+/// for more, until it is empty or half of `drain` has passed. Redis keeps its jobs for the next
+/// consumer.
 pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Duration) {
     let sends = app.send_slots();
     let concurrency = app.send_concurrency();
@@ -85,15 +90,30 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Dura
     let in_flight = if sqlite { 1 } else { BATCHES_IN_FLIGHT };
     let batches = Arc::new(Semaphore::new(in_flight));
     let mut backoff = Duration::from_millis(100);
+    let drains_queue = app.queue.kind() == "in-process";
+    // Set once the stop signal is seen: the end of the queue drain.
+    let mut stop_by: Option<Deadline> = None;
     tracing::info!(worker = %app.worker_id, concurrency, dry_run = app.is_dry_run(), "worker started");
     loop {
         app.beat();
         if *shutdown.borrow() {
-            break;
+            if !drains_queue {
+                break;
+            }
+            let by = *stop_by.get_or_insert_with(|| Deadline::now() + drain / 2);
+            if Deadline::now() >= by {
+                break;
+            }
         }
-        let batch_slot = tokio::select! {
-            p = batches.clone().acquire_owned() => p,
-            _ = shutdown.changed() => continue,
+        let batch_slot = match stop_by {
+            Some(by) => match tokio::time::timeout_at(by, batches.clone().acquire_owned()).await {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            None => tokio::select! {
+                p = batches.clone().acquire_owned() => p,
+                _ = shutdown.changed() => continue,
+            },
         };
         let Ok(batch_slot) = batch_slot else { break };
         // With a sender, take the free send slots first and at most that many jobs, so that
@@ -101,9 +121,17 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Dura
         // for its lease to expire).
         let mut send_slots = Vec::new();
         if !app.is_dry_run() {
-            let first = tokio::select! {
-                p = sends.clone().acquire_owned() => p,
-                _ = shutdown.changed() => continue,
+            let first = match stop_by {
+                Some(by) => {
+                    match tokio::time::timeout_at(by, sends.clone().acquire_owned()).await {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    }
+                }
+                None => tokio::select! {
+                    p = sends.clone().acquire_owned() => p,
+                    _ = shutdown.changed() => continue,
+                },
             };
             let Ok(first) = first else { break };
             send_slots.push(first);
@@ -116,15 +144,20 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Dura
         } else {
             send_slots.len()
         };
-        let received = tokio::select! {
-            r = app.queue.receive(max, Duration::from_secs(1)) => r,
-            _ = shutdown.changed() => continue,
+        let received = match stop_by {
+            // Draining: what is there now, no waiting for more.
+            Some(_) => app.queue.receive(max, Duration::ZERO).await,
+            None => tokio::select! {
+                r = app.queue.receive(max, Duration::from_secs(1)) => r,
+                _ = shutdown.changed() => continue,
+            },
         };
         let mut jobs = match received {
             Ok(jobs) => {
                 backoff = Duration::from_millis(100);
                 jobs
             }
+            Err(_) if stop_by.is_some() => break,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "⚠️ Work queue unavailable; the database sweep keeps messages safe");
                 // The send slots are shared with the sweep's fallback, which answers messages
@@ -139,6 +172,9 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Dura
             }
         };
         if jobs.is_empty() {
+            if stop_by.is_some() {
+                break; // drained
+            }
             continue;
         }
         if app.is_dry_run() && jobs.len() < BATCH_MAX / 4 {
@@ -159,7 +195,9 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Dura
             drop(batch_slot);
         });
     }
-    let drained = tokio::time::timeout(drain, async {
+    // The whole shutdown, queue drain included, stays within `drain` of the stop signal.
+    let deadline = stop_by.map_or_else(|| Deadline::now() + drain, |by| by - drain / 2 + drain);
+    let drained = tokio::time::timeout_at(deadline, async {
         let _b = batches.acquire_many(in_flight as u32).await;
         let _s = sends.acquire_many(concurrency as u32).await;
     })

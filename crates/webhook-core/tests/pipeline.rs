@@ -696,3 +696,39 @@ async fn wait_for_sends(twilio: &FakeTwilio, n: usize, what: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_what_the_in_process_queue_still_holds() {
+    // One send at a time, each taking 150 ms at Twilio: when the stop comes, most of the
+    // acknowledged messages are still in the in-process queue, which dies with the process.
+    let db = TestDb::sqlite();
+    let twilio = FakeTwilio::start().await;
+    twilio.delay_next_sends(6, Duration::from_millis(150));
+    let s = Server::start(
+        &db,
+        Opts {
+            twilio: Some(&twilio),
+            env: vec![("WORKER_CONCURRENCY", "1".to_owned())],
+            ..Opts::default()
+        },
+    )
+    .await;
+    let sids: Vec<String> = (0..6).map(|_| sid("SM")).collect();
+    for sid in &sids {
+        assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
+    }
+    s.stop().await;
+    // The server closed its pool: read through a new one.
+    let store = store::Store::connect(&db.url(), store::StoreOptions::default())
+        .await
+        .expect("reopen");
+    for sid in &sids {
+        let row = store.get_inbound(sid).await.unwrap().expect("row");
+        assert_eq!(
+            row.state,
+            InboundState::Answered,
+            "{sid} answered before exit"
+        );
+    }
+    assert_eq!(twilio.sent_messages().len(), 6);
+}
