@@ -122,14 +122,7 @@ async fn a_1600_character_message_is_answered_within_twilio_s_limit() {
     // characters Twilio accepts; the reply shortens the quote instead of failing.
     let db = TestDb::sqlite();
     let twilio = FakeTwilio::start().await;
-    let s = Server::start(
-        &db,
-        Opts {
-            twilio: Some(&twilio),
-            ..Opts::default()
-        },
-    )
-    .await;
+    let s = Server::with_twilio(&db, &twilio).await;
     let long = test_support::fixture("inbound-whatsapp-long.form");
     let original = form_value(&long, "MessageSid");
     let sid = sid("SM");
@@ -176,14 +169,7 @@ async fn without_a_sender_replies_are_recorded_as_dry_run() {
 async fn probe_messages_are_recorded_but_never_answered() {
     let db = TestDb::sqlite();
     let twilio = FakeTwilio::start().await;
-    let s = Server::start(
-        &db,
-        Opts {
-            twilio: Some(&twilio),
-            ..Opts::default()
-        },
-    )
-    .await;
+    let s = Server::with_twilio(&db, &twilio).await;
     let sid = sid("SM");
     let body = format!("{}&ValidateWebhookProbe=1", inbound_body(&sid));
     assert_eq!(s.post_webhook(&body).await.status, 200);
@@ -204,14 +190,7 @@ async fn probe_messages_are_recorded_but_never_answered() {
 async fn out_of_order_status_callbacks_never_move_backwards() {
     let db = TestDb::sqlite();
     let twilio = FakeTwilio::start().await;
-    let s = Server::start(
-        &db,
-        Opts {
-            twilio: Some(&twilio),
-            ..Opts::default()
-        },
-    )
-    .await;
+    let s = Server::with_twilio(&db, &twilio).await;
     let sid = sid("SM");
     assert_eq!(s.post_webhook(&inbound_body(&sid)).await.status, 200);
     s.wait_processed(&sid).await;
@@ -385,14 +364,7 @@ async fn messages_acknowledged_before_a_crash_are_answered_once_after_restart() 
         "nothing answered before the crash"
     );
 
-    let second = Server::start(
-        &db,
-        Opts {
-            twilio: Some(&twilio),
-            ..Opts::default()
-        },
-    )
-    .await;
+    let second = Server::with_twilio(&db, &twilio).await;
     for sid in &sids {
         assert_eq!(second.wait_processed(sid).await, InboundState::Answered);
     }
@@ -475,14 +447,7 @@ async fn a_message_that_keeps_dying_is_given_up_not_requeued_forever() {
     }
     first.stop().await;
 
-    let second = Server::start(
-        &db,
-        Opts {
-            twilio: Some(&twilio),
-            ..Opts::default()
-        },
-    )
-    .await;
+    let second = Server::with_twilio(&db, &twilio).await;
     assert_eq!(second.wait_processed(&sid).await, InboundState::Failed);
     assert!(twilio.sent_messages().is_empty());
     second.stop().await;

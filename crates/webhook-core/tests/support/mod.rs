@@ -111,6 +111,18 @@ impl Server {
         Self::serve(Arc::new(app)).await
     }
 
+    /// A server on `db` sending its replies through `twilio`.
+    pub(crate) async fn with_twilio(db: &TestDb, twilio: &FakeTwilio) -> Server {
+        Self::start(
+            db,
+            Opts {
+                twilio: Some(twilio),
+                ..Opts::default()
+            },
+        )
+        .await
+    }
+
     pub(crate) async fn serve(app: Arc<App>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
