@@ -80,8 +80,17 @@ impl StoreError {
         let transient_code = matches!(
             err.code(),
             // Loading its dataset after a restart, a replica without its primary, out of
-            // memory, a read-only replica after failover: all pass.
-            Some("LOADING" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN" | "OOM" | "READONLY")
+            // memory, a read-only replica after failover, a blocked read whose stream was
+            // deleted (the next read recreates the group): all pass.
+            Some(
+                "LOADING"
+                    | "MASTERDOWN"
+                    | "TRYAGAIN"
+                    | "CLUSTERDOWN"
+                    | "OOM"
+                    | "READONLY"
+                    | "UNBLOCKED"
+            )
         );
         if err.kind() == ErrorKind::Io
             || err.is_timeout()
@@ -248,6 +257,21 @@ mod tests {
         assert_eq!(classify_sqlite("2067"), Kind::Constraint); // SQLITE_CONSTRAINT_UNIQUE
         assert_eq!(classify_sqlite("1"), Kind::Bug);
         assert_eq!(classify_sqlite("garbage"), Kind::Bug);
+    }
+
+    #[test]
+    fn a_deleted_stream_under_a_blocked_read_is_transient() {
+        use deadpool_redis::redis::{RedisError, Value, parse_redis_value};
+        // What Redis 7 answers a blocked XREADGROUP when the stream is deleted.
+        let Ok(Value::ServerError(reply)) =
+            parse_redis_value(b"-UNBLOCKED the stream key no longer exists\r\n")
+        else {
+            panic!("a RESP error reply parses as a server error");
+        };
+        let unblocked = RedisError::from(reply);
+        assert_eq!(unblocked.code(), Some("UNBLOCKED"));
+        let e = StoreError::from_redis("reading jobs (XREADGROUP)", &unblocked);
+        assert!(e.is_unavailable(), "{e}");
     }
 
     #[test]
