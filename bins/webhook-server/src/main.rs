@@ -98,17 +98,36 @@ async fn serve(settings: config::Settings, sources: Vec<String>) -> anyhow::Resu
 }
 
 async fn migrate(settings: config::Settings) -> anyhow::Result<()> {
-    let store = store::Store::connect(
-        settings.database_url.expose(),
-        store::StoreOptions {
-            migrate: true,
-            ..store::StoreOptions::default()
-        },
-    )
-    .await
-    .context("could not migrate the database")?;
+    let url = settings.database_url.expose();
+    let store = match store::Store::connect(url, store::StoreOptions::default()).await {
+        Ok(store) => store,
+        Err(e) => {
+            // Name the address and what answered there, as the server's retry line does.
+            let context = match webhook_core::server::database_tcp(url).await {
+                Some(tcp) => format!("could not migrate the database ({tcp})"),
+                None => "could not migrate the database".to_owned(),
+            };
+            return Err(anyhow::Error::new(e).context(context));
+        }
+    };
+    let pending = store
+        .pending_migrations()
+        .await
+        .context("could not read which migrations are applied")?;
+    store
+        .run_migrations()
+        .await
+        .context("could not migrate the database")?;
     store.close().await;
-    tracing::info!("✅ database migrations applied");
+    if pending.is_empty() {
+        tracing::info!("✅ database migrations applied (none were pending)");
+    } else {
+        tracing::info!(
+            migrations = %pending.join(", "),
+            "✅ database migrations applied: {}",
+            pending.join(", ")
+        );
+    }
     Ok(())
 }
 

@@ -499,9 +499,45 @@ fn pre_deploy_command_migrates_with_the_production_environment() {
         .expect("wait for migrate");
     let out = logs(dir.path());
     assert!(status.success(), "`{cmd}` failed ({status}):\n{out}");
-    assert!(out.contains("database migrations applied"), "{out}");
+    assert!(
+        out.contains("database migrations applied: m20251126_000001_create_tables"),
+        "names what it applied:\n{out}"
+    );
     let db = std::fs::metadata(dir.path().join("webhook.db")).expect("database file created");
     assert!(db.len() > 0);
+    // The next deploy's pre-deploy run: nothing to do, and it says so.
+    let again = spawn(dir.path(), &args, &local_env(&bp, 10000))
+        .wait()
+        .expect("wait for migrate");
+    let out = logs(dir.path());
+    assert!(again.success(), "{out}");
+    assert!(
+        out.contains("database migrations applied (none were pending)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn migrate_names_an_unreachable_database_address() {
+    let bp = blueprint();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut env = local_env(&bp, 10000);
+    env.insert(
+        "DATABASE_URL".into(),
+        format!("postgres://postgres@127.0.0.1:{port}/x"),
+    );
+    let status = spawn(dir.path(), &["migrate".to_owned()], &env)
+        .wait()
+        .expect("wait for migrate");
+    let out = logs(dir.path());
+    assert!(!status.success(), "{out}");
+    assert!(
+        out.contains(&format!(
+            "could not migrate the database (127.0.0.1:{port}: "
+        )),
+        "{out}"
+    );
 }
 
 /// Frees a loopback port for the child to bind.

@@ -82,7 +82,7 @@ pub async fn serve(
                 Err(e) if e.is_unavailable() => {
                     // sqlx's pool hides why it could not connect ("pool timed out"): say
                     // whether the host even accepts TCP.
-                    let tcp = tcp_probe(settings.database_url.expose()).await;
+                    let tcp = database_tcp(settings.database_url.expose()).await;
                     tracing::error!(
                         error = %e,
                         database_tcp = tcp.as_deref().unwrap_or("-"),
@@ -128,8 +128,9 @@ pub async fn serve(
 }
 
 /// For a PostgreSQL `database_url`: whether its host:port accepts a TCP connection within 2 s
-/// (`"db.internal:5432: Connection refused (os error 111)"`). `None` for other databases.
-async fn tcp_probe(database_url: &str) -> Option<String> {
+/// (`"db.internal:5432: Connection refused (os error 111)"`), which sqlx's "pool timed out"
+/// hides. `None` for other databases.
+pub async fn database_tcp(database_url: &str) -> Option<String> {
     let url = url::Url::parse(database_url).ok()?;
     if !matches!(url.scheme(), "postgres" | "postgresql") {
         return None;
@@ -281,7 +282,7 @@ mod tests {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let refused = tcp_probe(&format!("postgres://app:pw@127.0.0.1:{closed}/db"))
+        let refused = database_tcp(&format!("postgres://app:pw@127.0.0.1:{closed}/db"))
             .await
             .expect("a PostgreSQL URL is probed");
         assert!(
@@ -291,11 +292,14 @@ mod tests {
         let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = open.local_addr().unwrap().port();
         assert_eq!(
-            tcp_probe(&format!("postgresql://127.0.0.1:{port}/db"))
+            database_tcp(&format!("postgresql://127.0.0.1:{port}/db"))
                 .await
                 .as_deref(),
             Some(format!("127.0.0.1:{port} accepts connections").as_str())
         );
-        assert_eq!(tcp_probe("sqlite://data/webhook.db?mode=rwc").await, None);
+        assert_eq!(
+            database_tcp("sqlite://data/webhook.db?mode=rwc").await,
+            None
+        );
     }
 }
