@@ -71,26 +71,16 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         (HEALTH_PATH, &Method::GET | &Method::HEAD) => ("healthz", text(StatusCode::OK, "ok\n")),
         (READY_PATH, &Method::GET | &Method::HEAD) => ("readyz", ready(&app).await),
         (METRICS_PATH, &Method::GET | &Method::HEAD) => ("metrics", metrics(&app, &req).await),
-        // A wrong method is counted under its route, so a webhook set to GET in the Console
-        // shows as `route="webhook",status="405"`.
-        (WEBHOOK_PATH | STATUS_PATH, method) => {
-            if method == Method::GET && looks_like_twilio(req.uri().query()) {
+        (WEBHOOK_PATH | STATUS_PATH, &Method::GET) => {
+            if looks_like_twilio(req.uri().query()) {
                 tracing::warn!(
                     path = %path,
                     "❌ Webhook refused with 405: Twilio called with GET (its parameters are in the query string); set this webhook's method to HTTP POST in the Twilio Console"
                 );
             }
-            let route = if path == WEBHOOK_PATH {
-                "webhook"
-            } else {
-                "status"
-            };
-            (route, not_allowed("POST"))
+            unrouted(&path)
         }
-        (HEALTH_PATH, _) => ("healthz", not_allowed("GET, HEAD")),
-        (READY_PATH, _) => ("readyz", not_allowed("GET, HEAD")),
-        (METRICS_PATH, _) => ("metrics", not_allowed("GET, HEAD")),
-        _ => ("other", text(StatusCode::NOT_FOUND, "not found\n")),
+        _ => unrouted(&path),
     };
     app.metrics.observe_request(
         route,
@@ -140,13 +130,25 @@ pub async fn starting(
                 "service unavailable: starting, the database is not reachable yet\n",
             )
         }
-        (WEBHOOK_PATH | STATUS_PATH, _) => not_allowed("POST"),
         (METRICS_PATH, &Method::GET | &Method::HEAD) => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "service unavailable: starting\n",
         ),
-        (HEALTH_PATH | READY_PATH | METRICS_PATH, _) => not_allowed("GET, HEAD"),
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        (path, _) => unrouted(path).1,
+    }
+}
+
+/// The answer to a request no route takes, and the route label it is counted under: 405 with
+/// `Allow` on a known path (under that path's route, so a webhook set to GET in the Console
+/// shows as `route="webhook",status="405"`), else 404 under `"other"`.
+fn unrouted(path: &str) -> (&'static str, Response<Body>) {
+    match path {
+        WEBHOOK_PATH => ("webhook", not_allowed("POST")),
+        STATUS_PATH => ("status", not_allowed("POST")),
+        HEALTH_PATH => ("healthz", not_allowed("GET, HEAD")),
+        READY_PATH => ("readyz", not_allowed("GET, HEAD")),
+        METRICS_PATH => ("metrics", not_allowed("GET, HEAD")),
+        _ => ("other", text(StatusCode::NOT_FOUND, "not found\n")),
     }
 }
 
