@@ -93,30 +93,24 @@ pub fn redact_url(url: &str) -> String {
 /// ```
 pub fn secret_parts(url: &str) -> Vec<(String, String)> {
     let mut parts = Vec::new();
+    if let Some((start, colon, at)) = password_span(url) {
+        parts.push((
+            url[start..=at].to_owned(),
+            format!("{}:***@", &url[start..colon]),
+        ));
+    }
+    // The query as redact_url reads it: after the userinfo, whose password may hold a '?'.
     let shown = redact_userinfo(url);
-    if shown != url {
-        // The two differ only in the password: the userinfo is what precedes the first '@'
-        // where they part.
-        if let Some(userinfo) = url
-            .split_once("://")
-            .and_then(|(_, rest)| rest.find('@').map(|at| &rest[..=at]))
-            .filter(|u| u.len() > 1)
-            && let Some((user, _)) = userinfo.split_once(':')
-        {
-            parts.push((userinfo.to_owned(), format!("{user}:***@")));
-        }
-    }
-    if let Some((_, query)) = url.split_once('?') {
-        let query = query.split('#').next().unwrap_or_default();
-        for pair in query.split('&') {
-            if let Some((name, value)) = pair.split_once('=')
-                && !value.is_empty()
-                && is_secret_param(name)
-            {
-                parts.push((pair.to_owned(), format!("{name}=***")));
-            }
-        }
-    }
+    parts.extend(
+        secret_params(&shown)
+            .into_iter()
+            .map(|(start, value, end)| {
+                (
+                    shown[start..end].to_owned(),
+                    format!("{}***", &shown[start..value]),
+                )
+            }),
+    );
     parts
 }
 
@@ -128,64 +122,64 @@ fn is_secret_param(name: &str) -> bool {
         .any(|word| name.contains(word))
 }
 
+/// The query parameters of `url` whose name says their value is a secret, as byte offsets:
+/// `(start of name=value, start of the value, end)`. Empty values are not secrets.
+fn secret_params(url: &str) -> Vec<(usize, usize, usize)> {
+    let Some(q) = url.find('?') else {
+        return Vec::new();
+    };
+    let end = url[q..].find('#').map_or(url.len(), |h| q + h);
+    let mut found = Vec::new();
+    let mut start = q + 1;
+    for pair in url[q + 1..end].split('&') {
+        if let Some((name, value)) = pair.split_once('=')
+            && !value.is_empty()
+            && is_secret_param(name)
+        {
+            found.push((start, start + name.len() + 1, start + pair.len()));
+        }
+        start += pair.len() + 1;
+    }
+    found
+}
+
 /// `url` with the values of its secret query parameters replaced by `***`.
 fn redact_query(url: &str) -> String {
-    let Some(q) = url.find('?') else {
-        return url.to_owned();
-    };
-    let (query, fragment) = match url[q + 1..].find('#') {
-        Some(h) => (&url[q + 1..q + 1 + h], &url[q + 1 + h..]),
-        None => (&url[q + 1..], ""),
-    };
     let mut out = String::with_capacity(url.len());
-    out.push_str(&url[..=q]);
-    for (i, pair) in query.split('&').enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        match pair.split_once('=') {
-            Some((name, value)) if !value.is_empty() && is_secret_param(name) => {
-                out.push_str(name);
-                out.push_str("=***");
-            }
-            _ => out.push_str(pair),
-        }
+    let mut copied = 0;
+    for (_, value, end) in secret_params(url) {
+        out.push_str(&url[copied..value]);
+        out.push_str("***");
+        copied = end;
     }
-    out.push_str(fragment);
+    out.push_str(&url[copied..]);
     out
 }
 
-fn redact_userinfo(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let auth_start = scheme_end + 3;
-    let rest = &url[auth_start..];
-    // Normally the userinfo ends at the last '@' before the first '/', '?' or '#'. A password
-    // may contain those characters unencoded; then the first '@' anywhere ends it. Erring
-    // towards hiding too much is fine, showing a password is not.
+/// Where the password of `url`'s userinfo is, as byte offsets: `(start of the userinfo, the
+/// ':' before the password, the '@' after it)`; `None` without a password.
+///
+/// Normally the userinfo ends at the last '@' before the first '/', '?' or '#'. A password may
+/// contain those characters unencoded; then the first '@' anywhere ends it. Erring towards
+/// hiding too much is fine, showing a password is not.
+fn password_span(url: &str) -> Option<(usize, usize, usize)> {
+    let start = url.find("://")? + 3;
+    let rest = &url[start..];
     let naive_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let at = match rest[..naive_end].rfind('@') {
-        Some(at) => at,
-        None => match rest.find('@') {
-            Some(at) => at,
-            None => return url.to_owned(),
-        },
-    };
-    let userinfo = &rest[..at];
-    let Some(colon) = userinfo.find(':') else {
-        return url.to_owned();
-    };
-    if userinfo[..colon].contains(['/', '?', '#']) {
+    let at = rest[..naive_end].rfind('@').or_else(|| rest.find('@'))?;
+    let colon = rest[..at].find(':')?;
+    if rest[..colon].contains(['/', '?', '#']) {
         // The ':' belongs to a path or query ("db/x?opt=a:b@c"), there is no password.
-        return url.to_owned();
+        return None;
     }
-    format!(
-        "{}{}:***{}",
-        &url[..auth_start],
-        &userinfo[..colon],
-        &rest[at..]
-    )
+    Some((start, start + colon, start + at))
+}
+
+fn redact_userinfo(url: &str) -> String {
+    match password_span(url) {
+        Some((_, colon, at)) => format!("{}:***{}", &url[..colon], &url[at..]),
+        None => url.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -234,6 +228,24 @@ mod tests {
         ] {
             assert_eq!(redact_url(input), expected, "{input}");
         }
+    }
+
+    #[test]
+    fn secret_parts_are_what_redact_url_hides() {
+        // An '@' in the password: the whole password is a part, not its head.
+        assert_eq!(
+            secret_parts("postgresql://app:p@ss@db/x?sslmode=require"),
+            [("app:p@ss@".to_owned(), "app:***@".to_owned())]
+        );
+        // A '?' in the password is not the query.
+        assert_eq!(
+            secret_parts("rediss://default:tok/en?x@host:6380/0?token=t"),
+            [
+                ("default:tok/en?x@".to_owned(), "default:***@".to_owned()),
+                ("token=t".to_owned(), "token=***".to_owned()),
+            ]
+        );
+        assert!(secret_parts("sqlite://data/webhook.db?mode=rwc").is_empty());
     }
 
     #[test]
