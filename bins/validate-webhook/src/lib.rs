@@ -114,9 +114,14 @@ pub fn usage_error_json(args: &[String], clap_message: &str) -> String {
     printer::render_json(&report, command)
 }
 
-/// `--online`, given before or after `check`.
-fn online(cli: &Cli) -> bool {
-    cli.check.online || matches!(&cli.command, Some(Command::Check(a)) if a.online)
+/// What the command does with the configuration; `--online` is given before or after `check`.
+fn purpose(cli: &Cli) -> settings::Purpose {
+    match &cli.command {
+        Some(Command::Simulate(_) | Command::SendTest(_)) => settings::Purpose::Act,
+        Some(Command::Check(a)) if a.online => settings::Purpose::CheckOnline,
+        _ if cli.check.online => settings::Purpose::CheckOnline,
+        _ => settings::Purpose::Check,
+    }
 }
 
 /// `--env-file PATH` where PATH is not a file (relative paths are read from `cwd`).
@@ -130,19 +135,20 @@ pub fn missing_env_file(cli: &Cli, cwd: &Path) -> bool {
 /// Runs the command and collects its lines; `name` is the command for the JSON document. No
 /// line shows a password of a configured URL.
 pub fn build_report(cli: &Cli, cwd: &Path) -> (&'static str, Report) {
-    let purpose = match &cli.command {
-        Some(Command::Simulate(_) | Command::SendTest(_)) => settings::Purpose::Act,
-        _ if online(cli) => settings::Purpose::CheckOnline,
-        _ => settings::Purpose::Check,
-    };
+    let purpose = purpose(cli);
     let mut loaded = settings::load(cwd, cli.global.env_file.as_deref(), purpose);
     let url_passwords = std::mem::take(&mut loaded.url_passwords);
-    let (name, mut report) = collect(cli, cwd, loaded);
+    let (name, mut report) = collect(cli, cwd, loaded, purpose);
     settings::scrub(&url_passwords, &mut report.checks);
     (name, report)
 }
 
-fn collect(cli: &Cli, cwd: &Path, loaded: settings::Loaded) -> (&'static str, Report) {
+fn collect(
+    cli: &Cli,
+    cwd: &Path,
+    loaded: settings::Loaded,
+    purpose: settings::Purpose,
+) -> (&'static str, Report) {
     let timeout = Duration::from_secs(cli.global.timeout);
     let mut report = Report::default();
     let name = match &cli.command {
@@ -151,10 +157,7 @@ fn collect(cli: &Cli, cwd: &Path, loaded: settings::Loaded) -> (&'static str, Re
         Some(Command::SendTest(_)) => "send-test",
     };
     // `simulate` and `send-test` act on the values: with one of them wrong they do nothing.
-    let acts = matches!(
-        &cli.command,
-        Some(Command::Simulate(_) | Command::SendTest(_))
-    );
+    let acts = purpose == settings::Purpose::Act;
     let setup = loaded.setup.filter(|_| !acts || loaded.broken.is_empty());
     let Some(setup) = setup else {
         report.extend(loaded.checks);
@@ -168,11 +171,10 @@ fn collect(cli: &Cli, cwd: &Path, loaded: settings::Loaded) -> (&'static str, Re
     };
     match &cli.command {
         None | Some(Command::Check(_)) => {
-            let online = online(cli);
             report.extend(loaded.checks);
             let ctx = checks::Ctx {
                 setup,
-                online,
+                online: purpose == settings::Purpose::CheckOnline,
                 timeout,
                 ngrok_api_url: cli.global.ngrok_api_url.clone(),
                 cwd: cwd.to_path_buf(),
