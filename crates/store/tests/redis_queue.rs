@@ -280,3 +280,115 @@ async fn rediss_urls_connect_over_tls_and_verify_the_certificate() {
     q.ack_many(&jobs).await.unwrap();
     assert_eq!(q.depth().await.unwrap(), 0);
 }
+
+/// A TCP server that accepts connections and never answers: a Redis in the middle of a failover,
+/// or behind a path that drops packets. Counts the connections it accepted.
+struct Silent {
+    url: String,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Silent {
+    async fn start() -> Silent {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        Silent {
+            url,
+            accepted,
+            task,
+        }
+    }
+
+    async fn accepted(&self) -> usize {
+        // Let a connection that is being made reach accept() before counting.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Silent {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Webhooks enqueue after their commit: a Redis that never answers costs the first one the
+/// timeout, and the ones after it fail at once (the sweep queues their messages) until the
+/// cool-off ends and one enqueue tries Redis again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_never_answers_holds_one_enqueue_not_every_one() {
+    let silent = Silent::start().await;
+    let opts = RedisQueueOptions {
+        op_timeout: Duration::from_millis(400),
+        enqueue_cool_off: Duration::from_millis(1500),
+        ..Default::default()
+    };
+    let q = RedisQueue::new(&silent.url, opts).unwrap();
+    let guard = Duration::from_secs(20);
+
+    let err = tokio::time::timeout(guard, q.enqueue("SM1"))
+        .await
+        .expect("no hang")
+        .unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert_eq!(silent.accepted().await, 1);
+
+    for i in 2..12 {
+        let err = tokio::time::timeout(guard, q.enqueue(&format!("SM{i}")))
+            .await
+            .expect("no hang")
+            .unwrap_err();
+        assert!(err.is_unavailable(), "{err}");
+        assert!(err.to_string().contains("skipped"), "{err}");
+    }
+    assert_eq!(
+        silent.accepted().await,
+        1,
+        "enqueues during the cool-off must not touch Redis"
+    );
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let err = tokio::time::timeout(guard, q.enqueue("SMprobe"))
+        .await
+        .expect("no hang")
+        .unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(!err.to_string().contains("skipped"), "{err}");
+    assert_eq!(
+        silent.accepted().await,
+        2,
+        "after the cool-off one enqueue tries Redis"
+    );
+    let err = q.enqueue("SMafter").await.unwrap_err();
+    assert!(err.to_string().contains("skipped"), "{err}");
+}
+
+/// A refused connection fails at once, so it does not open the breaker: the next enqueue still
+/// goes to Redis, which may be back by then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_do_not_stop_enqueues_from_trying() {
+    // No Redis needed: port 1 on loopback refuses connections.
+    let closed = RedisQueue::new(
+        "redis://127.0.0.1:1",
+        RedisQueueOptions {
+            op_timeout: Duration::from_millis(400),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let err = closed.enqueue("SMx").await.unwrap_err();
+        assert!(err.is_unavailable(), "{err}");
+        assert!(!err.to_string().contains("skipped"), "{err}");
+    }
+}

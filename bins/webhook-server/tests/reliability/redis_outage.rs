@@ -104,3 +104,101 @@ async fn webhooks_stay_200_while_redis_is_down_and_no_reply_is_lost_or_doubled()
     )
     .await;
 }
+
+/// A Redis that accepts connections but never answers (a failover in progress, packets
+/// dropped): each enqueue would wait the whole 2 s Redis timeout before the webhook's 200. The
+/// first webhooks to meet the silence wait for it; after that, enqueues are skipped for the
+/// cool-off (5 s) and one webhook per cool-off tries Redis again, so the rest are acknowledged
+/// without waiting. Every message is still answered exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_stops_answering_holds_few_webhooks_and_loses_no_reply() {
+    if !require_redis() {
+        return;
+    }
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    const DB: u8 = 11;
+    redis_cmd(
+        DB,
+        &["DEL", "whatsapp-webhook:jobs", "whatsapp-webhook:dead"],
+    )
+    .await;
+    let proxy = Proxy::start(REDIS_ADDR).await;
+    let fake = FakeTwilio::start().await;
+    let mut env = base_env(&db.url(), Some(&fake));
+    set(
+        &mut env,
+        "REDIS_URL",
+        format!("redis://{}/{DB}", proxy.addr),
+    );
+    let mut server = ServerProcess::start(&env).await;
+    let view = DbView::open(&db.url()).await;
+
+    const SENDERS: usize = 4;
+    let load = Load::start(
+        server.addr,
+        "redis-silent",
+        SENDERS,
+        Duration::from_millis(20),
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let frozen_at = std::time::Instant::now();
+    proxy.freeze();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let thawed_at = std::time::Instant::now();
+    proxy.thaw();
+    wait_for("/readyz recovers", Duration::from_secs(30), || async {
+        get(server.addr, "/readyz").await.status == 200
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let deliveries = load.stop().await;
+
+    let failed: Vec<u16> = deliveries
+        .iter()
+        .map(|d| d.status)
+        .filter(|s| *s != 200)
+        .collect();
+    assert!(failed.is_empty(), "every webhook acknowledged: {failed:?}");
+    let during: Vec<_> = deliveries
+        .iter()
+        .filter(|d| d.sent_at >= frozen_at && d.sent_at < thawed_at)
+        .collect();
+    // Held = waited for the Redis timeout (2 s). Without the breaker every sender waits for
+    // every webhook: 8 s / 2 s × 4 senders = 16. With it: the senders' first webhooks (4) and
+    // at most one probe per 5 s cool-off.
+    let held = during
+        .iter()
+        .filter(|d| d.answered_at - d.sent_at >= Duration::from_millis(1500))
+        .count();
+    eprintln!(
+        "silent redis: {} webhooks sent during the 8 s silence, {held} waited for the Redis \
+         timeout, {} acknowledged without waiting",
+        during.len(),
+        during.len() - held
+    );
+    assert!(
+        held <= SENDERS + 2,
+        "{held} webhooks waited for the silent Redis; the breaker should skip the queue"
+    );
+    assert!(
+        during.len() > 2 * held,
+        "webhooks kept flowing during the silence: {} sent, {held} held",
+        during.len()
+    );
+    let logs = server.logs();
+    assert!(
+        logs.contains("webhooks skip the queue"),
+        "the breaker's opening is logged:\n{logs}"
+    );
+    let msgs: Vec<Msg> = deliveries.into_iter().map(|d| d.msg).collect();
+    assert_answered_once(&view, &fake, &msgs, Duration::from_secs(60)).await;
+    server.assert_no_secrets(&[]);
+    server.kill9();
+    redis_cmd(
+        DB,
+        &["DEL", "whatsapp-webhook:jobs", "whatsapp-webhook:dead"],
+    )
+    .await;
+}

@@ -527,18 +527,23 @@ pub(crate) fn per_to(items: impl Iterator<Item = String>) -> HashMap<String, usi
 }
 
 /// A TCP proxy on 127.0.0.1 in front of a real service, which a test can cut (every open
-/// connection dropped, new ones refused because nothing listens) and restore (same port).
+/// connection dropped, new ones refused because nothing listens) and restore (same port), or
+/// freeze (connections stay open and new ones are accepted, but nothing is forwarded: a service
+/// that hangs) and thaw.
 pub(crate) struct Proxy {
     /// The proxy's address, to put in the server's URL.
     pub(crate) addr: SocketAddr,
     target: SocketAddr,
     state: Arc<Mutex<ProxyState>>,
+    frozen: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Default)]
 struct ProxyState {
     accept: Option<tokio::task::JoinHandle<()>>,
     conns: Vec<tokio::task::JoinHandle<()>>,
+    /// Client sockets kept open without an answer while frozen.
+    held: Vec<TcpStream>,
 }
 
 impl Proxy {
@@ -549,6 +554,7 @@ impl Proxy {
             addr: listener.local_addr().expect("proxy addr"),
             target: target.parse().expect("target address"),
             state: Arc::default(),
+            frozen: tokio::sync::watch::channel(false).0,
         };
         proxy.serve(listener);
         proxy
@@ -557,14 +563,28 @@ impl Proxy {
     fn serve(&self, listener: TcpListener) {
         let state = self.state.clone();
         let target = self.target;
+        let frozen = self.frozen.clone();
         let accept = tokio::spawn(async move {
             loop {
                 let Ok((mut client, _)) = listener.accept().await else {
                     continue;
                 };
+                if *frozen.borrow() {
+                    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+                    st.held.push(client);
+                    continue;
+                }
+                let mut freeze = frozen.subscribe();
+                let held = state.clone();
                 let task = tokio::spawn(async move {
                     if let Ok(mut upstream) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+                            _ = freeze.wait_for(|f| *f) => {
+                                let mut st = held.lock().unwrap_or_else(|p| p.into_inner());
+                                st.held.push(client);
+                            }
+                        }
                     }
                 });
                 let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -592,6 +612,18 @@ impl Proxy {
         for c in conns {
             let _ = c.await;
         }
+    }
+
+    /// Stops forwarding without closing anything: open connections and new ones get no answer.
+    pub(crate) fn freeze(&self) {
+        self.frozen.send_replace(true);
+    }
+
+    /// Forwards new connections again; the ones held while frozen are closed.
+    pub(crate) fn thaw(&self) {
+        self.frozen.send_replace(false);
+        let held = std::mem::take(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()).held);
+        drop(held);
     }
 
     /// Listens on the same port again.

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::StoreError;
 
+mod breaker;
 mod in_process;
 mod redis;
 

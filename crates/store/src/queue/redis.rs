@@ -16,6 +16,10 @@
 //!   (for example jobs added after the restart but before this recreate), and `$` would skip it.
 //! - Errors back off exponentially (100 ms doubling to `max_backoff`) inside `receive`, so a
 //!   worker loop cannot hammer a Redis that is down.
+//! - An `enqueue` that failed only after waiting (Redis accepted the connection but did not answer
+//!   within half of `op_timeout` or more) opens a breaker: for `enqueue_cool_off` after it,
+//!   enqueues fail at once, so webhooks are not each held for the timeout while the sweep queues
+//!   their messages anyway (see `breaker.rs`).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -27,6 +31,7 @@ use deadpool_redis::redis::streams::{
 use deadpool_redis::redis::{self, AsyncConnectionConfig, RedisError, Value};
 use deadpool_redis::{Manager, Pool, Runtime};
 
+use super::breaker::{Breaker, Change, Gate};
 use super::{BoxFuture, Job, WorkQueue};
 use crate::StoreError;
 
@@ -53,6 +58,9 @@ pub struct RedisQueueOptions {
     pub op_timeout: Duration,
     /// Longest pause between attempts while Redis keeps failing.
     pub max_backoff: Duration,
+    /// After an enqueue that failed slowly (Redis did not answer), how long enqueues fail at once
+    /// before one is let through to try again.
+    pub enqueue_cool_off: Duration,
 }
 
 impl Default for RedisQueueOptions {
@@ -67,6 +75,7 @@ impl Default for RedisQueueOptions {
             pool_size: 16,
             op_timeout: Duration::from_secs(2),
             max_backoff: Duration::from_secs(5),
+            enqueue_cool_off: Duration::from_secs(5),
         }
     }
 }
@@ -79,6 +88,7 @@ pub struct RedisQueue {
     dead: String,
     failures: AtomicU32,
     reclaim: Mutex<Reclaim>,
+    breaker: Breaker,
 }
 
 struct Reclaim {
@@ -139,6 +149,7 @@ impl RedisQueue {
             .build()
             .map_err(|e| StoreError::Bug(format!("building the redis pool: {e}")))?;
         Ok(RedisQueue {
+            breaker: Breaker::new(opts.op_timeout / 2, opts.enqueue_cool_off),
             stream: format!("{}:jobs", opts.key_prefix),
             dead: format!("{}:dead", opts.key_prefix),
             pool,
@@ -413,6 +424,19 @@ impl RedisQueue {
         self.read_new(&mut conn, max, block).await
     }
 
+    async fn xadd(&self, message_sid: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        redis::cmd("XADD")
+            .arg(&self.stream)
+            .arg("*")
+            .arg("sid")
+            .arg(message_sid)
+            .query_async::<String>(&mut *conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::from_redis("enqueueing a job (XADD)", &e))
+    }
+
     /// Sleeps after the n-th consecutive failure: 100 ms, 200 ms, … up to `max_backoff`.
     async fn backoff(&self) {
         let n = self.failures.fetch_add(1, Ordering::Relaxed).min(16);
@@ -426,16 +450,38 @@ impl RedisQueue {
 impl WorkQueue for RedisQueue {
     fn enqueue<'a>(&'a self, message_sid: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
-            redis::cmd("XADD")
-                .arg(&self.stream)
-                .arg("*")
-                .arg("sid")
-                .arg(message_sid)
-                .query_async::<String>(&mut *conn)
-                .await
-                .map(|_| ())
-                .map_err(|e| StoreError::from_redis("enqueueing a job (XADD)", &e))
+            let start = Instant::now();
+            let gate = self.breaker.enter(start);
+            if let Gate::Open { retry_in } = gate {
+                return Err(StoreError::Unavailable(format!(
+                    "enqueueing a job (XADD): skipped, Redis did not answer a recent enqueue \
+                     within {:?}; the next attempt goes to Redis in {} ms",
+                    self.opts.op_timeout,
+                    retry_in.as_millis()
+                )));
+            }
+            let result = self.xadd(message_sid).await;
+            let change = match &result {
+                Ok(()) => self.breaker.succeeded(gate),
+                Err(e) if e.is_unavailable() => {
+                    let now = Instant::now();
+                    self.breaker.failed(gate, now, now - start)
+                }
+                Err(_) => self.breaker.succeeded(gate),
+            };
+            match change {
+                Change::Opened => tracing::warn!(
+                    cool_off_ms = millis(self.breaker.cool_off()),
+                    "⚠️ Redis did not answer an enqueue in time; webhooks skip the queue for {:?} \
+                     instead of each waiting for it (messages are recorded; the sweep answers them)",
+                    self.breaker.cool_off()
+                ),
+                Change::Closed => {
+                    tracing::info!("✅ Redis answers enqueues again; webhooks are queued as usual")
+                }
+                Change::StillOpen | Change::None => {}
+            }
+            result
         })
     }
 
