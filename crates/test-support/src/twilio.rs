@@ -18,7 +18,7 @@
 //! [`FakeTwilio::rate_limit_next`] (and `_sends` variants that only count message creates),
 //! [`FakeTwilio::require_basic_auth`], [`FakeTwilio::set_fixture`], [`FakeTwilio::respond`].
 //! A delayed send still creates its message before the delay, like a Twilio whose response
-//! was lost on the way back.
+//! was lost on the way back; [`FakeTwilio::delay_next_sends_creating_late`] creates it after.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -58,6 +58,8 @@ struct State {
     requests: Vec<RecordedRequest>,
     failures: VecDeque<Rule<Reply>>,
     delays: VecDeque<Rule<Duration>>,
+    /// Delays before the request is handled at all (see `delay_next_sends_creating_late`).
+    late: VecDeque<Rule<Duration>>,
     required_auth: Option<String>,
     fixtures: HashMap<String, String>,
     routes: HashMap<(String, String), Reply>,
@@ -210,6 +212,19 @@ impl FakeTwilio {
         self.push_delay(Scope::Sends, n, delay);
     }
 
+    /// Holds the next `n` message creates for `delay` *before* handling them: the message
+    /// appears only when the delay ends, like a Twilio still working on the create when the
+    /// client stopped waiting for its answer.
+    pub fn delay_next_sends_creating_late(&self, n: usize, delay: Duration) {
+        if n > 0 {
+            lock(&self.state).late.push_back(Rule {
+                scope: Scope::Sends,
+                remaining: n,
+                action: delay,
+            });
+        }
+    }
+
     /// From now on, answer 401 `error-20003.json` unless the request carries exactly this
     /// Basic auth user and password.
     pub fn require_basic_auth(&self, user: &str, password: &str) {
@@ -272,9 +287,28 @@ fn handler(state: Shared) -> Handler {
     Arc::new(move |req: RecordedRequest| -> BoxReply {
         let state = state.clone();
         Box::pin(async move {
-            let (reply, delay) = {
+            let late = {
                 let mut guard = lock(&state);
                 guard.requests.push(req.clone());
+                take(&mut guard.late, &req)
+            };
+            if let Some(late) = late {
+                // In a task of its own, so the create completes even when the client has
+                // hung up (which drops this future), as at Twilio.
+                let (state, req) = (state.clone(), req.clone());
+                let created = tokio::spawn(async move {
+                    tokio::time::sleep(late).await;
+                    decide(&mut lock(&state), &req)
+                });
+                return created.await.unwrap_or_else(|e| {
+                    Reply::json(
+                        500,
+                        json!({"message": format!("fake twilio: {e}")}).to_string(),
+                    )
+                });
+            }
+            let (reply, delay) = {
+                let mut guard = lock(&state);
                 let reply = decide(&mut guard, &req);
                 let delay = take(&mut guard.delays, &req);
                 (reply, delay)

@@ -325,8 +325,26 @@ fn read_json<T: DeserializeOwned>(
     }
     serde_json::from_str(&body).map_err(|e| TwilioError::InvalidResponse {
         status,
-        detail: format!("cannot parse JSON ({e}): {}", excerpt(&body)),
+        detail: format!("cannot parse JSON ({e}): {}", success_excerpt(&body)),
     })
+}
+
+/// An excerpt of a 2xx body we could not read, for the error. A successful answer can carry a
+/// secret (the Account resource holds the account's `auth_token`), so a body naming one is not
+/// quoted at all.
+fn success_excerpt(body: &str) -> String {
+    let lower = body.to_ascii_lowercase();
+    if ["token", "secret", "password"]
+        .iter()
+        .any(|word| lower.contains(word))
+    {
+        format!(
+            "{} bytes, not quoted because they may hold a secret",
+            body.len()
+        )
+    } else {
+        excerpt(body)
+    }
 }
 
 /// Maps transport failures; decides whether the request may have reached Twilio.

@@ -182,10 +182,11 @@ impl Message {
     }
 }
 
-/// One page of `GET …/Messages.json`.
+/// One page of `GET …/Messages.json`. `messages` is required: a 200 without it (a proxy's
+/// page, another API's shape) is not an empty list, or a lost send's lookup would find
+/// "nothing sent" and send again.
 #[derive(Debug, Deserialize)]
 pub(crate) struct MessagePage {
-    #[serde(default)]
     pub(crate) messages: Vec<Message>,
 }
 

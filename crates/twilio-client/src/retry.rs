@@ -3,7 +3,11 @@
 //! Twilio's `POST Messages.json` takes no idempotency key. So a try whose outcome is unknown
 //! (timeout after the request went out, dropped connection, 5xx) is never simply repeated:
 //! before the next try the client lists recent messages to the same recipient and, if one
-//! matches what we sent, returns it instead of sending again.
+//! matches what we sent, returns it instead of sending again. When the response was lost (no
+//! answer at all), Twilio may still be creating the message when the client gives up waiting,
+//! so the lookup comes no sooner than one request timeout later: a list taken right away could
+//! miss a message that appears a moment after, and the resend would be a second message. A 5xx
+//! is an answer (Twilio's handling of the request has ended), so its lookup follows the backoff.
 //!
 //! Waits use exponential backoff with full jitter (a random delay between zero and
 //! `base_delay · 2^n`, capped at `max_delay`); a 429's `Retry-After` replaces the backoff,
@@ -250,6 +254,9 @@ impl Client {
 
         for round in 0..max_attempts {
             let wait = match &last_error {
+                Some(error) if uncertain && response_lost(error) => {
+                    policy.delay_for(round, error).max(self.timeout)
+                }
                 Some(error) => policy.delay_for(round, error),
                 None => Duration::ZERO,
             };
@@ -381,6 +388,12 @@ impl Client {
                 .collect(),
         ))
     }
+}
+
+/// Whether `error` left no answer from Twilio (a timeout or a dropped connection after the
+/// request went out, or a 2xx that could not be read), so the create may still be running.
+fn response_lost(error: &TwilioError) -> bool {
+    error.may_have_been_sent() && !matches!(error, TwilioError::Server(_))
 }
 
 /// Messages as Twilio lists them (newest first) in creation order. `date_created` has whole

@@ -188,3 +188,27 @@ fn connection_refused_is_a_connection_error_that_was_not_sent() {
     assert!(!err.may_have_been_sent());
     assert!(err.to_string().contains("TWILIO_API_BASE_URL"), "{err}");
 }
+
+/// The Account resource carries the account's Auth Token: a body that does not parse (here a
+/// `status` of null) must not be quoted into the error, which `validate-webhook` prints.
+#[test]
+fn an_unreadable_account_is_not_quoted_because_it_holds_the_token() {
+    let fake = FakeTwilio::start_blocking();
+    let body = format!(
+        r#"{{"auth_token": "{AUTH_TOKEN}", "sid": "{ACCOUNT_SID}", "status": null, "type": "Full"}}"#
+    );
+    fake.respond(
+        "GET",
+        &format!("/2010-04-01/Accounts/{ACCOUNT_SID}.json"),
+        200,
+        &body,
+    );
+    let err = client(&fake).fetch_account().expect_err("status is null");
+    assert!(
+        matches!(err, TwilioError::InvalidResponse { status: 200, .. }),
+        "{err:?}"
+    );
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains(AUTH_TOKEN), "{shown}");
+    assert!(shown.contains("not quoted"), "{shown}");
+}

@@ -173,6 +173,11 @@ fn lost_response_is_found_by_lookup_instead_of_resending() {
         .expect("found");
     assert!(outcome.recovered);
     assert_eq!(outcome.attempts, 1);
+    assert!(
+        sleeps.taken()[0] >= CLIENT_TIMEOUT,
+        "the lookup after a lost response waits a request timeout first: {:?}",
+        sleeps.taken()
+    );
     assert_eq!(fake.sent_messages().len(), 1, "no duplicate send");
     let created = fake.created_messages();
     assert_eq!(created.len(), 1);
@@ -184,6 +189,45 @@ fn lost_response_is_found_by_lookup_instead_of_resending() {
         .expect("lookup");
     assert_eq!(list.query_value("To"), Some(TO));
     assert_eq!(list.query_value("From"), Some(FROM));
+}
+
+/// Twilio may finish creating a message after the client has stopped waiting for the answer:
+/// a lookup right after the timeout would miss it and the resend would be a second message.
+/// The lookup waits one more request timeout first (a real wait here, not a recorded one).
+#[test]
+fn a_create_still_running_when_the_client_gave_up_is_found_not_sent_again() {
+    let fake = FakeTwilio::start_blocking();
+    // Created 500 ms after the client's 1.5 s timeout.
+    fake.delay_next_sends_creating_late(1, CLIENT_TIMEOUT + Duration::from_millis(500));
+    let client = client_with(&fake, Auth::token(ACCOUNT_SID, AUTH_TOKEN), CLIENT_TIMEOUT);
+
+    let outcome = client
+        .send_with_retry(&reply("just once"), &policy(4))
+        .expect("found");
+    assert!(outcome.recovered, "{outcome:?}");
+    assert_eq!(outcome.attempts, 1);
+    assert_eq!(fake.created_messages().len(), 1, "no second message");
+    assert_eq!(fake.sent_messages().len(), 1, "one POST");
+}
+
+/// A lookup answered 200 with something that is not a message list (a proxy's JSON) proves
+/// nothing: the send is left in doubt, never sent again.
+#[test]
+fn a_lookup_answer_without_a_message_list_is_not_taken_for_an_empty_one() {
+    let fake = FakeTwilio::start_blocking();
+    fake.fail_next_sends(1, 500, "error-500.json");
+    fake.respond(
+        "GET",
+        &format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"),
+        200,
+        r#"{"page": 0}"#,
+    );
+    let client = Sleeps::default().attach(client(&fake));
+    let failed = client
+        .send_counting_attempts(&reply("hi"), &policy(4))
+        .expect_err("the outcome stays unknown");
+    assert!(failed.error.may_have_been_sent(), "{failed:?}");
+    assert_eq!(fake.sent_messages().len(), 1, "never sent again");
 }
 
 #[test]
