@@ -609,6 +609,33 @@ async fn send_reply(
             tracing::warn!(message_sid = sid, attempts = failure.attempts, error = %failure.error, "⚠️ no time left in the claim to send or retry; the sweep will retry");
             InboundState::Processing
         }
+        Ok(Err(failure)) if unreachable_unsent(&failure.error) => {
+            // Twilio could not be reached at all (DNS, refused or timed-out connect) on any of
+            // the tries, a few seconds in all: nothing was sent. A network blip must not lose
+            // the reply, so the error is recorded and the next claim (after the lease) tries
+            // again; MAX_CLAIMS bounds it, then the message is given up as `failed`.
+            let e = failure.error;
+            let _ = retry_unavailable(sid, "recording the unreachable send", until, || {
+                app.store.update_outbound(
+                    outbound.id,
+                    OutboundUpdate {
+                        add_attempts: failure.attempts,
+                        error_message: Some(e.to_string()),
+                        ..OutboundUpdate::default()
+                    },
+                )
+            })
+            .await;
+            app.metrics.send_outcome("deferred");
+            tracing::warn!(
+                message_sid = sid,
+                attempts = failure.attempts,
+                error = %e,
+                hint = e.hint(),
+                "⚠️ Twilio unreachable, nothing sent; the reply is tried again after the claim lease"
+            );
+            InboundState::Processing
+        }
         Ok(Err(failure)) if failure.error.may_have_been_sent() => {
             let e = failure.error;
             // Unknown outcome: keep "submitting" so the next try looks the message up first.
@@ -641,6 +668,22 @@ async fn send_reply(
             InboundState::Processing
         }
     }
+}
+
+/// Whether `error` means Twilio was never reached (so nothing was sent): a connection that
+/// could not be made, or a connect that timed out.
+fn unreachable_unsent(error: &twilio_client::TwilioError) -> bool {
+    use twilio_client::TwilioError;
+    matches!(
+        error,
+        TwilioError::Connection {
+            may_have_been_sent: false,
+            ..
+        } | TwilioError::Timeout {
+            may_have_been_sent: false,
+            ..
+        }
+    )
 }
 
 /// Adds our `ref=<marker>` to a status callback URL.

@@ -136,6 +136,55 @@ async fn a_1600_character_message_is_answered_within_twilio_s_limit() {
     s.stop().await;
 }
 
+/// Twilio unreachable for the few seconds the send's retries take (DNS, a refused connect):
+/// nothing was sent, so the reply is not given up as `failed`; the error is recorded and the
+/// message keeps its claim until the lease ends, when the sweep hands it out again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_to_an_unreachable_twilio_is_kept_for_a_later_try_not_failed() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let db = TestDb::sqlite();
+    let s = Server::start(
+        &db,
+        Opts {
+            env: vec![
+                ("TWILIO_API_BASE_URL", base),
+                ("TWILIO_WHATSAPP_FROM", FROM.to_owned()),
+            ],
+            ..Opts::default()
+        },
+    )
+    .await;
+    assert!(!s.app.is_dry_run());
+    let sid = sid("SM");
+    assert_eq!(s.post_webhook(&inbound_body(&sid)).await.status, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let out = loop {
+        let out = s.app.store.outbound_for_inbound(&sid).await.unwrap();
+        if let Some(out) = out.filter(|o| o.error_message.is_some()) {
+            break out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no send attempt recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_ne!(out.status, "failed", "{out:?}");
+    assert!(out.message_sid.is_none(), "{out:?}");
+    assert!(out.attempts >= 1, "{out:?}");
+    let msg = out.error_message.unwrap_or_default();
+    assert!(
+        msg.contains("TWILIO_API_BASE_URL") || msg.contains("connect"),
+        "{msg}"
+    );
+    let row = s.app.store.get_inbound(&sid).await.unwrap().unwrap();
+    assert_eq!(row.state, InboundState::Processing, "kept for a later try");
+    assert!(row.lease_until > row.claimed_at, "{row:?}");
+    s.stop().await;
+}
+
 /// The value of `key` in an urlencoded body.
 fn form_value(body: &str, key: &str) -> String {
     form_urlencoded::parse(body.trim().as_bytes())
