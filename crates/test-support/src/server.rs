@@ -97,7 +97,7 @@ fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
 pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) headers: Vec<(String, String)>,
-    pub(crate) body: String,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Reply {
@@ -108,7 +108,7 @@ impl Reply {
                 "content-type".to_owned(),
                 "application/json; charset=utf-8".to_owned(),
             )],
-            body: body.into(),
+            body: body.into().into_bytes(),
         }
     }
 }

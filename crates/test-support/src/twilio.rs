@@ -250,6 +250,29 @@ impl FakeTwilio {
         );
     }
 
+    /// Answers `method path` with exactly these headers and bytes (no JSON content type):
+    /// a proxy's page, a redirect, a body that is not UTF-8.
+    pub fn respond_raw(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) {
+        lock(&self.state).routes.insert(
+            (method.to_ascii_uppercase(), path.to_owned()),
+            Reply {
+                status,
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                body: body.to_vec(),
+            },
+        );
+    }
+
     fn push_failure(&self, scope: Scope, n: usize, reply: Reply) {
         if n > 0 {
             lock(&self.state).failures.push_back(Rule {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use crate::auth::Auth;
-use crate::error::{TwilioError, excerpt};
+use crate::error::{ApiError, TwilioError, excerpt};
 use crate::message::{Message, MessagePage, SendMessage, is_sid};
 use crate::resources::{
     Account, IncomingNumber, IncomingNumberPage, MessagingService, SenderPage, WhatsAppSender,
@@ -301,24 +301,62 @@ fn read_json<T: DeserializeOwned>(
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = response
+    let success = (200..300).contains(&status);
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(excerpt);
+    let body = match response
         .body_mut()
         .with_config()
         .limit(MAX_BODY_BYTES)
-        .read_to_string()
-        .map_err(|e| match from_transport(e) {
-            // The status line arrived, so Twilio has the request.
-            TwilioError::Timeout { phase, .. } => TwilioError::Timeout {
-                phase,
-                may_have_been_sent: true,
-            },
-            TwilioError::Connection { detail, .. } => TwilioError::Connection {
-                detail,
-                may_have_been_sent: true,
-            },
-            other => other,
-        })?;
-    if !(200..300).contains(&status) {
+        .read_to_vec()
+    {
+        // Bytes that are not UTF-8 (a proxy's Latin-1 error page) are still an answer.
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        // An error status is classified by the status alone when its body is too large to read.
+        Err(ureq::Error::BodyExceedsLimit(_)) if !success => String::new(),
+        Err(ureq::Error::BodyExceedsLimit(limit)) => {
+            return Err(TwilioError::InvalidResponse {
+                status,
+                detail: format!("response body larger than {limit} bytes"),
+            });
+        }
+        Err(e) => {
+            return Err(match from_transport(e) {
+                // The status line arrived, so Twilio has the request.
+                TwilioError::Timeout { phase, .. } => TwilioError::Timeout {
+                    phase,
+                    may_have_been_sent: true,
+                },
+                TwilioError::Connection { detail, .. } => TwilioError::Connection {
+                    detail,
+                    may_have_been_sent: true,
+                },
+                other => other,
+            });
+        }
+    };
+    if (300..400).contains(&status) {
+        // Redirects are not followed (see `Client::new`); Twilio's REST API never sends one, so
+        // the base URL points somewhere else.
+        return Err(TwilioError::InvalidResponse {
+            status,
+            detail: format!(
+                "answered with a redirect (to {}), which Twilio's REST API never does",
+                location.as_deref().unwrap_or("no Location")
+            ),
+        });
+    }
+    if status == 404 && ApiError::parse(status, &body).code.is_none() {
+        // Twilio's 404s carry its error JSON (code 20404); an HTML page is another server's.
+        return Err(TwilioError::InvalidResponse {
+            status,
+            detail: format!("HTTP 404 without Twilio's error JSON: {}", excerpt(&body)),
+        });
+    }
+    if !success {
         let error = TwilioError::from_response(status, retry_after.as_deref(), &body);
         tracing::debug!(status, code = ?error.code(), "twilio: error response");
         return Err(error);

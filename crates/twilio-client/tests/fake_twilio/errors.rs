@@ -212,3 +212,70 @@ fn an_unreadable_account_is_not_quoted_because_it_holds_the_token() {
     assert!(!shown.contains(AUTH_TOKEN), "{shown}");
     assert!(shown.contains("not quoted"), "{shown}");
 }
+
+/// A 503 whose page is larger than the client reads is still a 503: retryable, looked up first.
+#[test]
+fn an_error_status_with_a_huge_body_keeps_its_status() {
+    let big = "x".repeat(3 * 1024 * 1024);
+    let err = send_error(503, &big);
+    assert!(matches!(err, TwilioError::Server(_)), "{err:?}");
+    assert_eq!(err.status(), Some(503));
+    assert!(err.is_retryable());
+}
+
+/// A proxy's error page in Latin-1 is an answer with a status, not a broken connection.
+#[test]
+fn an_error_page_that_is_not_utf8_keeps_its_status_and_retry_after() {
+    let fake = FakeTwilio::start_blocking();
+    fake.respond_raw(
+        "POST",
+        &format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"),
+        429,
+        &[("retry-after", "3")],
+        b"<html>Trop de requ\xeates</html>",
+    );
+    let err = client(&fake).send_message(&reply("hi")).expect_err("429");
+    assert!(matches!(err, TwilioError::RateLimited { .. }), "{err:?}");
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+    assert!(!err.may_have_been_sent());
+}
+
+/// A base URL that is not Twilio's: a redirect or an HTML 404 names TWILIO_API_BASE_URL, not
+/// "Twilio rejected the request" or "check the SID".
+#[test]
+fn a_redirect_or_a_foreign_404_points_at_the_base_url() {
+    let fake = FakeTwilio::start_blocking();
+    let path = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json");
+    fake.respond_raw(
+        "POST",
+        &path,
+        301,
+        &[("location", "https://example.com/login")],
+        b"",
+    );
+    let err = client(&fake)
+        .send_message(&reply("hi"))
+        .expect_err("redirect");
+    let text = err.to_string();
+    assert!(
+        matches!(err, TwilioError::InvalidResponse { status: 301, .. }),
+        "{err:?}"
+    );
+    assert!(
+        text.contains("redirect") && text.contains("https://example.com/login"),
+        "{text}"
+    );
+    assert!(text.contains("TWILIO_API_BASE_URL"), "{text}");
+    assert!(!err.may_have_been_sent());
+
+    let fake = FakeTwilio::start_blocking();
+    fake.respond_raw("POST", &path, 404, &[], b"<html><h1>Not Found</h1></html>");
+    let err = client(&fake).send_message(&reply("hi")).expect_err("404");
+    let text = err.to_string();
+    assert!(
+        matches!(err, TwilioError::InvalidResponse { status: 404, .. }),
+        "{err:?}"
+    );
+    assert!(text.contains("TWILIO_API_BASE_URL"), "{text}");
+    assert!(!text.contains("check the SID"), "{text}");
+}
