@@ -5,7 +5,7 @@
 //! | request | answer |
 //! |---|---|
 //! | `POST /2010-04-01/Accounts/{AC}/Messages.json` | 201 `message-created.json` with a fresh `SM…` (`MM…` with media) echoing `To`, `From`, `Body`, `MessagingServiceSid` |
-//! | `GET  /2010-04-01/Accounts/{AC}/Messages.json` | 200 page of the messages created so far, newest first, filtered by `To`/`From` |
+//! | `GET  /2010-04-01/Accounts/{AC}/Messages.json` | 200 page of the messages created so far, newest first, filtered by `To`/`From`, `PageSize` (50) a page, `next_page_uri` to the next |
 //! | `GET  /2010-04-01/Accounts/{AC}/Messages/{SID}.json` | 200 a created message; `error-63016.json` for its SID; else 404 `error-20404.json` |
 //! | `GET  /2010-04-01/Accounts/{AC}.json` | 200 `account.json`; 401 `error-20003.json` for an API key (`SK…` user), as Twilio does |
 //! | `GET  /2010-04-01/Accounts/{AC}/IncomingPhoneNumbers.json` | 200 `incoming-phone-numbers.json`, filtered by `PhoneNumber` |
@@ -485,32 +485,60 @@ fn create_message(state: &mut State, account: &str, req: &RecordedRequest) -> Re
     Reply::json(201, message.to_string())
 }
 
+/// Newest first, `PageSize` (default 50) per page, `Page` from 0; `next_page_uri` names the
+/// next page while there is one, as Twilio's does.
 fn list_messages(state: &State, account: &str, req: &RecordedRequest) -> Reply {
     let to = req.query_value("To");
     let from = req.query_value("From");
-    let messages: Vec<&Value> = state
+    let size = req
+        .query_value("PageSize")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(50)
+        .clamp(1, 1000);
+    let page = req
+        .query_value("Page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let matching: Vec<&Value> = state
         .messages
         .iter()
         .rev()
         .filter(|m| to.is_none_or(|t| m["to"] == t))
         .filter(|m| from.is_none_or(|f| m["from"] == f))
         .collect();
-    let uri = format!(
-        "/2010-04-01/Accounts/{account}/Messages.json?{}",
-        req.raw_query.as_deref().unwrap_or_default()
-    );
+    let start = (page * size).min(matching.len());
+    let end = (start + size).min(matching.len());
+    let page_uri = |page: usize| {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        if let Some(to) = to {
+            query.append_pair("To", to);
+        }
+        if let Some(from) = from {
+            query.append_pair("From", from);
+        }
+        query.append_pair("PageSize", &size.to_string());
+        query.append_pair("Page", &page.to_string());
+        if page > 0 {
+            query.append_pair("PageToken", &format!("PA{page}"));
+        }
+        format!(
+            "/2010-04-01/Accounts/{account}/Messages.json?{}",
+            query.finish()
+        )
+    };
+    let next = (end < matching.len()).then(|| page_uri(page + 1));
     Reply::json(
         200,
         json!({
-            "end": messages.len().saturating_sub(1),
-            "first_page_uri": uri,
-            "messages": messages,
-            "next_page_uri": null,
-            "page": 0,
-            "page_size": 50,
-            "previous_page_uri": null,
-            "start": 0,
-            "uri": uri,
+            "end": end.saturating_sub(1),
+            "first_page_uri": page_uri(0),
+            "messages": &matching[start..end],
+            "next_page_uri": next,
+            "page": page,
+            "page_size": size,
+            "previous_page_uri": page.checked_sub(1).map(page_uri),
+            "start": start,
+            "uri": page_uri(page),
         })
         .to_string(),
     )

@@ -25,6 +25,10 @@ pub const MAX_SENDER_PAGES: usize = 20;
 
 /// Longest a TCP + TLS connect may take, whatever the overall timeout.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pages of 50 a lookup follows at most before calling itself inconclusive.
+pub(crate) const MAX_LOOKUP_PAGES: usize = 20;
+
 /// Largest response body read (Twilio's pages are a few kB).
 const MAX_BODY_BYTES: u64 = 2 * 1024 * 1024;
 
@@ -187,6 +191,62 @@ impl Client {
         query.push(("PageSize", "50"));
         let page: MessagePage = self.get(&self.account_url("/Messages.json"), &query)?;
         Ok(page.messages)
+    }
+
+    /// The messages to `to` (from `from`, when given) that Twilio created since `since`, newest
+    /// first: the list's pages are followed (`next_page_uri`) until one reaches back past
+    /// `since`. A lookup must see every candidate, or a lost send would look unsent; when
+    /// [`MAX_LOOKUP_PAGES`] pages do not reach back that far, or a next page points outside
+    /// this account's message list, it fails instead of answering with part of the list.
+    pub(crate) fn list_messages_since(
+        &self,
+        to: &str,
+        from: Option<&str>,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Message>, TwilioError> {
+        let mut query = vec![("To", to)];
+        if let Some(from) = from {
+            query.push(("From", from));
+        }
+        query.push(("PageSize", "50"));
+        let mut page: MessagePage = self.get(&self.account_url("/Messages.json"), &query)?;
+        let own_list = format!(
+            "/2010-04-01/Accounts/{}/Messages.json?",
+            self.auth.account_sid()
+        );
+        let mut found = Vec::new();
+        for pages in 1.. {
+            // Newest first: the last message is the page's oldest. Undated ones never end the
+            // walk early.
+            let reaches_back = page
+                .messages
+                .last()
+                .is_none_or(|m| m.created_at().is_some_and(|at| at < since));
+            found.append(&mut page.messages);
+            let next = match page.next_page_uri.take().filter(|u| !u.is_empty()) {
+                Some(next) if !reaches_back => next,
+                _ => return Ok(found),
+            };
+            if pages >= MAX_LOOKUP_PAGES {
+                return Err(TwilioError::InvalidResponse {
+                    status: 200,
+                    detail: format!(
+                        "more than {} messages to {to} since the send began: cannot tell \
+                         whether it went out",
+                        found.len()
+                    ),
+                });
+            }
+            if !next.starts_with(&own_list) {
+                return Err(TwilioError::InvalidResponse {
+                    status: 200,
+                    detail: "the message list's next page is not this account's message list"
+                        .to_owned(),
+                });
+            }
+            page = self.get(&format!("{}{next}", self.api_base), &[])?;
+        }
+        Ok(found)
     }
 
     /// `GET /2010-04-01/Accounts/{Sid}.json`. Needs the Auth Token: a standard API key gets 401.

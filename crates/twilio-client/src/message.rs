@@ -188,6 +188,9 @@ impl Message {
 #[derive(Debug, Deserialize)]
 pub(crate) struct MessagePage {
     pub(crate) messages: Vec<Message>,
+    /// The next (older) page's path and query, absent or null on the last page.
+    #[serde(default)]
+    pub(crate) next_page_uri: Option<String>,
 }
 
 /// Whether `value` is `prefix` followed by 32 hex digits.

@@ -360,7 +360,8 @@ impl Client {
     /// `send_with_retry` calls this after a try whose response was lost. Call it yourself
     /// before re-sending a reply whose earlier send was interrupted (for example a crash
     /// while the outbound row said "sending"), with `started` = when that send began.
-    /// Only the newest 50 messages to `To` are searched.
+    /// Every page of the list back to that time is searched (up to 1,000 messages; beyond,
+    /// the lookup fails rather than answer "not sent").
     pub fn find_sent(
         &self,
         req: &SendMessage,
@@ -379,8 +380,8 @@ impl Client {
         started: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<Message>, TwilioError> {
         // No DateSent filter: date_sent stays null while a message is queued.
-        let recent = self.list_messages(&req.to, req.from.as_deref(), None)?;
         let since = started - chrono::Duration::from_std(LOOKUP_SKEW).unwrap_or_default();
+        let recent = self.list_messages_since(&req.to, req.from.as_deref(), since)?;
         Ok(oldest_first(
             recent
                 .into_iter()

@@ -261,3 +261,47 @@ fn a_next_page_on_another_host_is_not_followed() {
         "the credentials stay on the Messaging host"
     );
 }
+
+/// The lookup for an interrupted send reads every page back to when the send began: a chatty
+/// conversation can push the reply we look for off the newest page of 50, and missing it
+/// would mean sending it a second time.
+#[test]
+fn a_lookup_finds_a_send_beyond_the_newest_page() {
+    let fake = FakeTwilio::start_blocking();
+    let c = client(&fake);
+    let started = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let wanted = reply("the one we lost");
+    let sent = c.send_message(&wanted).expect("created");
+    for i in 0..120 {
+        c.send_message(&reply(&format!("later message {i}")))
+            .expect("created");
+    }
+    let found = c
+        .find_sent(&wanted, started)
+        .expect("lookup works")
+        .expect("found on a later page");
+    assert_eq!(found.sid, sent.sid);
+    let pages = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/Messages.json"))
+        .count();
+    assert_eq!(pages, 3, "121 messages at 50 a page");
+}
+
+/// More candidates than the lookup will read: it fails (the send stays in doubt) instead of
+/// answering "not sent" from part of the list.
+#[test]
+fn a_lookup_that_cannot_read_back_far_enough_fails_instead_of_saying_not_sent() {
+    let fake = FakeTwilio::start_blocking();
+    let c = client(&fake);
+    let started = chrono::Utc::now() - chrono::Duration::seconds(5);
+    for i in 0..1_010 {
+        c.send_message(&reply(&format!("message {i}")))
+            .expect("created");
+    }
+    let err = c
+        .find_sent(&reply("never sent"), started)
+        .expect_err("inconclusive");
+    assert!(err.to_string().contains("cannot tell"), "{err}");
+}
