@@ -203,11 +203,7 @@ async fn redis_on_a_closed_port_is_unavailable_not_a_hang() {
 
     let q = RedisQueue::new(url, opts).unwrap();
     let guard = Duration::from_secs(20);
-    let err = tokio::time::timeout(guard, q.enqueue("SM1"))
-        .await
-        .expect("no hang")
-        .unwrap_err();
-    assert!(err.is_unavailable(), "{err}");
+    failed_enqueue(&q, "SM1").await;
     for _ in 0..3 {
         let err = tokio::time::timeout(guard, q.receive(10, Duration::from_secs(1)))
             .await
@@ -281,6 +277,16 @@ async fn rediss_urls_connect_over_tls_and_verify_the_certificate() {
     assert_eq!(q.depth().await.unwrap(), 0);
 }
 
+/// Enqueues `sid`, which must fail as unavailable within 20 s.
+async fn failed_enqueue(q: &RedisQueue, sid: &str) -> store::StoreError {
+    let err = tokio::time::timeout(Duration::from_secs(20), q.enqueue(sid))
+        .await
+        .expect("no hang")
+        .unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    err
+}
+
 /// A TCP server that accepts connections and never answers: a Redis in the middle of a failover,
 /// or behind a path that drops packets. Counts the connections it accepted.
 struct Silent {
@@ -334,21 +340,12 @@ async fn a_redis_that_never_answers_holds_one_enqueue_not_every_one() {
         ..Default::default()
     };
     let q = RedisQueue::new(&silent.url, opts).unwrap();
-    let guard = Duration::from_secs(20);
 
-    let err = tokio::time::timeout(guard, q.enqueue("SM1"))
-        .await
-        .expect("no hang")
-        .unwrap_err();
-    assert!(err.is_unavailable(), "{err}");
+    failed_enqueue(&q, "SM1").await;
     assert_eq!(silent.accepted().await, 1);
 
     for i in 2..12 {
-        let err = tokio::time::timeout(guard, q.enqueue(&format!("SM{i}")))
-            .await
-            .expect("no hang")
-            .unwrap_err();
-        assert!(err.is_unavailable(), "{err}");
+        let err = failed_enqueue(&q, &format!("SM{i}")).await;
         assert!(err.to_string().contains("skipped"), "{err}");
     }
     assert_eq!(
@@ -358,11 +355,7 @@ async fn a_redis_that_never_answers_holds_one_enqueue_not_every_one() {
     );
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let err = tokio::time::timeout(guard, q.enqueue("SMprobe"))
-        .await
-        .expect("no hang")
-        .unwrap_err();
-    assert!(err.is_unavailable(), "{err}");
+    let err = failed_enqueue(&q, "SMprobe").await;
     assert!(!err.to_string().contains("skipped"), "{err}");
     assert_eq!(
         silent.accepted().await,

@@ -9,45 +9,91 @@ use test_support::services::{REDIS_ADDR, require_redis};
 use test_support::{FakeTwilio, TestDb};
 
 use crate::support::{
-    DbView, Load, Msg, Proxy, ServerProcess, assert_answered_once, base_env, get, redis_cmd, set,
-    wait_for,
+    DbView, Delivery, Load, Msg, Proxy, ServerProcess, assert_answered_once, base_env, get,
+    redis_cmd, set, wait_for,
 };
 
 /// Redis database index used by this test only (the server's key prefix is fixed).
 const REDIS_DB: u8 = 9;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhooks_stay_200_while_redis_is_down_and_no_reply_is_lost_or_doubled() {
-    if !require_redis() {
-        return;
+/// The server on PostgreSQL with its Redis (database index `redis_db`, emptied) behind a
+/// [`Proxy`] the test can cut or freeze, and a fake Twilio.
+struct Outage {
+    redis_db: u8,
+    proxy: Proxy,
+    fake: FakeTwilio,
+    server: ServerProcess,
+    view: DbView,
+    _db: TestDb,
+}
+
+impl Outage {
+    /// `None` when PostgreSQL or Redis is missing outside CI.
+    async fn start(redis_db: u8) -> Option<Outage> {
+        if !require_redis() {
+            return None;
+        }
+        let db = TestDb::postgres().await?;
+        clear_keys(redis_db).await;
+        let proxy = Proxy::start(REDIS_ADDR).await;
+        let fake = FakeTwilio::start().await;
+        let mut env = base_env(&db.url(), Some(&fake));
+        set(
+            &mut env,
+            "REDIS_URL",
+            format!("redis://{}/{redis_db}", proxy.addr),
+        );
+        let server = ServerProcess::start(&env).await;
+        let view = DbView::open(&db.url()).await;
+        Some(Outage {
+            redis_db,
+            proxy,
+            fake,
+            server,
+            view,
+            _db: db,
+        })
     }
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
+
+    /// No secret in the logs; the process killed and the Redis keys removed.
+    async fn finish(mut self) {
+        self.server.assert_no_secrets(&[]);
+        self.server.kill9();
+        clear_keys(self.redis_db).await;
+    }
+}
+
+fn assert_all_acknowledged(deliveries: &[Delivery]) {
+    let failed: Vec<u16> = deliveries
+        .iter()
+        .map(|d| d.status)
+        .filter(|s| *s != 200)
+        .collect();
+    assert!(failed.is_empty(), "every webhook acknowledged: {failed:?}");
+}
+
+async fn clear_keys(redis_db: u8) {
     redis_cmd(
-        REDIS_DB,
+        redis_db,
         &["DEL", "whatsapp-webhook:jobs", "whatsapp-webhook:dead"],
     )
     .await;
-    let proxy = Proxy::start(REDIS_ADDR).await;
-    let fake = FakeTwilio::start().await;
-    let mut env = base_env(&db.url(), Some(&fake));
-    set(
-        &mut env,
-        "REDIS_URL",
-        format!("redis://{}/{REDIS_DB}", proxy.addr),
-    );
-    let mut server = ServerProcess::start(&env).await;
-    let view = DbView::open(&db.url()).await;
+}
 
-    let load = Load::start(server.addr, "redis-outage", 4, Duration::from_millis(20));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_stay_200_while_redis_is_down_and_no_reply_is_lost_or_doubled() {
+    let Some(mut t) = Outage::start(REDIS_DB).await else {
+        return;
+    };
+
+    let load = Load::start(t.server.addr, "redis-outage", 4, Duration::from_millis(20));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    proxy.cut().await;
+    t.proxy.cut().await;
     wait_for(
         "/readyz reports the queue",
         Duration::from_secs(10),
         || async {
-            let r = get(server.addr, "/readyz").await;
+            let r = get(t.server.addr, "/readyz").await;
             r.status == 503 && r.body.contains(r#""queue":"unavailable"#)
         },
     )
@@ -59,22 +105,17 @@ async fn webhooks_stay_200_while_redis_is_down_and_no_reply_is_lost_or_doubled()
         "the stream existed: {deleted:?}"
     );
     tokio::time::sleep(Duration::from_secs(4)).await;
-    proxy.restore().await;
+    t.proxy.restore().await;
     wait_for("/readyz recovers", Duration::from_secs(30), || async {
-        get(server.addr, "/readyz").await.status == 200
+        get(t.server.addr, "/readyz").await.status == 200
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let deliveries = load.stop().await;
 
-    assert!(server.is_alive(), "the process stayed up");
-    let failed: Vec<u16> = deliveries
-        .iter()
-        .map(|d| d.status)
-        .filter(|s| *s != 200)
-        .collect();
-    assert!(failed.is_empty(), "every webhook acknowledged: {failed:?}");
-    let logs = server.logs();
+    assert!(t.server.is_alive(), "the process stayed up");
+    assert_all_acknowledged(&deliveries);
+    let logs = t.server.logs();
     assert!(
         logs.contains("Message recorded but not queued"),
         "enqueue failures are logged"
@@ -89,20 +130,14 @@ async fn webhooks_stay_200_while_redis_is_down_and_no_reply_is_lost_or_doubled()
         "load ran through the outage: {}",
         msgs.len()
     );
-    assert_answered_once(&view, &fake, &msgs, Duration::from_secs(45)).await;
+    assert_answered_once(&t.view, &t.fake, &msgs, Duration::from_secs(45)).await;
     let unqueued = logs.matches("Message recorded but not queued").count();
     eprintln!(
         "redis outage: {} messages, all acknowledged, {unqueued} not queued (found by the sweep), \
          0 lost, 0 duplicated",
         msgs.len()
     );
-    server.assert_no_secrets(&[]);
-    server.kill9();
-    redis_cmd(
-        REDIS_DB,
-        &["DEL", "whatsapp-webhook:jobs", "whatsapp-webhook:dead"],
-    )
-    .await;
+    t.finish().await;
 }
 
 /// A Redis that accepts connections but never answers (a failover in progress, packets
@@ -112,55 +147,31 @@ async fn webhooks_stay_200_while_redis_is_down_and_no_reply_is_lost_or_doubled()
 /// without waiting. Every message is still answered exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_stops_answering_holds_few_webhooks_and_loses_no_reply() {
-    if !require_redis() {
-        return;
-    }
-    let Some(db) = TestDb::postgres().await else {
+    let Some(t) = Outage::start(11).await else {
         return;
     };
-    const DB: u8 = 11;
-    redis_cmd(
-        DB,
-        &["DEL", "whatsapp-webhook:jobs", "whatsapp-webhook:dead"],
-    )
-    .await;
-    let proxy = Proxy::start(REDIS_ADDR).await;
-    let fake = FakeTwilio::start().await;
-    let mut env = base_env(&db.url(), Some(&fake));
-    set(
-        &mut env,
-        "REDIS_URL",
-        format!("redis://{}/{DB}", proxy.addr),
-    );
-    let mut server = ServerProcess::start(&env).await;
-    let view = DbView::open(&db.url()).await;
 
     const SENDERS: usize = 4;
     let load = Load::start(
-        server.addr,
+        t.server.addr,
         "redis-silent",
         SENDERS,
         Duration::from_millis(20),
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let frozen_at = std::time::Instant::now();
-    proxy.freeze();
+    t.proxy.freeze();
     tokio::time::sleep(Duration::from_secs(8)).await;
     let thawed_at = std::time::Instant::now();
-    proxy.thaw();
+    t.proxy.thaw();
     wait_for("/readyz recovers", Duration::from_secs(30), || async {
-        get(server.addr, "/readyz").await.status == 200
+        get(t.server.addr, "/readyz").await.status == 200
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let deliveries = load.stop().await;
 
-    let failed: Vec<u16> = deliveries
-        .iter()
-        .map(|d| d.status)
-        .filter(|s| *s != 200)
-        .collect();
-    assert!(failed.is_empty(), "every webhook acknowledged: {failed:?}");
+    assert_all_acknowledged(&deliveries);
     let during: Vec<_> = deliveries
         .iter()
         .filter(|d| d.sent_at >= frozen_at && d.sent_at < thawed_at)
@@ -187,18 +198,12 @@ async fn a_redis_that_stops_answering_holds_few_webhooks_and_loses_no_reply() {
         "webhooks kept flowing during the silence: {} sent, {held} held",
         during.len()
     );
-    let logs = server.logs();
+    let logs = t.server.logs();
     assert!(
         logs.contains("webhooks skip the queue"),
         "the breaker's opening is logged:\n{logs}"
     );
     let msgs: Vec<Msg> = deliveries.into_iter().map(|d| d.msg).collect();
-    assert_answered_once(&view, &fake, &msgs, Duration::from_secs(60)).await;
-    server.assert_no_secrets(&[]);
-    server.kill9();
-    redis_cmd(
-        DB,
-        &["DEL", "whatsapp-webhook:jobs", "whatsapp-webhook:dead"],
-    )
-    .await;
+    assert_answered_once(&t.view, &t.fake, &msgs, Duration::from_secs(60)).await;
+    t.finish().await;
 }
