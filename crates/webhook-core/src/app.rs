@@ -13,7 +13,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use store::{NewStatusEvent, Recorded, Store, StoreError, WorkQueue};
+use store::{NewStatusEvent, Recorded, StatusApplied, Store, StoreError, WorkQueue};
 use tokio::sync::Semaphore;
 use twilio_signature::Validator;
 
@@ -310,15 +310,32 @@ impl App {
                 callback_marker,
             })
             .await?;
-        match cb.error_code {
-            Some(code) => tracing::warn!(
+        let failed = matches!(cb.status.as_str(), "failed" | "undelivered");
+        let hint = cb.error_code.map(|code| {
+            twilio_client::hint_for_code(code)
+                .unwrap_or("see https://www.twilio.com/docs/api/errors")
+        });
+        match (failed || cb.error_code.is_some(), applied) {
+            // A failure that is now the reply's status (or will be once its SID is recorded).
+            (true, StatusApplied::Advanced | StatusApplied::UnknownMessage) => tracing::warn!(
                 message_sid = %cb.message_sid,
                 status = %cb.status,
-                error_code = code,
-                hint = twilio_client::hint_for_code(code).unwrap_or("see https://www.twilio.com/docs/api/errors"),
+                error_code = cb.error_code,
+                hint = hint.unwrap_or("Twilio gave no error code; see the message's logs in the Twilio Console"),
+                applied = ?applied,
                 "❌ Delivery failed"
             ),
-            None => tracing::info!(
+            // A failure reported after a later status (e.g. `undelivered` after `read`), or again:
+            // kept in status_events, the reply's status stays.
+            (true, StatusApplied::Stale) => tracing::info!(
+                message_sid = %cb.message_sid,
+                status = %cb.status,
+                error_code = cb.error_code,
+                hint,
+                applied = ?applied,
+                "📬 Delivery failure callback kept; the reply already had this or a later status"
+            ),
+            (false, _) => tracing::info!(
                 message_sid = %cb.message_sid,
                 status = %cb.status,
                 applied = ?applied,

@@ -51,21 +51,18 @@ impl PublicUrl {
     /// The URL to validate `path_and_query` against (borrowed from the configuration unless the
     /// request adds a query).
     ///
-    /// A query string on the request (e.g. `bodySHA256` on JSON webhooks) is appended when the
-    /// configured URL has none, because Twilio signs the URL it actually requested.
+    /// Twilio signs the URL it actually requested, whose query can differ from the configured
+    /// URL's: `bodySHA256` on JSON webhooks, the `ref` marker our sends add to the status
+    /// callback URL (after the configured URL's own query, before its `#fragment`). Proxies
+    /// pass the query through, so the request's query replaces the configured one
+    /// ([`twilio_signature::signed_url`]); without one the configured URL is used as it is.
     pub fn resolve(&self, headers: &HeaderMap, path_and_query: &str) -> Option<Cow<'_, str>> {
-        let query = path_and_query.split_once('?').map(|(_, q)| q);
+        let query = path_and_query
+            .split_once('?')
+            .map(|(_, q)| q)
+            .filter(|q| !q.is_empty());
         match &self.configured {
-            Some(url) => match query {
-                Some(q) if !url.contains('?') && !q.is_empty() => {
-                    let mut with_query = String::with_capacity(url.len() + 1 + q.len());
-                    with_query.push_str(url);
-                    with_query.push('?');
-                    with_query.push_str(q);
-                    Some(Cow::Owned(with_query))
-                }
-                _ => Some(Cow::Borrowed(url)),
-            },
+            Some(url) => Some(twilio_signature::signed_url(url, query)),
             None => {
                 let rebuilt = rebuild_from_headers(headers, path_and_query)?;
                 if !self.warned.swap(true, Ordering::Relaxed) {
@@ -227,6 +224,35 @@ mod tests {
             p.resolve(&h, "/api/v1/whatsapp/webhook?bodySHA256=ab")
                 .unwrap(),
             "https://bot.example.com/api/v1/whatsapp/webhook?bodySHA256=ab"
+        );
+    }
+
+    /// STATUS_CALLBACK_URL may carry its own query and Twilio's `#fragment` overrides; our sends
+    /// add `ref=` after that query and before the fragment, and Twilio signs what it requested.
+    #[test]
+    fn a_configured_query_or_fragment_keeps_the_request_s_ref_marker() {
+        let h = HeaderMap::new();
+        let with_query = PublicUrl::new(Some(
+            "https://bot.example.com/api/v1/whatsapp/status?src=twilio".into(),
+        ));
+        assert_eq!(
+            with_query
+                .resolve(&h, "/api/v1/whatsapp/status?src=twilio&ref=reSM1")
+                .unwrap(),
+            "https://bot.example.com/api/v1/whatsapp/status?src=twilio&ref=reSM1"
+        );
+        assert_eq!(
+            with_query.resolve(&h, "/api/v1/whatsapp/status").unwrap(),
+            "https://bot.example.com/api/v1/whatsapp/status?src=twilio"
+        );
+        let with_fragment = PublicUrl::new(Some(
+            "https://bot.example.com/api/v1/whatsapp/status#rc=3&rp=all".into(),
+        ));
+        assert_eq!(
+            with_fragment
+                .resolve(&h, "/api/v1/whatsapp/status?ref=reSM1")
+                .unwrap(),
+            "https://bot.example.com/api/v1/whatsapp/status?ref=reSM1#rc=3&rp=all"
         );
     }
 

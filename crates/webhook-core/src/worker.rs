@@ -686,13 +686,23 @@ fn unreachable_unsent(error: &twilio_client::TwilioError) -> bool {
     )
 }
 
-/// Adds our `ref=<marker>` to a status callback URL.
+/// Adds our `ref=<marker>` to a status callback URL: at the end of its query, before a
+/// `#fragment` (Twilio's connection overrides such as `#rc=3`), which is never sent to us.
 fn with_marker(url: &str, marker: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!(
-        "{url}{sep}{}={marker}",
+    let (rest, fragment) = match url.split_once('#') {
+        Some((rest, fragment)) => (rest, Some(fragment)),
+        None => (url, None),
+    };
+    let sep = if rest.contains('?') { '&' } else { '?' };
+    let mut out = format!(
+        "{rest}{sep}{}={marker}",
         crate::routes::CALLBACK_MARKER_PARAM
-    )
+    );
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
 }
 
 async fn finish(app: &App, sid: &str, state: InboundState, until: Deadline) {
@@ -825,6 +835,24 @@ fn json_string(v: serde_json::Value) -> String {
 mod tests {
     use super::*;
     use crate::inbound::params_to_json;
+
+    #[test]
+    fn the_marker_goes_into_the_query_before_any_fragment() {
+        let base = "https://bot.example.com/api/v1/whatsapp/status";
+        assert_eq!(with_marker(base, "reSM1"), format!("{base}?ref=reSM1"));
+        assert_eq!(
+            with_marker(&format!("{base}?src=tw"), "reSM1"),
+            format!("{base}?src=tw&ref=reSM1")
+        );
+        assert_eq!(
+            with_marker(&format!("{base}#rc=3&rp=all"), "reSM1"),
+            format!("{base}?ref=reSM1#rc=3&rp=all")
+        );
+        assert_eq!(
+            with_marker(&format!("{base}?src=tw#rc=3"), "reSM1"),
+            format!("{base}?src=tw&ref=reSM1#rc=3")
+        );
+    }
 
     #[test]
     fn a_send_ends_a_margin_before_the_claim_expires() {

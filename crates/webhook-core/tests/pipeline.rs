@@ -271,6 +271,74 @@ async fn out_of_order_status_callbacks_never_move_backwards() {
     s.stop().await;
 }
 
+/// STATUS_CALLBACK_URL can carry its own query (kept for the user's proxy) and Twilio's
+/// `#rc=…` connection overrides. Every reply's StatusCallback adds `ref=` after that query and
+/// before the fragment, and the callback Twilio makes to that URL, signed over it, is accepted
+/// (with a query it was refused with 403 and the event lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_to_a_status_url_with_a_query_or_fragment_are_accepted() {
+    for (configured, signed_base) in [
+        (
+            "https://bot.example.com/api/v1/whatsapp/status?src=twilio",
+            None,
+        ),
+        (
+            "https://bot.example.com/api/v1/whatsapp/status#rc=3&rp=all",
+            Some("https://bot.example.com/api/v1/whatsapp/status"),
+        ),
+    ] {
+        let db = TestDb::sqlite();
+        let twilio = FakeTwilio::start().await;
+        let s = Server::start(
+            &db,
+            Opts {
+                twilio: Some(&twilio),
+                env: vec![("STATUS_CALLBACK_URL", configured.to_owned())],
+                ..Opts::default()
+            },
+        )
+        .await;
+        let sid = sid("SM");
+        assert_eq!(s.post_webhook(&inbound_body(&sid)).await.status, 200);
+        assert_eq!(s.wait_processed(&sid).await, InboundState::Answered);
+        let callback = twilio.sent_messages()[0]
+            .form_value("StatusCallback")
+            .expect("StatusCallback")
+            .to_owned();
+        let out = s
+            .app
+            .store
+            .outbound_for_inbound(&sid)
+            .await
+            .unwrap()
+            .unwrap();
+        let marker = format!("ref={}", out.callback_marker);
+        assert!(callback.contains(&marker), "{callback}");
+        if let Some(base) = signed_base {
+            assert!(
+                callback.starts_with(&format!("{base}?{marker}#")),
+                "{callback}"
+            );
+        } else {
+            assert_eq!(callback, format!("{configured}&{marker}"));
+        }
+        // What reaches the server: the path and query, never the fragment.
+        let (before_fragment, _) = callback.split_once('#').unwrap_or((&callback, ""));
+        let path = before_fragment
+            .strip_prefix("https://bot.example.com")
+            .expect("same host");
+        let reply_sid = out.message_sid.clone().unwrap();
+        let body = test_support::fixture("status-delivered.form")
+            .replace("SM8e2c4a6b0d1f3e5a7c9b2d4f6a8c0e1b", &reply_sid);
+        let signature = test_support::sign_form(test_support::AUTH_TOKEN, &callback, &body);
+        let r = s.post(path, &body, &signature).await;
+        assert_eq!(r.status, 200, "{configured}: {}", r.body);
+        let events = s.app.store.status_events(&reply_sid).await.unwrap();
+        assert_eq!(events.len(), 1, "{configured}: the event is stored");
+        s.stop().await;
+    }
+}
+
 /// A queue that takes jobs and never hands them out: the state of a process killed right after
 /// acknowledging (or of a Redis that lost its data).
 struct BlackHole;
