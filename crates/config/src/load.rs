@@ -346,6 +346,7 @@ fn database_url(v: &str) -> Result<Secret, Invalid> {
         "sqlite" => Ok(Secret::new(v)),
         "postgres" | "postgresql" => match url::Url::parse(v) {
             // The value itself is never shown: it may hold a password.
+            Ok(u) if unencoded_password(&u) => Err(unencoded_password_error()),
             Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => Ok(Secret::new(v)),
             Ok(_) => Err(Invalid::new("the PostgreSQL URL has no host", fix)),
             Err(e) => Err(Invalid::new(
@@ -361,9 +362,27 @@ fn database_url(v: &str) -> Result<Secret, Invalid> {
     }
 }
 
+/// A password holding an unencoded '/', '?' or '#' ends the URL's authority early: the rest of
+/// the password reads as a path, query or fragment with an '@' in it, and the host as what
+/// followed the password's own '@' or ':'. Such a URL parses, connects to the wrong host and
+/// shows part of the password in messages; it is refused instead.
+fn unencoded_password(u: &url::Url) -> bool {
+    u.fragment().is_some()
+        || u.path().contains('@')
+        || (u.password().is_none() && u.query().is_some_and(|q| q.contains('@')))
+}
+
+fn unencoded_password_error() -> Invalid {
+    Invalid::new(
+        "the password seems to hold an unencoded /, ? or # (the URL has an '@' or a '#' after its host)",
+        "percent-encode those characters in the password: / as %2F, ? as %3F, # as %23, @ as %40",
+    )
+}
+
 fn redis_url(v: &str) -> Result<Secret, Invalid> {
     let fix = "use redis://host:6379 (rediss:// for TLS), or leave REDIS_URL unset for the in-process queue";
     match url::Url::parse(v) {
+        Ok(u) if unencoded_password(&u) => Err(unencoded_password_error()),
         Ok(u) if matches!(u.scheme(), "redis" | "rediss") => Ok(Secret::new(v)),
         Ok(u) => Err(Invalid::new(
             format!("unsupported scheme \"{}\"", u.scheme()),

@@ -160,13 +160,12 @@ fn redact_query(url: &str) -> String {
 /// ':' before the password, the '@' after it)`; `None` without a password.
 ///
 /// Normally the userinfo ends at the last '@' before the first '/', '?' or '#'. A password may
-/// contain those characters unencoded; then the first '@' anywhere ends it. Erring towards
-/// hiding too much is fine, showing a password is not.
+/// contain those characters unencoded (`p@ss#w0rd`, `12/34`); then the last '@' anywhere ends
+/// it. Erring towards hiding too much is fine, showing a password is not.
 fn password_span(url: &str) -> Option<(usize, usize, usize)> {
     let start = url.find("://")? + 3;
     let rest = &url[start..];
-    let naive_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let at = rest[..naive_end].rfind('@').or_else(|| rest.find('@'))?;
+    let at = rest.rfind('@')?;
     let colon = rest[..at].find(':')?;
     if rest[..colon].contains(['/', '?', '#']) {
         // The ':' belongs to a path or query ("db/x?opt=a:b@c"), there is no password.

@@ -92,17 +92,23 @@ pub(crate) fn shown(value: &str) -> String {
     }
 }
 
+/// Shows a URL in a message like [`shown`], its `user:password@` and secret query values
+/// hidden ([`redact_url`](crate::redact_url)): a WEBHOOK_URL may carry Basic credentials.
+pub(crate) fn shown_url(value: &str) -> String {
+    shown(&crate::redact_url(value))
+}
+
 /// Parses an `http://` or `https://` URL.
 pub(crate) fn parse_http_url(value: &str, fix: &str) -> Result<Url, Invalid> {
     let url = Url::parse(value)
-        .map_err(|e| Invalid::new(format!("{} is not a URL ({e})", shown(value)), fix))?;
+        .map_err(|e| Invalid::new(format!("{} is not a URL ({e})", shown_url(value)), fix))?;
     match url.scheme() {
         "http" | "https" => {}
         other => {
             return Err(Invalid::new(
                 format!(
                     "{} must start with https:// (got \"{other}:\")",
-                    shown(value)
+                    shown_url(value)
                 ),
                 fix,
             ));
@@ -110,7 +116,7 @@ pub(crate) fn parse_http_url(value: &str, fix: &str) -> Result<Url, Invalid> {
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(Invalid::new(
-            format!("{} has no host name", shown(value)),
+            format!("{} has no host name", shown_url(value)),
             fix,
         ));
     }

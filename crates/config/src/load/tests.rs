@@ -759,6 +759,36 @@ fn errors_never_contain_secret_values() {
     );
 }
 
+/// A password holding an unencoded '#', '/' or '?' (with an '@' of its own) still parses as a
+/// URL, to the wrong host, and its tail used to show in every message: such URLs are refused
+/// without quoting them, and a WEBHOOK_URL that is refused shows its credentials hidden.
+#[test]
+fn urls_whose_password_needs_percent_encoding_are_refused_without_showing_it() {
+    for (key, value) in [
+        ("DATABASE_URL", "postgres://app:p@ss#w0rd@127.0.0.1:5432/db"),
+        ("DATABASE_URL", "postgres://app:1234/ss@db.internal/db"),
+        ("DATABASE_URL", "postgres://app:12?ss@db.internal/db"),
+        ("REDIS_URL", "redis://:r@dis#Pw@127.0.0.1:6379/0"),
+    ] {
+        let text = one_problem(&[(key, value)]);
+        assert!(text.contains("percent-encode"), "{key}={value}: {text}");
+        for secret in ["ss#w0rd", "1234/ss", "12?ss", "dis#Pw"] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+    }
+    assert!(vars(&[("DATABASE_URL", "postgres://app:p%40ss%23w0rd@db:5432/db")]).is_ok());
+    for key in ["WEBHOOK_URL", "STATUS_CALLBACK_URL"] {
+        for value in [
+            "https://twilio:BasicPw99@bot.example.org:99999/api/v1/whatsapp/webhook",
+            "ftp://twilio:BasicPw99@bot.example.org/api/v1/whatsapp/webhook",
+        ] {
+            let text = one_problem(&[(key, value)]);
+            assert!(!text.contains("BasicPw99"), "{key}: {text}");
+            assert!(text.contains("twilio:***@"), "{key}: {text}");
+        }
+    }
+}
+
 #[test]
 fn problems_follow_the_key_table_order() {
     let keys: Vec<String> = vars(&[
