@@ -249,15 +249,25 @@ impl Store {
     }
 }
 
-/// `sqlite://data/webhook.db?mode=rwc` → creates `data/`.
+/// `sqlite://data/webhook.db?mode=rwc` → creates `data/`. Without `mode=rwc` SQLite does not
+/// create the file: a missing one is a configuration mistake, said now with its fix rather
+/// than retried forever as "unable to open database file".
 fn create_parent_dir(database_url: &str) -> Result<(), StoreError> {
     let rest = database_url
         .strip_prefix("sqlite://")
         .or_else(|| database_url.strip_prefix("sqlite:"))
         .unwrap_or(database_url);
-    let path = rest.split('?').next().unwrap_or_default();
-    if path.is_empty() {
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || query.contains("mode=memory") {
         return Ok(());
+    }
+    let creates = query.split('&').any(|kv| kv == "mode=rwc");
+    if !creates && !Path::new(path).exists() {
+        return Err(StoreError::InvalidInput(format!(
+            "DATABASE_URL: the SQLite file {path} does not exist and the URL lacks ?mode=rwc, \
+             so it is not created; fix: append ?mode=rwc to create it, or point DATABASE_URL at \
+             the existing file"
+        )));
     }
     if let Some(parent) = Path::new(path).parent()
         && !parent.as_os_str().is_empty()
@@ -276,6 +286,18 @@ fn create_parent_dir(database_url: &str) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_file_without_mode_rwc_is_a_configuration_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("missing.db");
+        let err = create_parent_dir(&format!("sqlite://{}", db.display())).unwrap_err();
+        assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+        assert!(err.to_string().contains("?mode=rwc"), "{err}");
+        create_parent_dir(&format!("sqlite://{}?mode=rwc", db.display())).unwrap();
+        std::fs::write(&db, b"").unwrap();
+        create_parent_dir(&format!("sqlite:{}", db.display())).unwrap();
+    }
 
     #[test]
     fn parent_dir_of_the_default_url_is_created() {
