@@ -431,6 +431,13 @@ fn sender(r: &mut Report<'_>) {
         Some(Sender::WhatsAppFrom(from)) if !noted("TWILIO_WHATSAPP_FROM") => {
             r.ok("TWILIO_WHATSAPP_FROM", format!("replies are sent from {from}"));
         }
+        Some(Sender::MessagingService(sid)) if is_placeholder(sid) => r.warn(
+            "TWILIO_MESSAGING_SERVICE_SID",
+            "placeholder",
+            true,
+            "still a placeholder: replies are recorded but not sent (dry run)",
+            "copy the SID from Messaging, Services in the Twilio Console, or unset it",
+        ),
         Some(Sender::MessagingService(sid)) => {
             let message = format!("replies are sent through Messaging Service {}", mask_sid(sid));
             r.ok("TWILIO_MESSAGING_SERVICE_SID", message);

@@ -195,15 +195,14 @@ fn build_partial(gathered: Gathered) -> (Settings, Vec<Problem>) {
         s.port = u16::try_from(port).unwrap_or(s.port);
     }
     let from = b.parse("TWILIO_WHATSAPP_FROM", whatsapp_from);
+    // A placeholder loads (a finding says replies stay a dry run), like the other SIDs.
     let service = b.parse("TWILIO_MESSAGING_SERVICE_SID", |v| {
-        if is_sid(v, "MG") {
-            Ok(v.to_owned())
-        } else {
-            Err(Invalid::new(
-                format!("not a Messaging Service SID: expected \"MG\" followed by 32 hex characters, got {}", chars(v)),
-                "copy the SID from Messaging, Services in the Twilio Console",
-            ))
-        }
+        sid_or_placeholder(
+            v,
+            "MG",
+            "a Messaging Service SID",
+            "copy the SID from Messaging, Services in the Twilio Console",
+        )
     });
     s.sender = b.sender(from, service);
     if let Some(base) = b.parse("TWILIO_API_BASE_URL", |v| {
@@ -315,11 +314,13 @@ fn sid_or_placeholder(v: &str, prefix: &str, what: &str, fix: &str) -> Result<St
     if is_sid(v, prefix) || is_placeholder(v) {
         Ok(v.to_owned())
     } else {
+        let got = if v.chars().count() == 34 && v.starts_with(prefix) {
+            "34 characters, not all of them hex".to_owned()
+        } else {
+            chars(v)
+        };
         Err(Invalid::new(
-            format!(
-                "not {what}: expected \"{prefix}\" followed by 32 hex characters, got {}",
-                chars(v)
-            ),
+            format!("not {what}: expected \"{prefix}\" followed by 32 hex characters, got {got}"),
             fix,
         ))
     }

@@ -187,7 +187,11 @@ impl App {
             }
             None => Arc::new(store::InProcessQueue::new()),
         };
-        let client = match (&settings.sender, twilio_auth(&settings)) {
+        // A placeholder Messaging Service SID is no sender: a dry run, as its finding says.
+        let sender = settings.sender.as_ref().filter(
+            |s| !matches!(s, config::Sender::MessagingService(sid) if config::is_placeholder(sid)),
+        );
+        let client = match (sender, twilio_auth(&settings)) {
             (Some(_), Some(auth)) => Some(Arc::new(
                 twilio_client::Client::new(
                     &settings.api_base_url,
@@ -400,7 +404,11 @@ impl App {
 /// a rotation (`TWILIO_AUTH_TOKEN_SECONDARY` set and not a placeholder) the secondary token:
 /// Twilio accepts it before the promotion and only it after, so sends never fail in between.
 pub fn twilio_auth(settings: &Settings) -> Option<twilio_client::Auth> {
-    let account_sid = settings.account_sid.clone()?;
+    // A placeholder Account SID sends nothing (a dry run), as its finding says.
+    let account_sid = settings
+        .account_sid
+        .clone()
+        .filter(|sid| !config::is_placeholder(sid))?;
     match (
         &settings.api_key_sid,
         &settings.api_key_secret,

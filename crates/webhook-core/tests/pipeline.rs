@@ -136,6 +136,38 @@ async fn a_1600_character_message_is_answered_within_twilio_s_limit() {
     s.stop().await;
 }
 
+/// `.env.example` copied with only the token filled in: a placeholder Account SID or
+/// Messaging Service SID cannot send, so replies are a dry run (they were sent with the
+/// placeholder and failed at Twilio, although the start-up finding said they cannot be sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placeholder_sids_make_replies_a_dry_run_instead_of_failed_sends() {
+    for (key, value) in [
+        ("TWILIO_ACCOUNT_SID", "ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        (
+            "TWILIO_MESSAGING_SERVICE_SID",
+            "MGxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        ),
+    ] {
+        let db = TestDb::sqlite();
+        let twilio = FakeTwilio::start().await;
+        let s = Server::start(
+            &db,
+            Opts {
+                twilio: Some(&twilio),
+                env: vec![(key, value.to_owned())],
+                ..Opts::default()
+            },
+        )
+        .await;
+        assert!(s.app.is_dry_run(), "{key}");
+        let sid = sid("SM");
+        assert_eq!(s.post_webhook(&inbound_body(&sid)).await.status, 200);
+        assert_eq!(s.wait_processed(&sid).await, InboundState::DryRun, "{key}");
+        assert!(twilio.sent_messages().is_empty(), "{key}: nothing sent");
+        s.stop().await;
+    }
+}
+
 /// Twilio unreachable for the few seconds the send's retries take (DNS, a refused connect):
 /// nothing was sent, so the reply is not given up as `failed`; the error is recorded and the
 /// message keeps its claim until the lease ends, when the sweep hands it out again.

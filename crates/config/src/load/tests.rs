@@ -207,6 +207,38 @@ fn placeholders_load_in_development() {
     );
 }
 
+/// `.env.example`'s Messaging Service placeholder loads in development like the other SIDs
+/// (it stopped the server with exit 2), with a finding; production refuses it.
+#[test]
+fn a_placeholder_messaging_service_is_a_finding_not_a_load_error() {
+    let placeholder = (
+        "TWILIO_MESSAGING_SERVICE_SID",
+        "MGxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    );
+    let s = vars(&[placeholder]).expect("loads in development");
+    let finding = s
+        .findings()
+        .into_iter()
+        .find(|f| f.key == "TWILIO_MESSAGING_SERVICE_SID")
+        .expect("a finding");
+    assert_eq!(finding.status, crate::Status::Warning);
+    assert!(finding.message.contains("dry run"), "{}", finding.message);
+    let text = vars(&[("APP_ENV", "production"), placeholder])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("TWILIO_MESSAGING_SERVICE_SID (environment): still a placeholder"),
+        "{text}"
+    );
+    assert!(
+        one_problem(&[(
+            "TWILIO_MESSAGING_SERVICE_SID",
+            "MGzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"
+        )])
+        .contains("got 34 characters, not all of them hex")
+    );
+}
+
 #[test]
 fn each_bad_value_names_key_source_and_fix() {
     let cases: &[(&str, &str, &str)] = &[
