@@ -384,6 +384,12 @@ fn redis_url(v: &str) -> Result<Secret, Invalid> {
     let fix = "use redis://host:6379 (rediss:// for TLS), or leave REDIS_URL unset for the in-process queue";
     match url::Url::parse(v) {
         Ok(u) if unencoded_password(&u) => Err(unencoded_password_error()),
+        Ok(u)
+            if matches!(u.scheme(), "redis" | "rediss")
+                && u.host_str().is_none_or(str::is_empty) =>
+        {
+            Err(Invalid::new("the Redis URL has no host", fix))
+        }
         Ok(u) if matches!(u.scheme(), "redis" | "rediss") => Ok(Secret::new(v)),
         Ok(u) => Err(Invalid::new(
             format!("unsupported scheme \"{}\"", u.scheme()),

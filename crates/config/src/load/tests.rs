@@ -809,6 +809,7 @@ fn urls_whose_password_needs_percent_encoding_are_refused_without_showing_it() {
         }
     }
     assert!(vars(&[("DATABASE_URL", "postgres://app:p%40ss%23w0rd@db:5432/db")]).is_ok());
+    assert!(one_problem(&[("REDIS_URL", "redis://")]).contains("no host"));
     for key in ["WEBHOOK_URL", "STATUS_CALLBACK_URL"] {
         for value in [
             "https://twilio:BasicPw99@bot.example.org:99999/api/v1/whatsapp/webhook",
