@@ -341,18 +341,18 @@ fn account_sid(v: &str) -> Result<String, Invalid> {
 }
 
 fn database_url(v: &str) -> Result<Secret, Invalid> {
-    let fix = "use postgres://user:password@host:5432/db or sqlite://path/to/file.db?mode=rwc";
+    let fix = "use postgres://user:PASSWORD@host:5432/db or sqlite://path/to/file.db?mode=rwc";
     let scheme = v.split(':').next().unwrap_or_default();
     match scheme {
         "sqlite" => Ok(Secret::new(v)),
         "postgres" | "postgresql" => match url::Url::parse(v) {
             // The value itself is never shown: it may hold a password.
-            Ok(u) if unencoded_password(&u) => Err(unencoded_password_error()),
+            Ok(u) if unencoded_password(&u, None) => Err(unencoded_password_error()),
             Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => Ok(Secret::new(v)),
             Ok(_) => Err(Invalid::new("the PostgreSQL URL has no host", fix)),
             Err(e) => Err(Invalid::new(
                 format!("not a valid PostgreSQL URL ({e})"),
-                "use postgres://user:password@host:5432/db and percent-encode special characters in the password",
+                "use postgres://user:PASSWORD@host:5432/db and percent-encode special characters in the password",
             )),
         },
         _ if !v.contains(':') => Err(Invalid::new("not a URL", fix)),
@@ -367,8 +367,9 @@ fn database_url(v: &str) -> Result<Secret, Invalid> {
 /// the password reads as a path, query or fragment with an '@' in it, and the host as what
 /// followed the password's own '@' or ':'. Such a URL parses, connects to the wrong host and
 /// shows part of the password in messages; it is refused instead.
-fn unencoded_password(u: &url::Url) -> bool {
-    u.fragment().is_some()
+/// `allowed_fragment` is a fragment the URL may carry on purpose (`#insecure` on `rediss://`).
+fn unencoded_password(u: &url::Url, allowed_fragment: Option<&str>) -> bool {
+    u.fragment().is_some_and(|f| Some(f) != allowed_fragment)
         || u.path().contains('@')
         || (u.password().is_none() && u.query().is_some_and(|q| q.contains('@')))
 }
@@ -383,7 +384,7 @@ fn unencoded_password_error() -> Invalid {
 fn redis_url(v: &str) -> Result<Secret, Invalid> {
     let fix = "use redis://host:6379 (rediss:// for TLS), or leave REDIS_URL unset for the in-process queue";
     match url::Url::parse(v) {
-        Ok(u) if unencoded_password(&u) => Err(unencoded_password_error()),
+        Ok(u) if unencoded_password(&u, Some("insecure")) => Err(unencoded_password_error()),
         Ok(u)
             if matches!(u.scheme(), "redis" | "rediss")
                 && u.host_str().is_none_or(str::is_empty) =>

@@ -63,7 +63,7 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
             S,
             "connection",
             format!("cannot parse {shown}"),
-            "Set DATABASE_URL to postgres://user:password@host:5432/db or sqlite://data/webhook.db?mode=rwc.",
+            "Set DATABASE_URL to postgres://user:PASSWORD@host:5432/db or sqlite://data/webhook.db?mode=rwc.",
         )];
     };
     let host = parsed.host_str().unwrap_or("localhost").to_owned();

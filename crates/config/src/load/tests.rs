@@ -295,17 +295,17 @@ fn each_bad_value_names_key_source_and_fix() {
         (
             "DATABASE_URL",
             "mysql://u:pw@h/db",
-            r#"DATABASE_URL (environment): unsupported database "mysql"; fix: use postgres://user:password@host:5432/db or sqlite://path/to/file.db?mode=rwc"#,
+            r#"DATABASE_URL (environment): unsupported database "mysql"; fix: use postgres://user:PASSWORD@host:5432/db or sqlite://path/to/file.db?mode=rwc"#,
         ),
         (
             "DATABASE_URL",
             "postgres://app:s3cret@db:notaport/x",
-            "DATABASE_URL (environment): not a valid PostgreSQL URL (invalid port number); fix: use postgres://user:password@host:5432/db and percent-encode special characters in the password",
+            "DATABASE_URL (environment): not a valid PostgreSQL URL (invalid port number); fix: use postgres://user:PASSWORD@host:5432/db and percent-encode special characters in the password",
         ),
         (
             "DATABASE_URL",
             "data/webhook.db",
-            "DATABASE_URL (environment): not a URL; fix: use postgres://user:password@host:5432/db or sqlite://path/to/file.db?mode=rwc",
+            "DATABASE_URL (environment): not a URL; fix: use postgres://user:PASSWORD@host:5432/db or sqlite://path/to/file.db?mode=rwc",
         ),
         (
             "REDIS_URL",
@@ -810,6 +810,8 @@ fn urls_whose_password_needs_percent_encoding_are_refused_without_showing_it() {
     }
     assert!(vars(&[("DATABASE_URL", "postgres://app:p%40ss%23w0rd@db:5432/db")]).is_ok());
     assert!(one_problem(&[("REDIS_URL", "redis://")]).contains("no host"));
+    // The documented `#insecure` of rediss:// is a fragment on purpose.
+    assert!(vars(&[("REDIS_URL", "rediss://:pw@cache.example.com:6380#insecure")]).is_ok());
     for key in ["WEBHOOK_URL", "STATUS_CALLBACK_URL"] {
         for value in [
             "https://twilio:BasicPw99@bot.example.org:99999/api/v1/whatsapp/webhook",
