@@ -148,12 +148,15 @@ impl Store {
         if let Some(marker) = ev.callback_marker.as_deref().filter(|m| !m.is_empty()) {
             // The send's response was lost: the marker in our StatusCallback URL ties this SID
             // to its row. The marker is derived from the inbound SID, whose unique index finds
-            // the row (callback_marker itself has no index).
+            // the row (callback_marker itself has no index). When another reply already holds
+            // this SID (an identical reply's lookup took it), it stays there: the event is
+            // applied to that row below instead of failing on the unique index.
             let inbound_sid = crate::outbound::inbound_sid_of_marker(marker).unwrap_or(marker);
             db.execute_raw(sql::stmt(
                 backend,
                 "UPDATE outbound_messages SET message_sid = $1, updated_at = $2 \
-                 WHERE inbound_message_sid = $3 AND callback_marker = $4 AND message_sid IS NULL",
+                 WHERE inbound_message_sid = $3 AND callback_marker = $4 AND message_sid IS NULL \
+                 AND NOT EXISTS (SELECT 1 FROM outbound_messages o WHERE o.message_sid = $1)",
                 vec![
                     text(&ev.message_sid),
                     ts(sql::now()),

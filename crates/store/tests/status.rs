@@ -256,3 +256,35 @@ on_both_backends!(
     early_callbacks,
     callbacks_before_the_sid_is_known_are_applied_later
 );
+
+/// A reply in doubt whose marker arrives with a SID another (identical) reply already recorded:
+/// the event is stored and applied to the row holding the SID, not refused on the unique index
+/// (which answered Twilio 500 and lost the status).
+async fn a_marker_for_a_sid_another_reply_holds_is_applied_there(db: &TestDb) {
+    let store = db.default_store().await;
+    let (held_by, msid) = sent_message(&store).await;
+    let s = sid("SMi");
+    store.record_inbound(inbound(&s)).await.unwrap();
+    let in_doubt = store.create_outbound(reply_to(&s)).await.unwrap();
+    store
+        .update_outbound(in_doubt.id, OutboundUpdate::sending())
+        .await
+        .unwrap();
+    let mut ev = event(&msid, "delivered", None);
+    ev.callback_marker = Some(in_doubt.callback_marker.clone());
+    assert_eq!(
+        store.record_status(ev).await.unwrap(),
+        StatusApplied::Advanced
+    );
+    assert_eq!(
+        store.get_outbound(held_by).await.unwrap().unwrap().status,
+        "delivered"
+    );
+    let r = store.get_outbound(in_doubt.id).await.unwrap().unwrap();
+    assert_eq!(r.message_sid, None, "still in doubt, for its own lookup");
+    assert_eq!(store.status_events(&msid).await.unwrap().len(), 1);
+}
+on_both_backends!(
+    marker_conflict,
+    a_marker_for_a_sid_another_reply_holds_is_applied_there
+);
