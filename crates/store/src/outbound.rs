@@ -77,8 +77,11 @@ impl Store {
         };
         let sid = update.message_sid.as_deref().filter(|s| !s.is_empty());
         if let Some(sid) = sid {
+            // The first SID recorded stays: a status callback's marker may have attached the
+            // message this send created before its response came back; a different SID now
+            // would be a second message, and the row keeps describing the first.
             let p = param(&mut values, text(sid));
-            sets.push(format!("message_sid = {p}"));
+            sets.push(format!("message_sid = COALESCE(message_sid, {p})"));
         }
         if let Some(status) = &update.status {
             let th = param(&mut values, Value::Int(Some(local_threshold(status))));

@@ -99,6 +99,15 @@ async fn updates_record_the_send_and_its_errors(db: &TestDb) {
         row.id
     );
 
+    // A later send's SID does not replace the recorded one (the row keeps describing the
+    // first message; a callback marker may have attached it before the send's response).
+    store
+        .update_outbound(row.id, OutboundUpdate::sent(&sid("SMx"), "queued", 1))
+        .await
+        .unwrap();
+    let r = store.get_outbound(row.id).await.unwrap().unwrap();
+    assert_eq!(r.message_sid.as_deref(), Some(twilio_sid.as_str()));
+
     // A second reply row for the same inbound is the same row, still final.
     assert!(
         store
