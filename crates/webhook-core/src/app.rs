@@ -314,6 +314,7 @@ impl App {
                 callback_marker,
             })
             .await?;
+        self.metrics.delivery_status(&cb.status, cb.error_code);
         let failed = matches!(cb.status.as_str(), "failed" | "undelivered");
         let hint = cb.error_code.map(|code| {
             twilio_client::hint_for_code(code)

@@ -20,6 +20,27 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    status: &'static str,
+    /// Twilio's error code, `none` without one.
+    error_code: String,
+}
+
+/// The lifecycle statuses Twilio reports for a message; anything else is counted as `other`,
+/// so the label's values stay few.
+const DELIVERY_STATUSES: [&str; 9] = [
+    "accepted",
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "read",
+    "undelivered",
+    "failed",
+    "canceled",
+];
+
 /// All metrics of one server.
 #[derive(Debug)]
 pub struct Metrics {
@@ -30,6 +51,7 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram>,
     queue_depth: Gauge,
     duplicates: Counter,
+    deliveries: Family<DeliveryLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -51,6 +73,7 @@ impl Metrics {
         });
         let queue_depth = Gauge::default();
         let duplicates = Counter::default();
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status code",
@@ -68,8 +91,13 @@ impl Metrics {
         );
         registry.register(
             "sends",
-            "Outbound replies by outcome (sent, dry_run, failed, in_doubt, skipped)",
+            "Outbound replies by outcome (sent, dry_run, failed, in_doubt, deferred, skipped)",
             sends.clone(),
+        );
+        registry.register(
+            "delivery_statuses",
+            "Delivery status callbacks received, by status and Twilio error code",
+            deliveries.clone(),
         );
         registry.register(
             "request_duration_seconds",
@@ -89,7 +117,21 @@ impl Metrics {
             latency,
             queue_depth,
             duplicates,
+            deliveries,
         }
+    }
+
+    /// Counts one delivery status callback.
+    pub fn delivery_status(&self, status: &str, error_code: Option<i64>) {
+        let status = DELIVERY_STATUSES
+            .iter()
+            .find(|s| **s == status)
+            .copied()
+            .unwrap_or("other");
+        let error_code = error_code.map_or_else(|| "none".to_owned(), |c| c.to_string());
+        self.deliveries
+            .get_or_create(&DeliveryLabels { status, error_code })
+            .inc();
     }
 
     /// Counts one finished request.

@@ -367,6 +367,13 @@ async fn callbacks_to_a_status_url_with_a_query_or_fragment_are_accepted() {
         assert_eq!(r.status, 200, "{configured}: {}", r.body);
         let events = s.app.store.status_events(&reply_sid).await.unwrap();
         assert_eq!(events.len(), 1, "{configured}: the event is stored");
+        let metrics = s.get("/metrics").await.body;
+        assert!(
+            metrics.contains(
+                r#"whatsapp_webhook_delivery_statuses_total{status="delivered",error_code="none"} 1"#
+            ),
+            "{metrics}"
+        );
         s.stop().await;
     }
 }
