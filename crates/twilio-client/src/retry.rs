@@ -243,6 +243,20 @@ impl Client {
         req: &SendMessage,
         policy: &RetryPolicy,
     ) -> Result<SendOutcome, SendFailure> {
+        self.send_counting_attempts_with(req, policy, || None)
+    }
+
+    /// [`Client::send_counting_attempts`], asking `known_sid` before each lookup whether the
+    /// message's SID became known another way while its response was lost: a status callback
+    /// carrying the marker of our `StatusCallback` URL names the message Twilio created. Such
+    /// a SID is fetched and returned as recovered, without listing or sending again (DESIGN:
+    /// "look the message up (list … or match our own StatusCallback marker) before retrying").
+    pub fn send_counting_attempts_with(
+        &self,
+        req: &SendMessage,
+        policy: &RetryPolicy,
+        known_sid: impl Fn() -> Option<String>,
+    ) -> Result<SendOutcome, SendFailure> {
         req.validate()?;
         let started = chrono::Utc::now();
         let mut clock = Budget::start(policy.max_elapsed);
@@ -294,7 +308,7 @@ impl Client {
                 clock.slept(wait);
             }
             if uncertain {
-                match self.find_sent(req, started) {
+                match self.lookup(req, started, &known_sid) {
                     Ok(Some(message)) => {
                         tracing::info!(sid = %message.sid, "twilio: lost response, message found by lookup");
                         return Ok(SendOutcome {
@@ -338,7 +352,7 @@ impl Client {
         }
 
         // Out of tries: one last look, so a message that did go out is reported as sent.
-        if uncertain && let Ok(Some(message)) = self.find_sent(req, started) {
+        if uncertain && let Ok(Some(message)) = self.lookup(req, started, &known_sid) {
             return Ok(SendOutcome {
                 message,
                 attempts,
@@ -352,6 +366,20 @@ impl Client {
             attempts,
             out_of_time,
         })
+    }
+
+    /// The message a send that may have gone through created: by the SID `known_sid` gives
+    /// (fetched), else by listing ([`Client::find_sent`]).
+    fn lookup(
+        &self,
+        req: &SendMessage,
+        started: chrono::DateTime<chrono::Utc>,
+        known_sid: &impl Fn() -> Option<String>,
+    ) -> Result<Option<Message>, TwilioError> {
+        match known_sid() {
+            Some(sid) => self.fetch_message(&sid).map(Some),
+            None => self.find_sent(req, started),
+        }
     }
 
     /// Looks for a message matching `req` (same `To`, sender, body and media count, outbound)

@@ -567,11 +567,29 @@ async fn send_reply(
     }
     // Kept for a lookup after the send, should another reply's lookup have taken its SID.
     let (lookup, lookup_client) = (request.clone(), client.clone());
+    // While a response is lost, a status callback carrying this reply's marker may attach the
+    // message's SID to the row: the retry takes that message instead of sending again.
+    let (runtime, store, outbound_id) = (
+        tokio::runtime::Handle::current(),
+        app.store.clone(),
+        outbound.id,
+    );
+    let known_sid = move || {
+        runtime
+            .block_on(store.get_outbound(outbound_id))
+            .ok()
+            .flatten()
+            .and_then(|row| row.message_sid)
+    };
     let result = tokio::task::spawn_blocking(move || {
         // The budget is taken here, after the lookup, so no POST outlasts the claim.
         let budget = send_budget(lease_end, Deadline::now(), client.timeout()).unwrap_or_default();
         client
-            .send_counting_attempts(&request, &RetryPolicy::default().within(budget))
+            .send_counting_attempts_with(
+                &request,
+                &RetryPolicy::default().within(budget),
+                known_sid,
+            )
             .map(|o| (o.message, o.attempts, o.recovered))
     })
     .await;

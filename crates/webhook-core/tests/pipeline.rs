@@ -136,6 +136,64 @@ async fn a_1600_character_message_is_answered_within_twilio_s_limit() {
     s.stop().await;
 }
 
+/// The send's response is lost and Twilio's list does not show the message (yet), but a status
+/// callback with the reply's marker names it: the retry takes that message instead of sending a
+/// second one (DESIGN: "look the message up (list … or match our own StatusCallback marker)").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_callback_during_a_lost_response_stops_the_resend() {
+    let db = TestDb::sqlite();
+    let twilio = FakeTwilio::start().await;
+    twilio.delay_next_sends(1, Duration::from_secs(120));
+    twilio.respond(
+        "GET",
+        &format!(
+            "/2010-04-01/Accounts/{}/Messages.json",
+            test_support::ACCOUNT_SID
+        ),
+        200,
+        r#"{"messages": []}"#,
+    );
+    let s = Server::with_twilio(&db, &twilio).await;
+    let sid = sid("SM");
+    assert_eq!(s.post_webhook(&inbound_body(&sid)).await.status, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let created = loop {
+        if let Some(m) = twilio.created_messages().first() {
+            break m["sid"].as_str().unwrap().to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "the send went out");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let out = s
+        .app
+        .store
+        .outbound_for_inbound(&sid)
+        .await
+        .unwrap()
+        .unwrap();
+    let body = test_support::fixture("status-sent.form")
+        .replace("SM8e2c4a6b0d1f3e5a7c9b2d4f6a8c0e1b", &created);
+    let r = s
+        .post_status(&body, &format!("ref={}", out.callback_marker))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The client's 10 s timeout, one request timeout before the lookup, then the outcome.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let row = s.app.store.get_inbound(&sid).await.unwrap().unwrap();
+        if row.state == InboundState::Answered {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "answered: {row:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(twilio.sent_messages().len(), 1, "no second message");
+    let out = s.app.store.get_outbound(out.id).await.unwrap().unwrap();
+    assert_eq!(out.message_sid.as_deref(), Some(created.as_str()));
+    assert_eq!(out.status, "sent");
+    s.stop().await;
+}
+
 /// `.env.example` copied with only the token filled in: a placeholder Account SID or
 /// Messaging Service SID cannot send, so replies are a dry run (they were sent with the
 /// placeholder and failed at Twilio, although the start-up finding said they cannot be sent).

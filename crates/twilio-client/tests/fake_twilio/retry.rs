@@ -210,6 +210,38 @@ fn a_create_still_running_when_the_client_gave_up_is_found_not_sent_again() {
     assert_eq!(fake.sent_messages().len(), 1, "one POST");
 }
 
+/// The caller learned the message's SID another way (a status callback with its marker) while
+/// the response was lost and the list does not show the message: that message is fetched and
+/// returned, nothing is sent again.
+#[test]
+fn a_sid_known_from_a_status_callback_is_taken_instead_of_resending() {
+    let fake = FakeTwilio::start_blocking();
+    fake.delay_next_sends(1, FAKE_DELAY);
+    fake.respond(
+        "GET",
+        &format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"),
+        200,
+        r#"{"messages": []}"#,
+    );
+    let client = Sleeps::default().attach(client_with(
+        &fake,
+        Auth::token(ACCOUNT_SID, AUTH_TOKEN),
+        CLIENT_TIMEOUT,
+    ));
+    let known = || {
+        fake.created_messages()
+            .first()
+            .and_then(|m| m["sid"].as_str().map(str::to_owned))
+    };
+    let outcome = client
+        .send_counting_attempts_with(&reply("hi"), &policy(4), known)
+        .expect("found by its SID");
+    assert!(outcome.recovered);
+    assert_eq!(outcome.attempts, 1);
+    assert_eq!(fake.sent_messages().len(), 1, "not sent again");
+    assert_eq!(lookups(&fake), 0, "no list needed");
+}
+
 /// A lookup answered 200 with something that is not a message list (a proxy's JSON) proves
 /// nothing: the send is left in doubt, never sent again.
 #[test]
