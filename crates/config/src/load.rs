@@ -547,6 +547,16 @@ impl Builder {
             );
         }
         match (from, service) {
+            // A placeholder Messaging Service left beside a real number (the README's example
+            // copied whole) does not take the replies away from that number.
+            (Some((number, _)), Some(sid)) if is_placeholder(&sid) => {
+                self.note(
+                    ("TWILIO_MESSAGING_SERVICE_SID", "placeholder"),
+                    format!("still a placeholder: ignored, replies are sent from {number}"),
+                    "remove it, or copy the SID from Messaging, Services in the Twilio Console",
+                );
+                Some(Sender::WhatsAppFrom(number))
+            }
             (Some(_), Some(sid)) => {
                 self.note(
                     ("TWILIO_MESSAGING_SERVICE_SID", "both_senders"),

@@ -160,12 +160,21 @@ fn redact_query(url: &str) -> String {
 /// ':' before the password, the '@' after it)`; `None` without a password.
 ///
 /// Normally the userinfo ends at the last '@' before the first '/', '?' or '#'. A password may
-/// contain those characters unencoded (`p@ss#w0rd`, `12/34`); then the last '@' anywhere ends
-/// it. Erring towards hiding too much is fine, showing a password is not.
+/// contain those characters unencoded (`p@ss#w0rd`, `12/34`): when no '@' comes before them,
+/// or an '@' follows in what would be the path or the fragment, the password runs to the last
+/// '@' in the URL. (An '@' in the query alone, `?application_name=ops@team`, is a query's.)
+/// Erring towards hiding too much is fine, showing a password is not.
 fn password_span(url: &str) -> Option<(usize, usize, usize)> {
     let start = url.find("://")? + 3;
     let rest = &url[start..];
-    let at = rest.rfind('@')?;
+    let naive_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let tail = &rest[naive_end..];
+    let path = tail.split(['?', '#']).next().unwrap_or_default();
+    let fragment = tail.split_once('#').map_or("", |(_, f)| f);
+    let at = match rest[..naive_end].rfind('@') {
+        Some(at) if !path.contains('@') && !fragment.contains('@') => at,
+        _ => rest.rfind('@')?,
+    };
     let colon = rest[..at].find(':')?;
     if rest[..colon].contains(['/', '?', '#']) {
         // The ':' belongs to a path or query ("db/x?opt=a:b@c"), there is no password.
@@ -192,6 +201,23 @@ mod tests {
         assert_eq!(format!("{s}"), "[redacted]");
         assert_eq!(format!("{s:#?}"), "[redacted]");
         assert_eq!(s.expose(), "0123456789abcdef0123456789abcdef");
+    }
+
+    #[test]
+    fn a_password_with_unencoded_separators_is_hidden_whole_and_a_query_at_is_not_a_password() {
+        for (url, shown) in [
+            (
+                "postgres://app:p@ss#w0rd@127.0.0.1:5432/db",
+                "postgres://app:***@127.0.0.1:5432/db",
+            ),
+            ("postgres://app:1234/ss@db/x", "postgres://app:***@db/x"),
+            (
+                "postgres://app:pw@db.internal:5432/db?application_name=ops@team",
+                "postgres://app:***@db.internal:5432/db?application_name=ops@team",
+            ),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
     }
 
     #[test]

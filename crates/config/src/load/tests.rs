@@ -237,6 +237,18 @@ fn a_placeholder_messaging_service_is_a_finding_not_a_load_error() {
         )])
         .contains("got 34 characters, not all of them hex")
     );
+    // Beside a real number the placeholder is ignored: replies go from the number.
+    let s = vars(&[
+        placeholder,
+        ("TWILIO_WHATSAPP_FROM", "whatsapp:+14155238886"),
+    ])
+    .unwrap();
+    assert_eq!(
+        s.sender,
+        Some(crate::Sender::WhatsAppFrom(
+            "whatsapp:+14155238886".to_owned()
+        ))
+    );
 }
 
 #[test]
