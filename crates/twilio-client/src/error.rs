@@ -283,6 +283,23 @@ impl TwilioError {
         }
     }
 
+    /// Whether Twilio was never reached: the host name did not resolve, or the connection was
+    /// refused or not made in time. Nothing was sent, and such a failure is often over in
+    /// minutes (a network or DNS blip). TLS failures are not included: a certificate or proxy
+    /// problem does not pass by waiting.
+    pub fn never_reached(&self) -> bool {
+        match self {
+            TwilioError::Connection {
+                detail,
+                may_have_been_sent: false,
+            } => !detail.starts_with("TLS"),
+            TwilioError::Timeout {
+                may_have_been_sent, ..
+            } => !may_have_been_sent,
+            _ => false,
+        }
+    }
+
     /// One sentence telling the operator what to do next.
     pub fn hint(&self) -> &'static str {
         if let Some(hint) = self.code().and_then(hint_for_code) {

@@ -28,7 +28,8 @@
 //! - No async: ureq is blocking. Callers on tokio use `tokio::task::spawn_blocking`.
 //! - No webhook signature validation (that is `twilio-signature`) and no persistence: the
 //!   caller's outbound row is the record of what was sent.
-//! - No pagination beyond the first page, no media download, no other Twilio products.
+//! - No pagination beyond the first page, except the lookup of a send whose response was lost
+//!   (it reads back to when the send began); no media download, no other Twilio products.
 //! - It never logs credentials; `Debug` of [`Auth`] and [`Client`] redacts them.
 //!
 //! # Layout
@@ -75,4 +76,4 @@ pub use client::{CONNECT_TIMEOUT, Client, DEFAULT_BASE_URL, MAX_SENDER_PAGES};
 pub use error::{ApiError, TwilioError, hint_for_code};
 pub use message::{MAX_BODY_CHARS, MAX_MEDIA_URLS, Message, SendMessage};
 pub use resources::{Account, IncomingNumber, MessagingService, SenderWebhook, WhatsAppSender};
-pub use retry::{LOOKUP_SKEW, RetryPolicy, SendFailure, SendOutcome};
+pub use retry::{LOOKUP_SKEW, RetryPolicy, SendFailure, SendOutcome, SendRecords};

@@ -94,8 +94,9 @@ impl RetryPolicy {
     }
 
     /// The longest a send under this policy can take with requests bounded by `timeout`: every
-    /// try at its longest wait, a lookup before each resend, and the final lookup. With
-    /// [`RetryPolicy::max_elapsed`] set, the send ends its last `POST` within that instead.
+    /// try at its longest wait, a lookup (of one page) before each resend, and the final
+    /// lookup. A lookup that reads more pages takes longer; with [`RetryPolicy::max_elapsed`]
+    /// set, the send ends its last `POST` within that budget whatever the lookups took.
     ///
     /// ```
     /// use std::time::Duration;
@@ -109,7 +110,8 @@ impl RetryPolicy {
     /// ```
     pub fn worst_case(&self, timeout: Duration) -> Duration {
         let tries = self.max_attempts.max(1);
-        let longest_wait = self.max_delay.max(self.max_retry_after);
+        // A lookup after a lost response waits at least one request timeout.
+        let longest_wait = self.max_delay.max(self.max_retry_after).max(timeout);
         // First POST; then per retry: the wait, a lookup, a POST; then a final lookup; and the
         // lookup a caller makes before resending an interrupted send.
         timeout + (longest_wait + timeout * 2) * (tries - 1) + timeout * 2
@@ -161,6 +163,24 @@ impl Budget {
         spent.saturating_add(more) <= limit
     }
 }
+
+/// What the caller's own records say about sends, for the lookups of
+/// [`Client::send_counting_attempts_with`]. `()` knows nothing.
+pub trait SendRecords {
+    /// The SID of the message this send created, when it became known another way while the
+    /// response was lost (a status callback carrying this send's marker).
+    fn known_sid(&self) -> Option<String> {
+        None
+    }
+
+    /// Whether another send already recorded `sid` as its own: two identical replies to one
+    /// person match the same listed messages, and one must not take the other's.
+    fn taken(&self, _sid: &str) -> bool {
+        false
+    }
+}
+
+impl SendRecords for () {}
 
 /// A message that Twilio accepted, and how we got it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,19 +263,20 @@ impl Client {
         req: &SendMessage,
         policy: &RetryPolicy,
     ) -> Result<SendOutcome, SendFailure> {
-        self.send_counting_attempts_with(req, policy, || None)
+        self.send_counting_attempts_with(req, policy, &())
     }
 
-    /// [`Client::send_counting_attempts`], asking `known_sid` before each lookup whether the
-    /// message's SID became known another way while its response was lost: a status callback
-    /// carrying the marker of our `StatusCallback` URL names the message Twilio created. Such
-    /// a SID is fetched and returned as recovered, without listing or sending again (DESIGN:
-    /// "look the message up (list … or match our own StatusCallback marker) before retrying").
+    /// [`Client::send_counting_attempts`], consulting the caller's `records` in each lookup of
+    /// a send whose response was lost: a SID they already know for this send (a status
+    /// callback carrying the marker of our `StatusCallback` URL names the message Twilio
+    /// created) is fetched and returned as recovered, without listing or sending again
+    /// (DESIGN: "look the message up (list … or match our own StatusCallback marker) before
+    /// retrying"); a listed message another send already recorded is not taken for this one.
     pub fn send_counting_attempts_with(
         &self,
         req: &SendMessage,
         policy: &RetryPolicy,
-        known_sid: impl Fn() -> Option<String>,
+        records: &dyn SendRecords,
     ) -> Result<SendOutcome, SendFailure> {
         req.validate()?;
         let started = chrono::Utc::now();
@@ -308,7 +329,7 @@ impl Client {
                 clock.slept(wait);
             }
             if uncertain {
-                match self.lookup(req, started, &known_sid) {
+                match self.lookup(req, started, records) {
                     Ok(Some(message)) => {
                         tracing::info!(sid = %message.sid, "twilio: lost response, message found by lookup");
                         return Ok(SendOutcome {
@@ -326,6 +347,17 @@ impl Client {
                         }
                         continue;
                     }
+                }
+                // The lookup (several pages, slow while Twilio is slow) may have used the
+                // time the check above kept for it: the POST must still end inside the budget.
+                if !clock.fits(self.timeout) {
+                    tracing::warn!(
+                        to = %req.to,
+                        attempts,
+                        "twilio send: the lookup left no time in the budget for another try"
+                    );
+                    out_of_time = true;
+                    break;
                 }
             }
             attempts += 1;
@@ -352,7 +384,7 @@ impl Client {
         }
 
         // Out of tries: one last look, so a message that did go out is reported as sent.
-        if uncertain && let Ok(Some(message)) = self.lookup(req, started, &known_sid) {
+        if uncertain && let Ok(Some(message)) = self.lookup(req, started, records) {
             return Ok(SendOutcome {
                 message,
                 attempts,
@@ -368,18 +400,21 @@ impl Client {
         })
     }
 
-    /// The message a send that may have gone through created: by the SID `known_sid` gives
-    /// (fetched), else by listing ([`Client::find_sent`]).
+    /// The message a send that may have gone through created: by the SID `records` know
+    /// (fetched), else the oldest listed match no other send has recorded.
     fn lookup(
         &self,
         req: &SendMessage,
         started: chrono::DateTime<chrono::Utc>,
-        known_sid: &impl Fn() -> Option<String>,
+        records: &dyn SendRecords,
     ) -> Result<Option<Message>, TwilioError> {
-        match known_sid() {
-            Some(sid) => self.fetch_message(&sid).map(Some),
-            None => self.find_sent(req, started),
+        if let Some(sid) = records.known_sid() {
+            return self.fetch_message(&sid).map(Some);
         }
+        Ok(self
+            .find_all_sent(req, started)?
+            .into_iter()
+            .find(|m| !records.taken(&m.sid)))
     }
 
     /// Looks for a message matching `req` (same `To`, sender, body and media count, outbound)

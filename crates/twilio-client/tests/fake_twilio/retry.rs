@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use test_support::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio};
-use twilio_client::{Auth, RetryPolicy, TwilioError};
+use twilio_client::{Auth, RetryPolicy, SendRecords, TwilioError};
 
 use super::timeouts::{CLIENT_TIMEOUT, FAKE_DELAY};
 use crate::{FROM, Sleeps, TO, client, client_with, lookups, reply};
@@ -228,18 +228,51 @@ fn a_sid_known_from_a_status_callback_is_taken_instead_of_resending() {
         Auth::token(ACCOUNT_SID, AUTH_TOKEN),
         CLIENT_TIMEOUT,
     ));
-    let known = || {
-        fake.created_messages()
-            .first()
-            .and_then(|m| m["sid"].as_str().map(str::to_owned))
-    };
+    struct Marker<'a>(&'a FakeTwilio);
+    impl SendRecords for Marker<'_> {
+        fn known_sid(&self) -> Option<String> {
+            self.0
+                .created_messages()
+                .first()
+                .and_then(|m| m["sid"].as_str().map(str::to_owned))
+        }
+    }
     let outcome = client
-        .send_counting_attempts_with(&reply("hi"), &policy(4), known)
+        .send_counting_attempts_with(&reply("hi"), &policy(4), &Marker(&fake))
         .expect("found by its SID");
     assert!(outcome.recovered);
     assert_eq!(outcome.attempts, 1);
     assert_eq!(fake.sent_messages().len(), 1, "not sent again");
     assert_eq!(lookups(&fake), 0, "no list needed");
+}
+
+/// Two identical replies to one person: the first was sent and recorded; the second's POST
+/// got a 500 without creating anything. Its lookup must not take the first reply's message
+/// (recorded by that reply), and sends its own.
+#[test]
+fn a_lookup_skips_a_message_another_send_recorded() {
+    let fake = FakeTwilio::start_blocking();
+    let client = Sleeps::default().attach(client(&fake));
+    let first = client
+        .send_message(&reply("same text"))
+        .expect("first reply");
+    fake.fail_next_sends(1, 500, "error-500.json");
+    struct Recorded(String);
+    impl SendRecords for Recorded {
+        fn taken(&self, sid: &str) -> bool {
+            sid == self.0
+        }
+    }
+    let outcome = client
+        .send_counting_attempts_with(
+            &reply("same text"),
+            &policy(4),
+            &Recorded(first.sid.clone()),
+        )
+        .expect("sent");
+    assert!(!outcome.recovered, "{outcome:?}");
+    assert_ne!(outcome.message.sid, first.sid);
+    assert_eq!(fake.created_messages().len(), 2, "one message per reply");
 }
 
 /// A lookup answered 200 with something that is not a message list (a proxy's JSON) proves
