@@ -487,5 +487,31 @@ async fn write_outcomes(
             .await
             .map_err(|e| err("finishing inbound messages", &e))?;
     }
+    // A message given up as failed (claimed too often without an outcome) closes a reply left
+    // open (`pending`, or `submitting` after sends that never reached Twilio or stayed in
+    // doubt): the row then says so and keeps the last error, instead of reading "in doubt".
+    let failed: Vec<&str> = finished
+        .iter()
+        .filter(|(_, s)| *s == InboundState::Failed)
+        .map(|(sid, _)| *sid)
+        .collect();
+    if !failed.is_empty() {
+        let mut p = Params::new(backend, failed.len() + 1);
+        let t = p.push(ts(now));
+        let list = p.text_list(&failed);
+        let q = format!(
+            "UPDATE outbound_messages SET status = 'failed', updated_at = {t}, \
+             error_message = CASE WHEN error_message IS NULL THEN '{GIVEN_UP}' \
+             ELSE '{GIVEN_UP}; last error: ' || error_message END \
+             WHERE inbound_message_sid IN {list} AND status IN ('pending', 'submitting')"
+        );
+        txn.execute_raw(p.statement(q))
+            .await
+            .map_err(|e| err("closing replies of failed messages", &e))?;
+    }
     Ok(())
 }
+
+/// The error text of a reply closed because its message was given up.
+const GIVEN_UP: &str = "given up: no outcome after repeated attempts \
+    (whether Twilio created a message is not confirmed)";

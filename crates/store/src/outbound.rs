@@ -82,6 +82,18 @@ impl Store {
             // would be a second message, and the row keeps describing the first.
             let p = param(&mut values, text(sid));
             sets.push(format!("message_sid = COALESCE(message_sid, {p})"));
+            if update.error_code.is_none() && update.error_message.is_none() {
+                // The first SID: the errors of earlier tries (unreachable, in doubt) are over.
+                // (SET reads the row as it was, so a SID a callback attached keeps its error.)
+                sets.push(
+                    "error_code = CASE WHEN message_sid IS NULL THEN NULL ELSE error_code END"
+                        .to_owned(),
+                );
+                sets.push(
+                    "error_message = CASE WHEN message_sid IS NULL THEN NULL ELSE error_message END"
+                        .to_owned(),
+                );
+            }
         }
         if let Some(status) = &update.status {
             let th = param(&mut values, Value::Int(Some(local_threshold(status))));

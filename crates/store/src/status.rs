@@ -165,8 +165,14 @@ impl Store {
                 ],
             ))
             .await
+            .map(drop)
             .map_err(|e| {
                 StoreError::from_db(backend, "attaching a message SID by callback marker", &e)
+            })
+            .or_else(|e| {
+                // Another reply recorded this SID between the check and the write (PostgreSQL,
+                // a concurrent update_outbound): it stays there, as in the NOT EXISTS case.
+                if e.is_constraint() { Ok(()) } else { Err(e) }
             })?;
         }
 

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use store::InboundState;
+use store::{InboundState, OutboundUpdate};
 
 use crate::on_both_backends;
+use crate::outbound::reply_to;
 use crate::support::{TestDb, TestDbExt, inbound, sid};
 
 async fn concurrent_claims_give_a_message_to_exactly_one_worker(db: &TestDb) {
@@ -562,3 +563,54 @@ on_both_backends!(
     answer_without_sender,
     batch_answers_store_a_missing_sender_as_null
 );
+
+/// A message given up as failed closes a reply that was left open, keeping its last error;
+/// a reply that already had an outcome is left alone.
+async fn giving_up_a_message_closes_its_open_reply(db: &TestDb) {
+    let store = db.default_store().await;
+    let open = sid("SMg");
+    store.record_inbound(inbound(&open)).await.unwrap();
+    let row = store.create_outbound(reply_to(&open)).await.unwrap();
+    store
+        .update_outbound(
+            row.id,
+            OutboundUpdate {
+                add_attempts: 4,
+                error_message: Some("cannot reach twilio: connection refused".to_owned()),
+                ..OutboundUpdate::sending()
+            },
+        )
+        .await
+        .unwrap();
+    let done = sid("SMd");
+    store.record_inbound(inbound(&done)).await.unwrap();
+    let failed = store.create_outbound(reply_to(&done)).await.unwrap();
+    store
+        .update_outbound(
+            failed.id,
+            OutboundUpdate::failed(Some(21211), "invalid 'To' phone number", 1),
+        )
+        .await
+        .unwrap();
+    store
+        .finish_inbound_many(&[
+            (open.as_str(), InboundState::Failed),
+            (done.as_str(), InboundState::Failed),
+        ])
+        .await
+        .unwrap();
+    let r = store.get_outbound(row.id).await.unwrap().unwrap();
+    assert_eq!(r.status, "failed");
+    let text = r.error_message.unwrap_or_default();
+    assert!(
+        text.starts_with("given up") && text.ends_with("connection refused"),
+        "{text}"
+    );
+    assert_eq!(r.attempts, 4);
+    let f = store.get_outbound(failed.id).await.unwrap().unwrap();
+    assert_eq!(
+        f.error_message.as_deref(),
+        Some("invalid 'To' phone number")
+    );
+}
+on_both_backends!(given_up, giving_up_a_message_closes_its_open_reply);

@@ -79,6 +79,17 @@ async fn updates_record_the_send_and_its_errors(db: &TestDb) {
         "a send without an answer must be looked up, not resent"
     );
 
+    // An earlier try's error (Twilio unreachable) is on the row until the message is sent.
+    store
+        .update_outbound(
+            row.id,
+            OutboundUpdate {
+                error_message: Some("cannot reach twilio: connection refused".to_owned()),
+                ..OutboundUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
     let twilio_sid = sid("SMt");
     store
         .update_outbound(row.id, OutboundUpdate::sent(&twilio_sid, "queued", 2))
@@ -86,6 +97,10 @@ async fn updates_record_the_send_and_its_errors(db: &TestDb) {
         .unwrap();
     let r = store.get_outbound(row.id).await.unwrap().unwrap();
     assert_eq!(r.message_sid.as_deref(), Some(twilio_sid.as_str()));
+    assert_eq!(
+        r.error_message, None,
+        "the sent reply carries no stale error"
+    );
     assert_eq!(r.status, "queued");
     assert_eq!(r.attempts, 2);
     assert!(r.is_final());

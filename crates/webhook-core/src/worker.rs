@@ -375,6 +375,7 @@ fn decide(app: &App, row: &store::InboundMessage) -> Decision {
             attempts = row.attempts,
             "❌ giving up on this message after {MAX_CLAIMS} attempts without an outcome; marked failed (see outbound_messages for the last error)"
         );
+        app.metrics.send_outcome("failed");
         return Decision::Finish(InboundState::Failed);
     }
     let msg = match InboundMessage::from_params(json_to_params(&row.params_json)) {
@@ -567,29 +568,16 @@ async fn send_reply(
     }
     // Kept for a lookup after the send, should another reply's lookup have taken its SID.
     let (lookup, lookup_client) = (request.clone(), client.clone());
-    // While a response is lost, a status callback carrying this reply's marker may attach the
-    // message's SID to the row: the retry takes that message instead of sending again.
-    let (runtime, store, outbound_id) = (
-        tokio::runtime::Handle::current(),
-        app.store.clone(),
-        outbound.id,
-    );
-    let known_sid = move || {
-        runtime
-            .block_on(store.get_outbound(outbound_id))
-            .ok()
-            .flatten()
-            .and_then(|row| row.message_sid)
+    let records = Records {
+        runtime: tokio::runtime::Handle::current(),
+        store: app.store.clone(),
+        outbound_id: outbound.id,
     };
     let result = tokio::task::spawn_blocking(move || {
         // The budget is taken here, after the lookup, so no POST outlasts the claim.
         let budget = send_budget(lease_end, Deadline::now(), client.timeout()).unwrap_or_default();
         client
-            .send_counting_attempts_with(
-                &request,
-                &RetryPolicy::default().within(budget),
-                known_sid,
-            )
+            .send_counting_attempts_with(&request, &RetryPolicy::default().within(budget), &records)
             .map(|o| (o.message, o.attempts, o.recovered))
     })
     .await;
@@ -627,9 +615,10 @@ async fn send_reply(
             tracing::warn!(message_sid = sid, attempts = failure.attempts, error = %failure.error, "⚠️ no time left in the claim to send or retry; the sweep will retry");
             InboundState::Processing
         }
-        Ok(Err(failure)) if unreachable_unsent(&failure.error) => {
-            // Twilio could not be reached at all (DNS, refused or timed-out connect) on any of
-            // the tries, a few seconds in all: nothing was sent. A network blip must not lose
+        Ok(Err(failure)) if failure.error.never_reached() => {
+            // Twilio could not be reached at all (DNS, refused or timed-out connect; not TLS) on
+            // the last of the tries, a few seconds in all, and no earlier try is in doubt (the
+            // retry looked those up): nothing was sent. A network blip must not lose
             // the reply, so the error is recorded and the next claim (after the lease) tries
             // again; MAX_CLAIMS bounds it, then the message is given up as `failed`.
             let e = failure.error;
@@ -656,9 +645,21 @@ async fn send_reply(
         }
         Ok(Err(failure)) if failure.error.may_have_been_sent() => {
             let e = failure.error;
-            // Unknown outcome: keep "submitting" so the next try looks the message up first.
+            // Unknown outcome: keep "submitting" so the next try looks the message up first;
+            // the row shows the error and the POSTs meanwhile.
+            let _ = retry_unavailable(sid, "recording the send in doubt", until, || {
+                app.store.update_outbound(
+                    outbound.id,
+                    OutboundUpdate {
+                        add_attempts: failure.attempts,
+                        error_message: Some(e.to_string()),
+                        ..OutboundUpdate::default()
+                    },
+                )
+            })
+            .await;
             app.metrics.send_outcome("in_doubt");
-            tracing::warn!(message_sid = sid, error = %e, "⚠️ reply outcome unknown (Twilio did not answer); it will be looked up before any resend");
+            tracing::warn!(message_sid = sid, error = %e, "⚠️ reply outcome unknown (no answer from Twilio that says whether the message was created); it will be looked up before any resend");
             InboundState::Processing
         }
         Ok(Err(failure)) => {
@@ -688,20 +689,32 @@ async fn send_reply(
     }
 }
 
-/// Whether `error` means Twilio was never reached (so nothing was sent): a connection that
-/// could not be made, or a connect that timed out.
-fn unreachable_unsent(error: &twilio_client::TwilioError) -> bool {
-    use twilio_client::TwilioError;
-    matches!(
-        error,
-        TwilioError::Connection {
-            may_have_been_sent: false,
-            ..
-        } | TwilioError::Timeout {
-            may_have_been_sent: false,
-            ..
-        }
-    )
+/// What the outbound rows say, for the lookups of a send whose response was lost (run on the
+/// send's blocking thread): a SID a status callback attached to this reply through its marker
+/// is this send's message; a SID another reply recorded is not.
+struct Records {
+    runtime: tokio::runtime::Handle,
+    store: store::Store,
+    outbound_id: i64,
+}
+
+impl twilio_client::SendRecords for Records {
+    fn known_sid(&self) -> Option<String> {
+        self.runtime
+            .block_on(self.store.get_outbound(self.outbound_id))
+            .ok()
+            .flatten()
+            .and_then(|row| row.message_sid)
+    }
+
+    fn taken(&self, sid: &str) -> bool {
+        // Unreadable counts as not taken: the unique index still refuses a second owner.
+        self.runtime
+            .block_on(self.store.outbound_by_message_sid(sid))
+            .ok()
+            .flatten()
+            .is_some_and(|row| row.id != self.outbound_id)
+    }
 }
 
 /// Adds our `ref=<marker>` to a status callback URL: at the end of its query, before a

@@ -194,34 +194,114 @@ async fn a_status_callback_during_a_lost_response_stops_the_resend() {
     s.stop().await;
 }
 
+/// Two identical replies to one person (a fixed template), the second's POST answered 500
+/// without creating anything: its lookup lists the first reply's message, which that reply
+/// recorded, so it sends its own at once (it took the first reply's message, failed on the
+/// unique index and waited for the 120 s lease).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identical_reply_after_a_5xx_does_not_take_the_first_reply_s_message() {
+    let db = TestDb::sqlite();
+    let twilio = FakeTwilio::start().await;
+    let s = Server::start(
+        &db,
+        Opts {
+            twilio: Some(&twilio),
+            env: vec![("AUTO_REPLY_TEMPLATE", "Thanks, we got it.".to_owned())],
+            ..Opts::default()
+        },
+    )
+    .await;
+    let first = sid("SM");
+    assert_eq!(s.post_webhook(&inbound_body(&first)).await.status, 200);
+    assert_eq!(s.wait_processed(&first).await, InboundState::Answered);
+    twilio.fail_next_sends(1, 500, "error-500.json");
+    let second = sid("SM");
+    assert_eq!(s.post_webhook(&inbound_body(&second)).await.status, 200);
+    assert_eq!(s.wait_processed(&second).await, InboundState::Answered);
+    assert_eq!(twilio.created_messages().len(), 2, "one message per reply");
+    assert_eq!(
+        twilio.sent_messages().len(),
+        3,
+        "the 500, then the second reply's own"
+    );
+    let a = s
+        .app
+        .store
+        .outbound_for_inbound(&first)
+        .await
+        .unwrap()
+        .unwrap();
+    let b = s
+        .app
+        .store
+        .outbound_for_inbound(&second)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(a.message_sid, b.message_sid);
+    assert_eq!(b.attempts, 2);
+    s.stop().await;
+}
+
 /// `.env.example` copied with only the token filled in: a placeholder Account SID or
 /// Messaging Service SID cannot send, so replies are a dry run (they were sent with the
 /// placeholder and failed at Twilio, although the start-up finding said they cannot be sent).
+/// A placeholder Messaging Service beside a real number is ignored: the number sends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn placeholder_sids_make_replies_a_dry_run_instead_of_failed_sends() {
-    for (key, value) in [
-        ("TWILIO_ACCOUNT_SID", "ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    const AC: &str = "ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+    const MG: &str = "MGxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+    // (case, with the fake's number as TWILIO_WHATSAPP_FROM, extra setting, replies sent)
+    for (case, with_from, (key, value), sends) in [
         (
-            "TWILIO_MESSAGING_SERVICE_SID",
-            "MGxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            "placeholder account",
+            true,
+            ("TWILIO_ACCOUNT_SID", AC),
+            false,
+        ),
+        (
+            "placeholder service alone",
+            false,
+            ("TWILIO_MESSAGING_SERVICE_SID", MG),
+            false,
+        ),
+        (
+            "placeholder service and a number",
+            true,
+            ("TWILIO_MESSAGING_SERVICE_SID", MG),
+            true,
         ),
     ] {
         let db = TestDb::sqlite();
         let twilio = FakeTwilio::start().await;
+        let mut env = vec![(key, value.to_owned())];
+        if !with_from {
+            env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
+        }
         let s = Server::start(
             &db,
             Opts {
-                twilio: Some(&twilio),
-                env: vec![(key, value.to_owned())],
+                twilio: with_from.then_some(&twilio),
+                env,
                 ..Opts::default()
             },
         )
         .await;
-        assert!(s.app.is_dry_run(), "{key}");
+        assert_eq!(s.app.is_dry_run(), !sends, "{case}");
         let sid = sid("SM");
         assert_eq!(s.post_webhook(&inbound_body(&sid)).await.status, 200);
-        assert_eq!(s.wait_processed(&sid).await, InboundState::DryRun, "{key}");
-        assert!(twilio.sent_messages().is_empty(), "{key}: nothing sent");
+        let expected = if sends {
+            InboundState::Answered
+        } else {
+            InboundState::DryRun
+        };
+        assert_eq!(s.wait_processed(&sid).await, expected, "{case}");
+        let sent = twilio.sent_messages();
+        assert_eq!(sent.len(), usize::from(sends), "{case}");
+        if let Some(post) = sent.first() {
+            assert_eq!(post.form_value("From"), Some(FROM), "{case}");
+            assert_eq!(post.form_value("MessagingServiceSid"), None, "{case}");
+        }
         s.stop().await;
     }
 }
@@ -271,7 +351,10 @@ async fn a_reply_to_an_unreachable_twilio_is_kept_for_a_later_try_not_failed() {
     );
     let row = s.app.store.get_inbound(&sid).await.unwrap().unwrap();
     assert_eq!(row.state, InboundState::Processing, "kept for a later try");
-    assert!(row.lease_until > row.claimed_at, "{row:?}");
+    assert!(
+        row.lease_until.is_some(),
+        "claimed until its lease ends: {row:?}"
+    );
     s.stop().await;
 }
 

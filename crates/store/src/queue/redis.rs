@@ -453,11 +453,18 @@ impl WorkQueue for RedisQueue {
             let start = Instant::now();
             let gate = self.breaker.enter(start);
             if let Gate::Open { retry_in } = gate {
+                let next = if retry_in.is_zero() {
+                    "another enqueue is trying Redis now".to_owned()
+                } else {
+                    format!(
+                        "the next attempt goes to Redis in {} ms",
+                        retry_in.as_millis()
+                    )
+                };
                 return Err(StoreError::Unavailable(format!(
                     "enqueueing a job (XADD): skipped, Redis did not answer a recent enqueue \
-                     within {:?}; the next attempt goes to Redis in {} ms",
-                    self.opts.op_timeout,
-                    retry_in.as_millis()
+                     within {:?}; {next}",
+                    self.opts.op_timeout
                 )));
             }
             let result = self.xadd(message_sid).await;
