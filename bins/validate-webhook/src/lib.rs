@@ -124,12 +124,13 @@ fn purpose(cli: &Cli) -> settings::Purpose {
     }
 }
 
-/// `--env-file PATH` where PATH is not a file (relative paths are read from `cwd`).
+/// `--env-file PATH` where PATH does not exist or is a directory (relative paths are read from
+/// `cwd`); a pipe or `/dev/null` is a file to read, as for the loader.
 pub fn missing_env_file(cli: &Cli, cwd: &Path) -> bool {
-    cli.global
-        .env_file
-        .as_deref()
-        .is_some_and(|path| !cwd.join(path).is_file())
+    cli.global.env_file.as_deref().is_some_and(|path| {
+        let path = cwd.join(path);
+        !path.exists() || path.is_dir()
+    })
 }
 
 /// Runs the command and collects its lines; `name` is the command for the JSON document. No

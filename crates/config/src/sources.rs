@@ -199,7 +199,8 @@ fn locate(
         Some(given) => {
             let path = cwd.join(given);
             let shown = given.display().to_string();
-            if path.is_file() {
+            // Not only regular files: `--env-file <(op inject …)` is a pipe, /dev/null empty.
+            if path.exists() && !path.is_dir() {
                 Some(SourceFile { path, shown })
             } else {
                 gathered.problems.push(Problem {
@@ -212,7 +213,9 @@ fn locate(
                     },
                     fix: format!(
                         "create the file or give the path of an existing one (relative paths start at {})",
-                        cwd.display()
+                        std::fs::canonicalize(cwd)
+                            .unwrap_or_else(|_| cwd.to_path_buf())
+                            .display()
                     ),
                 });
                 None

@@ -76,6 +76,20 @@ fn a_missing_env_file_that_was_asked_for_is_an_error() {
     );
 }
 
+/// `--env-file /dev/null` (no settings at all) and `--env-file <(op inject …)` (a pipe) are
+/// files to read, not "file not found".
+#[test]
+fn an_env_file_that_is_not_a_regular_file_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = load(
+        &LoadOptions::new(dir.path())
+            .env_file("/dev/null")
+            .env_vars([("X", "y")]),
+    )
+    .unwrap();
+    assert_eq!(loaded.settings.port, 5000);
+}
+
 #[test]
 fn no_files_at_all_is_fine() {
     let dir = tempfile::tempdir().unwrap();
