@@ -231,6 +231,19 @@ fn locate(
     }
 }
 
+/// Whether `text` holds the closing `quote` of a value (for `"`, one not escaped with `\`).
+fn closes(text: &str, quote: char) -> bool {
+    let mut escaped = false;
+    for c in text.chars() {
+        match c {
+            '\\' if quote == '"' && !escaped => escaped = true,
+            c if c == quote && !escaped => return true,
+            _ => escaped = false,
+        }
+    }
+    false
+}
+
 fn read(file: &SourceFile, gathered: &mut Gathered) -> Option<String> {
     match std::fs::read_to_string(&file.path) {
         Ok(text) => {
@@ -344,16 +357,30 @@ fn dotenv_layers(file: &SourceFile, gathered: &mut Gathered) -> Vec<Layer> {
     // dotenvy parses the values (quotes, escapes, multi-line values); the line of each
     // assignment comes from a scan of the raw lines for `KEY=` / `export KEY=`.
     let mut lines_of: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    // The quote a multi-line value is still open in: its lines are not assignments.
+    let mut open: Option<char> = None;
     for (i, line) in text.lines().enumerate() {
+        if let Some(quote) = open {
+            if closes(line, quote) {
+                open = None;
+            }
+            continue;
+        }
         let line = line.trim_start();
         let line = line.strip_prefix("export ").map_or(line, str::trim_start);
-        if let Some((key, _)) = line.split_once('=')
+        if let Some((key, value)) = line.split_once('=')
             && !key.starts_with('#')
         {
             lines_of
                 .entry(key.trim().to_owned())
                 .or_default()
                 .push(i + 1);
+            let value = value.trim_start();
+            if let Some(quote) = value.chars().next().filter(|c| matches!(c, '"' | '\''))
+                && !closes(&value[1..], quote)
+            {
+                open = Some(quote);
+            }
         }
     }
     let mut layers = Vec::new();

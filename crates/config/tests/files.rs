@@ -90,6 +90,21 @@ fn an_env_file_that_is_not_a_regular_file_is_read() {
     assert_eq!(loaded.settings.port, 5000);
 }
 
+/// A quoted value may span lines; a line inside it that looks like `KEY=` is part of the
+/// value, not a second assignment ("set 2 times" before).
+#[test]
+fn a_multi_line_value_is_not_mistaken_for_assignments() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "AUTO_REPLY_TEMPLATE=\"Thanks!\nPORT=is not config \\\" still inside\nbye\"\nPORT=19720\n",
+    )
+    .unwrap();
+    let loaded = load(&LoadOptions::new(dir.path()).env_vars([("X", "y")])).unwrap();
+    assert_eq!(loaded.settings.port, 19720);
+    assert!(loaded.settings.auto_reply.contains("PORT=is not config"));
+}
+
 #[test]
 fn no_files_at_all_is_fine() {
     let dir = tempfile::tempdir().unwrap();
