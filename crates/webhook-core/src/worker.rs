@@ -621,18 +621,8 @@ async fn send_reply(
             // retry looked those up): nothing was sent. A network blip must not lose
             // the reply, so the error is recorded and the next claim (after the lease) tries
             // again; MAX_CLAIMS bounds it, then the message is given up as `failed`.
+            record_open_try(app, sid, outbound.id, &failure, until).await;
             let e = failure.error;
-            let _ = retry_unavailable(sid, "recording the unreachable send", until, || {
-                app.store.update_outbound(
-                    outbound.id,
-                    OutboundUpdate {
-                        add_attempts: failure.attempts,
-                        error_message: Some(e.to_string()),
-                        ..OutboundUpdate::default()
-                    },
-                )
-            })
-            .await;
             app.metrics.send_outcome("deferred");
             tracing::warn!(
                 message_sid = sid,
@@ -644,20 +634,10 @@ async fn send_reply(
             InboundState::Processing
         }
         Ok(Err(failure)) if failure.error.may_have_been_sent() => {
-            let e = failure.error;
             // Unknown outcome: keep "submitting" so the next try looks the message up first;
             // the row shows the error and the POSTs meanwhile.
-            let _ = retry_unavailable(sid, "recording the send in doubt", until, || {
-                app.store.update_outbound(
-                    outbound.id,
-                    OutboundUpdate {
-                        add_attempts: failure.attempts,
-                        error_message: Some(e.to_string()),
-                        ..OutboundUpdate::default()
-                    },
-                )
-            })
-            .await;
+            record_open_try(app, sid, outbound.id, &failure, until).await;
+            let e = failure.error;
             app.metrics.send_outcome("in_doubt");
             tracing::warn!(message_sid = sid, error = %e, "⚠️ reply outcome unknown (no answer from Twilio that says whether the message was created); it will be looked up before any resend");
             InboundState::Processing
@@ -687,6 +667,28 @@ async fn send_reply(
             InboundState::Processing
         }
     }
+}
+
+/// Adds a send's POSTs and last error to its reply row, whose status stays (`submitting`): the
+/// message is tried again, or looked up, after the claim lease.
+async fn record_open_try(
+    app: &App,
+    sid: &str,
+    outbound_id: i64,
+    failure: &twilio_client::SendFailure,
+    until: Deadline,
+) {
+    let _ = retry_unavailable(sid, "recording the send's error", until, || {
+        app.store.update_outbound(
+            outbound_id,
+            OutboundUpdate {
+                add_attempts: failure.attempts,
+                error_message: Some(failure.error.to_string()),
+                ..OutboundUpdate::default()
+            },
+        )
+    })
+    .await;
 }
 
 /// What the outbound rows say, for the lookups of a send whose response was lost (run on the
