@@ -562,7 +562,10 @@ fn listen(r: &mut Report<'_>) {
             "set HOST=0.0.0.0 unless a proxy on this machine forwards to it",
         );
     }
-    r.ok("PORT", format!("listening on {}", s.listen_addr()));
+    r.ok(
+        "PORT",
+        format!("the server listens on {} when it runs", s.listen_addr()),
+    );
 }
 
 #[cfg(test)]

@@ -407,11 +407,25 @@ fn compare(
             )),
         );
     };
-    if actual != expected {
+    if actual != expected && !same_but_default_port(actual, expected) {
         let slash = if actual.trim_end_matches('/') == expected.trim_end_matches('/') {
             " (they differ only by a trailing slash, which breaks the signature)"
         } else {
             ""
+        };
+        let fix = if !public_https(expected) {
+            // WEBHOOK_URL's own line says what is wrong with it: do not send it to the Console.
+            format!(
+                "Fix WEBHOOK_URL first: it must be the public https URL Twilio calls (see its line above). If {actual} is that URL, set WEBHOOK_URL to it; otherwise set the fixed URL (HTTP POST) in the Twilio Console ({console})."
+            )
+        } else if expected.contains("***") {
+            format!(
+                "Make them the same: set WEBHOOK_URL's URL, user:password included (shown here as ***), with HTTP POST in the Twilio Console ({console}), or change WEBHOOK_URL if the Console is right."
+            )
+        } else {
+            format!(
+                "Make them the same: set {expected} (HTTP POST) in the Twilio Console ({console}), or change WEBHOOK_URL if the Console is right."
+            )
         };
         return Check::error(
             S,
@@ -419,9 +433,7 @@ fn compare(
             format!(
                 "Twilio sends inbound messages for {what} to {actual}, but WEBHOOK_URL is {expected}{slash}"
             ),
-            format!(
-                "Make them the same: set {expected} (HTTP POST) in the Twilio Console ({console}), or change WEBHOOK_URL if the Console is right."
-            ),
+            fix,
         );
     }
     match method.map(str::to_ascii_uppercase).as_deref() {
@@ -439,10 +451,68 @@ fn compare(
     }
 }
 
+/// Whether `url` is an https URL on a host Twilio can reach (what a Console webhook must be).
+fn public_https(url: &str) -> bool {
+    url::Url::parse(url)
+        .is_ok_and(|u| u.scheme() == "https" && config::unreachable_host(&u).is_none())
+}
+
+/// The same URL, one with the scheme's default port written out (`https://host:443/x`):
+/// Twilio signs the URL as configured and the server accepts both forms.
+fn same_but_default_port(a: &str, b: &str) -> bool {
+    match (url::Url::parse(a), url::Url::parse(b)) {
+        // `Url` drops a default port when parsing, so equal parses are the same URL.
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::report::Status;
+
+    #[test]
+    fn a_default_port_is_the_same_url_and_a_broken_webhook_url_is_not_recommended() {
+        let c = compare(
+            "the number +1",
+            Some("https://a.example:443/api/v1/whatsapp/webhook"),
+            Some("POST"),
+            Some("https://a.example/api/v1/whatsapp/webhook"),
+            "X",
+        );
+        assert_eq!(c.status, Status::Ok, "{c:?}");
+        for broken in [
+            "http://a.example/api/v1/whatsapp/webhook",
+            "http://127.0.0.1:5000/api/v1/whatsapp/webhook",
+        ] {
+            let c = compare(
+                "the number +1",
+                Some("https://a.example/api/v1/whatsapp/webhook"),
+                Some("POST"),
+                Some(broken),
+                "X",
+            );
+            assert_eq!(c.status, Status::Error);
+            let fix = c.hint.clone().unwrap_or_default();
+            assert!(fix.starts_with("Fix WEBHOOK_URL first"), "{fix}");
+            assert!(!fix.contains(&format!("set {broken}")), "{fix}");
+        }
+        let c = compare(
+            "the number +1",
+            Some("https://a.example/x"),
+            Some("POST"),
+            Some("https://admin:***@a.example/y"),
+            "X",
+        );
+        assert!(
+            !c.hint
+                .clone()
+                .unwrap_or_default()
+                .contains("set https://admin:***"),
+            "{c:?}"
+        );
+    }
 
     #[test]
     fn comparison_names_both_urls() {

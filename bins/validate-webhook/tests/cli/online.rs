@@ -107,7 +107,9 @@ fn number_webhook_elsewhere_names_both_urls() {
     );
     run.lines_pair(
         &format!("  ❌ webhook: Twilio sends inbound messages for the number {NUMBER} to {RENDER_URL}, but WEBHOOK_URL is {url}"),
-        &format!("     Fix: Make them the same: set {url} (HTTP POST) in the Twilio Console (Phone Numbers › Manage › Active numbers › {NUMBER} › Messaging, \"A message comes in\"), or change WEBHOOK_URL if the Console is right."),
+        // WEBHOOK_URL is local here (the probe stays on this machine), so the fix does not send
+        // it to the Console.
+        &format!("     Fix: Fix WEBHOOK_URL first: it must be the public https URL Twilio calls (see its line above). If {RENDER_URL} is that URL, set WEBHOOK_URL to it; otherwise set the fixed URL (HTTP POST) in the Twilio Console (Phone Numbers › Manage › Active numbers › {NUMBER} › Messaging, \"A message comes in\")."),
     );
     assert_eq!(run.code, 1);
 }
@@ -124,7 +126,7 @@ fn whatsapp_sender_webhook_elsewhere_names_both_urls() {
     );
     run.lines_pair(
         &format!("  ❌ webhook: Twilio sends inbound messages for the WhatsApp sender {SENDER_NUMBER} to {RENDER_URL}, but WEBHOOK_URL is {url}"),
-        &format!("     Fix: Make them the same: set {url} (HTTP POST) in the Twilio Console (Messaging › Senders › WhatsApp senders › {SENDER_NUMBER}, \"Webhook URL for incoming messages\"), or change WEBHOOK_URL if the Console is right."),
+        &format!("     Fix: Fix WEBHOOK_URL first: it must be the public https URL Twilio calls (see its line above). If {RENDER_URL} is that URL, set WEBHOOK_URL to it; otherwise set the fixed URL (HTTP POST) in the Twilio Console (Messaging › Senders › WhatsApp senders › {SENDER_NUMBER}, \"Webhook URL for incoming messages\")."),
     );
     assert_eq!(run.code, 1);
     let listing = twilio

@@ -507,10 +507,13 @@ fn api_base_url() {
 
 #[test]
 fn listen_address() {
-    assert_eq!(about(&dev(&[]), "PORT"), ok("listening on 0.0.0.0:5000"));
+    assert_eq!(
+        about(&dev(&[]), "PORT"),
+        ok("the server listens on 0.0.0.0:5000 when it runs")
+    );
     assert_eq!(
         about(&dev(&[("HOST", "::"), ("PORT", "8080")]), "PORT"),
-        ok("listening on [::]:8080")
+        ok("the server listens on [::]:8080 when it runs")
     );
     assert_eq!(about(&dev(&[("HOST", "127.0.0.1")]), "HOST"), vec![]);
     assert_eq!(
