@@ -121,8 +121,22 @@ pub fn run(ctx: &Ctx) -> Vec<Check> {
     let redis = ctx.unless_broken(Section::Redis, redis::check);
     out.extend(ctx.with_source(redis, "REDIS_URL"));
     if ctx.online {
-        out.extend(ctx.unless_broken(Section::Twilio, twilio::check));
-        out.extend(ctx.unless_broken(Section::Probe, probe::check));
+        let twilio = ctx.unless_broken(Section::Twilio, twilio::check);
+        // After a promoted rotation Twilio signs webhooks with the former secondary token:
+        // the signed probe does the same (DESIGN: "the later checks use it").
+        let promoted = twilio.iter().any(twilio::says_promoted);
+        out.extend(twilio);
+        let signing = match (&ctx.setup.auth_token_secondary, promoted) {
+            (Some(secondary), true) => Ctx {
+                setup: crate::setup::Setup {
+                    auth_token: Some(secondary.clone()),
+                    ..ctx.setup.clone()
+                },
+                ..ctx.clone()
+            },
+            _ => ctx.clone(),
+        };
+        out.extend(signing.unless_broken(Section::Probe, probe::check));
     }
     out
 }

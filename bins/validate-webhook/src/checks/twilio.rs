@@ -66,6 +66,15 @@ pub(crate) fn capitalised(s: &str) -> String {
     out
 }
 
+/// How the credentials line says that the secondary token was promoted.
+const PROMOTED: &str = "the secondary token was promoted";
+
+/// Whether `check` is the credentials line of a promoted rotation: the later checks then use
+/// the secondary token.
+pub(crate) fn says_promoted(check: &Check) -> bool {
+    check.name == "credentials" && check.detail.ends_with(PROMOTED)
+}
+
 /// The Twilio section's checks.
 pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
     let setup = &ctx.setup;
@@ -102,7 +111,7 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
                 S,
                 "credentials",
                 format!(
-                    "Twilio rejected TWILIO_AUTH_TOKEN for {account} but accepts TWILIO_AUTH_TOKEN_SECONDARY: the secondary token was promoted"
+                    "Twilio rejected TWILIO_AUTH_TOKEN for {account} but accepts TWILIO_AUTH_TOKEN_SECONDARY: {PROMOTED}"
                 ),
                 "Finish the rotation: set TWILIO_AUTH_TOKEN to the value of TWILIO_AUTH_TOKEN_SECONDARY and remove TWILIO_AUTH_TOKEN_SECONDARY.",
             ));

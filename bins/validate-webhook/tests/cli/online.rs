@@ -389,6 +389,20 @@ fn after_the_promotion_the_old_primary_is_named_and_the_checks_go_on() {
     run.line("  ✅ account: account AC3f…5c7e is active (Full)");
     run.no_line_starting("  ✅ secondary token");
     assert_eq!(run.code, 1);
+
+    // Twilio now signs webhooks with the promoted token, and so does the signed probe: a
+    // backend that knows only that token accepts it (it was signed with the old one).
+    let promoted = webhook_server(SECONDARY, |port| {
+        format!("http://127.0.0.1:{port}/api/v1/whatsapp/webhook")
+    });
+    let url = promoted.url("/api/v1/whatsapp/webhook");
+    let run = project(
+        &twilio,
+        &url,
+        &format!("TWILIO_AUTH_TOKEN_SECONDARY={SECONDARY}\n"),
+    )
+    .run(&["--online"]);
+    run.line(&format!("  ✅ signed request: {url} answered 200: the signature was accepted and the message recorded (it is marked as a test, so nobody gets a reply)"));
 }
 
 #[test]
