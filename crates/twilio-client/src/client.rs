@@ -252,6 +252,18 @@ impl Client {
     /// `GET /2010-04-01/Accounts/{Sid}.json`. Needs the Auth Token: a standard API key gets 401.
     pub fn fetch_account(&self) -> Result<Account, TwilioError> {
         self.get(&self.account_url(".json"), &[])
+            .map_err(|e| match e {
+                // Said here, not in every 20003's hint: only this resource refuses API keys.
+                TwilioError::Authentication(mut api) if self.auth.is_api_key() => {
+                    const NOTE: &str = "a standard API key cannot read /Accounts";
+                    api.detail = Some(match api.detail.take() {
+                        Some(detail) => format!("{detail}; {NOTE}"),
+                        None => NOTE.to_owned(),
+                    });
+                    TwilioError::Authentication(api)
+                }
+                other => other,
+            })
     }
 
     /// Proves Twilio accepts the credentials, with an Auth Token or an API key:

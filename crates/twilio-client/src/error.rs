@@ -356,7 +356,7 @@ pub fn hint_for_code(code: i64) -> Option<&'static str> {
         }
         12300 => "return a Content-Type (text/xml for TwiML) from the webhook",
         20003 => {
-            "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY_SID/TWILIO_API_KEY_SECRET) in the Twilio Console; a standard API key cannot read /Accounts"
+            "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY_SID/TWILIO_API_KEY_SECRET) in the Twilio Console"
         }
         20404 => "check the SID and that it belongs to this account (TWILIO_ACCOUNT_SID)",
         20429 => "too many concurrent requests: retry after a pause with exponential backoff",
