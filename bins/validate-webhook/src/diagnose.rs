@@ -92,7 +92,7 @@ pub fn signed(
         ),
         (503, None) => err(
             format!("{url} answered 503: the server is up but its database is unavailable"),
-            "Fix DATABASE_URL (see the Database line) and check GET /readyz on the server.".to_owned(),
+            "GET /readyz on the server says what it waits for (it retries the database until it answers); check DATABASE_URL (`validate-webhook` has a Database section).".to_owned(),
         ),
         _ => err(
             format!("{url} answered {s}: {}", one_line(&answer.body, 120)),
