@@ -219,7 +219,15 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
                     S,
                     "public URL",
                     format!("ngrok's URL {} differs from WEBHOOK_URL {w}", t.public_url),
-                    format!("ngrok gives a new URL on every restart: set WEBHOOK_URL={suggested} and paste the same URL into the Twilio Console (\"When a message comes in\", HTTP POST)."),
+                    format!(
+                        "{}set WEBHOOK_URL={suggested} and paste the same URL into the Twilio Console (\"When a message comes in\", HTTP POST).",
+                        if same_host(w, &t.public_url) {
+                            // Same tunnel, another scheme or port: not a restart.
+                            ""
+                        } else {
+                            "ngrok gives a new URL on every restart: "
+                        }
+                    ),
                 )),
                 None => out.push(Check::error(
                     S,
@@ -271,9 +279,29 @@ fn forwarding(t: &Tunnel, port: u16) -> Check {
     }
 }
 
+/// Whether two URLs name the same host (the same tunnel).
+fn same_host(a: &str, b: &str) -> bool {
+    match (url::Url::parse(a), url::Url::parse(b)) {
+        (Ok(a), Ok(b)) => a.host_str().is_some() && a.host_str() == b.host_str(),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scheme_change_on_the_same_tunnel_is_not_a_restart() {
+        assert!(same_host(
+            "http://3f2a.ngrok-free.app/api/v1/whatsapp/webhook",
+            "https://3f2a.ngrok-free.app"
+        ));
+        assert!(!same_host(
+            "https://old.ngrok-free.app/api/v1/whatsapp/webhook",
+            "https://new.ngrok-free.app"
+        ));
+    }
 
     #[test]
     fn forward_ports_in_every_shape_ngrok_reports() {
