@@ -110,9 +110,20 @@ impl SignedMessage {
                 _ => {}
             }
         }
-        // A custom fixture without one still gets the fresh MessageSid the report names.
+        // A custom fixture without one still gets the fresh MessageSid the report names, and
+        // the configured AccountSid and To (the server requires AccountSid).
         if !params.iter().any(|(k, _)| k == "MessageSid") {
             params.insert(0, ("MessageSid".to_owned(), message_sid.clone()));
+        }
+        for (key, value) in [
+            ("AccountSid", &overrides.account_sid),
+            ("To", &overrides.to),
+        ] {
+            if let Some(value) = value
+                && !params.iter().any(|(k, _)| k == key)
+            {
+                params.push((key.to_owned(), value.clone()));
+            }
         }
         params.push((PROBE_PARAM.to_owned(), "1".to_owned()));
         let signature = twilio_signature::compute_signature(auth_token, signed_for, &params);
@@ -251,6 +262,29 @@ mod tests {
         assert!(
             m.body()
                 .starts_with(&format!("MessageSid={}&Body=hi", m.message_sid))
+        );
+    }
+
+    #[test]
+    fn a_fixture_without_account_sid_or_to_gets_the_configured_ones() {
+        let overrides = Overrides {
+            account_sid: Some("AC0123456789abcdef0123456789abcdef".to_owned()),
+            to: Some("whatsapp:+14155238886".to_owned()),
+            ..Overrides::default()
+        };
+        let m = SignedMessage::build("Body=hi&From=whatsapp%3A%2B1555", &overrides, TOKEN, URL);
+        let value = |key: &str| {
+            m.params
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(value("AccountSid"), overrides.account_sid.as_deref());
+        assert_eq!(value("To"), overrides.to.as_deref());
+        assert!(
+            twilio_signature::Validator::new(TOKEN)
+                .validate_form_body(URL, m.body().as_bytes(), &m.signature)
+                .is_ok()
         );
     }
 
