@@ -143,9 +143,9 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
                     "{api} answered {} with something that is not ngrok's tunnel list",
                     answer.status
                 ),
-                Some(
-                    "Another program uses ngrok's port 4040; stop it or check ngrok's web_addr setting.".to_owned(),
-                ),
+                Some(format!(
+                    "Another program answers at {api}; stop it, or set NGROK_API_URL to ngrok's web_addr (its local API address)."
+                )),
             )];
         }
     };
