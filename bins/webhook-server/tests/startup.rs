@@ -1,0 +1,52 @@
+//! What the binary says when it starts on the embedded default (the README's first command):
+//! the dry run is said once (DESIGN.md: "none → replies are recorded but not sent ("dry run"),
+//! said once at start").
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn the_dry_run_is_said_once_at_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_webhook-server"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("TWILIO_AUTH_TOKEN", "0123456789abcdef0123456789abcdef")
+        .env("NO_COLOR", "1")
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start webhook-server");
+    // The worker's start line comes after the dry-run line; then stop the server.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut out = child.stdout.take().expect("stdout");
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    while !text.contains("worker started") && Instant::now() < deadline {
+        match out.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        text.contains("worker started"),
+        "the server started:\n{text}"
+    );
+    assert_eq!(
+        text.to_ascii_lowercase().matches("dry run").count(),
+        1,
+        "one dry-run line:\n{text}"
+    );
+    assert!(text.contains("⚠️ Dry run: replies are recorded"), "{text}");
+}
