@@ -435,7 +435,7 @@ fn sender(r: &mut Report<'_>) {
             "TWILIO_MESSAGING_SERVICE_SID",
             "placeholder",
             true,
-            "still a placeholder: replies are recorded but not sent (dry run)",
+            "still a placeholder: replies cannot be sent through it",
             "copy the SID from Messaging, Services in the Twilio Console, or unset it",
         ),
         Some(Sender::MessagingService(sid)) => {
