@@ -222,7 +222,11 @@ fn a_placeholder_messaging_service_is_a_finding_not_a_load_error() {
         .find(|f| f.key == "TWILIO_MESSAGING_SERVICE_SID")
         .expect("a finding");
     assert_eq!(finding.status, crate::Status::Warning);
-    assert!(finding.message.contains("cannot be sent"), "{}", finding.message);
+    assert!(
+        finding.message.contains("cannot be sent"),
+        "{}",
+        finding.message
+    );
     let text = vars(&[("APP_ENV", "production"), placeholder])
         .unwrap_err()
         .to_string();
