@@ -72,7 +72,7 @@ pub use model::{
 };
 pub use options::{BatchStatement, StoreOptions};
 pub use queue::{BoxFuture, InProcessQueue, Job, RedisQueue, RedisQueueOptions, WorkQueue};
-pub use store::{Backend, Store, StoreStats};
+pub use store::{Backend, SqliteTarget, Store, StoreStats, sqlite_target};
 
 /// `SM1a2b…f809`: enough of a SID to find it, for messages that should not carry whole values.
 pub(crate) fn redact_sid(sid: &str) -> String {

@@ -249,19 +249,54 @@ impl Store {
     }
 }
 
+/// What a `sqlite:` `DATABASE_URL` names, read as the store opens it (shared with
+/// `validate-webhook`'s database check, so the two agree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteTarget<'a> {
+    /// `sqlite::memory:`, `?mode=memory` or no path: nothing on disk.
+    Memory,
+    /// A file (relative paths from the working directory); `creates` when `mode=rwc` lets
+    /// SQLite create it.
+    File {
+        /// The path as written in the URL.
+        path: &'a str,
+        /// `mode=rwc` is set.
+        creates: bool,
+    },
+}
+
+/// Reads a `sqlite:` URL (`sqlite://data/webhook.db?mode=rwc`, `sqlite:file.db`,
+/// `sqlite::memory:`); `None` for any other database.
+///
+/// ```
+/// use store::{SqliteTarget, sqlite_target};
+/// assert_eq!(
+///     sqlite_target("sqlite://data/webhook.db?mode=rwc"),
+///     Some(SqliteTarget::File { path: "data/webhook.db", creates: true })
+/// );
+/// assert_eq!(sqlite_target("sqlite::memory:"), Some(SqliteTarget::Memory));
+/// assert_eq!(sqlite_target("postgres://db/x"), None);
+/// ```
+pub fn sqlite_target(database_url: &str) -> Option<SqliteTarget<'_>> {
+    let rest = database_url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.contains("mode=memory") {
+        return Some(SqliteTarget::Memory);
+    }
+    Some(SqliteTarget::File {
+        path,
+        creates: query.split('&').any(|kv| kv == "mode=rwc"),
+    })
+}
+
 /// `sqlite://data/webhook.db?mode=rwc` → creates `data/`. Without `mode=rwc` SQLite does not
 /// create the file: a missing one is a configuration mistake, said now with its fix rather
 /// than retried forever as "unable to open database file".
 fn create_parent_dir(database_url: &str) -> Result<(), StoreError> {
-    let rest = database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| database_url.strip_prefix("sqlite:"))
-        .unwrap_or(database_url);
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if path.is_empty() || query.contains("mode=memory") {
+    let Some(SqliteTarget::File { path, creates }) = sqlite_target(database_url) else {
         return Ok(());
-    }
-    let creates = query.split('&').any(|kv| kv == "mode=rwc");
+    };
     if !creates && !Path::new(path).exists() {
         return Err(StoreError::InvalidInput(format!(
             "DATABASE_URL: the SQLite file {path} does not exist and the URL lacks ?mode=rwc, \

@@ -39,8 +39,8 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
     let rt = &rt;
     let url = ctx.setup.database_url.as_str();
     let shown = ctx.setup.database_url_shown.as_str();
-    if let Some(rest) = url.strip_prefix("sqlite:") {
-        let (file_check, existing) = sqlite_file(rest, &ctx.cwd);
+    if let Some(target) = store::sqlite_target(url) {
+        let (file_check, existing) = sqlite_file(target, &ctx.cwd);
         let mut out = vec![file_check];
         if let Some(path) = existing {
             // mode=rw never creates a file. The store switches the file to WAL as the server
@@ -200,20 +200,17 @@ fn read_header(file: &Path) -> std::io::Result<Vec<u8>> {
     Ok(header)
 }
 
-/// Inspects a `sqlite:` URL after the scheme (`//data/webhook.db?mode=rwc`, `:memory:`,
-/// `/abs/path.db`). Returns the line and, for an existing database file, its path.
-fn sqlite_file(rest: &str, cwd: &Path) -> (Check, Option<PathBuf>) {
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let path = path.strip_prefix("//").unwrap_or(path);
-    if path.is_empty() || path == ":memory:" || query.contains("mode=memory") {
+/// Inspects what a `sqlite:` URL names ([`store::sqlite_target`]). Returns the line and, for an
+/// existing database file, its path.
+fn sqlite_file(target: store::SqliteTarget<'_>, cwd: &Path) -> (Check, Option<PathBuf>) {
+    let store::SqliteTarget::File { path, creates } = target else {
         return (
             Check::ok(S, "sqlite", "in-memory database (nothing to reach)"),
             None,
         );
-    }
+    };
     let file: PathBuf = cwd.join(path);
     let shown = file.display();
-    let creates = query.split('&').any(|p| p == "mode=rwc");
     if file.is_file() {
         let header = read_header(&file);
         return match header {
@@ -292,10 +289,16 @@ mod tests {
     use super::*;
     use crate::report::Status;
 
+    /// The check of the file `sqlite:` + `rest` names.
+    fn check_file(rest: &str, cwd: &Path) -> (Check, Option<PathBuf>) {
+        let url = format!("sqlite:{rest}");
+        sqlite_file(store::sqlite_target(&url).expect("a sqlite URL"), cwd)
+    }
+
     #[test]
     fn sqlite_paths() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (c, _) = sqlite_file("//data/webhook.db?mode=rwc", dir.path());
+        let (c, _) = check_file("//data/webhook.db?mode=rwc", dir.path());
         let data = dir.path().join("data");
         assert!(
             c.detail
@@ -303,22 +306,22 @@ mod tests {
             "{c:?}"
         );
         std::fs::create_dir(&data).expect("mkdir");
-        let (c, existing) = sqlite_file("//data/webhook.db?mode=rwc", dir.path());
+        let (c, existing) = check_file("//data/webhook.db?mode=rwc", dir.path());
         assert_eq!((c.status, existing), (Status::Ok, None), "{c:?}");
-        let (c, _) = sqlite_file("//data/webhook.db", dir.path());
+        let (c, _) = check_file("//data/webhook.db", dir.path());
         assert_eq!(c.status, Status::Error, "{c:?}");
         std::fs::write(data.join("webhook.db"), "not a database at all").expect("write");
-        let (c, existing) = sqlite_file("//data/webhook.db?mode=rwc", dir.path());
+        let (c, existing) = check_file("//data/webhook.db?mode=rwc", dir.path());
         assert!(
             c.detail.ends_with("is not a SQLite database") && existing.is_none(),
             "{c:?}"
         );
         std::fs::write(data.join("webhook.db"), "").expect("truncate");
-        let (c, existing) = sqlite_file("//data/webhook.db?mode=rwc", dir.path());
+        let (c, existing) = check_file("//data/webhook.db?mode=rwc", dir.path());
         assert_eq!(
             (c.status, existing),
             (Status::Ok, Some(data.join("webhook.db")))
         );
-        assert_eq!(sqlite_file(":memory:", dir.path()).0.status, Status::Ok);
+        assert_eq!(check_file(":memory:", dir.path()).0.status, Status::Ok);
     }
 }
