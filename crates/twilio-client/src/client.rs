@@ -174,13 +174,24 @@ impl Client {
     }
 
     /// `GET …/Messages.json?To=…[&From=…][&DateSent=YYYY-MM-DD]`: the newest page (up to 50),
-    /// newest first. Used to find a send whose response was lost.
+    /// newest first. (The lookup of a send whose response was lost reads further pages:
+    /// [`Client::find_sent`].)
     pub fn list_messages(
         &self,
         to: &str,
         from: Option<&str>,
         date_sent: Option<&str>,
     ) -> Result<Vec<Message>, TwilioError> {
+        Ok(self.first_messages_page(to, from, date_sent)?.messages)
+    }
+
+    /// The newest page of `GET …/Messages.json` for these filters (`PageSize` 50).
+    fn first_messages_page(
+        &self,
+        to: &str,
+        from: Option<&str>,
+        date_sent: Option<&str>,
+    ) -> Result<MessagePage, TwilioError> {
         let mut query = vec![("To", to)];
         if let Some(from) = from {
             query.push(("From", from));
@@ -189,8 +200,7 @@ impl Client {
             query.push(("DateSent", date));
         }
         query.push(("PageSize", "50"));
-        let page: MessagePage = self.get(&self.account_url("/Messages.json"), &query)?;
-        Ok(page.messages)
+        self.get(&self.account_url("/Messages.json"), &query)
     }
 
     /// The messages to `to` (from `from`, when given) that Twilio created since `since`, newest
@@ -204,12 +214,7 @@ impl Client {
         from: Option<&str>,
         since: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<Message>, TwilioError> {
-        let mut query = vec![("To", to)];
-        if let Some(from) = from {
-            query.push(("From", from));
-        }
-        query.push(("PageSize", "50"));
-        let mut page: MessagePage = self.get(&self.account_url("/Messages.json"), &query)?;
+        let mut page = self.first_messages_page(to, from, None)?;
         let own_list = format!(
             "/2010-04-01/Accounts/{}/Messages.json?",
             self.auth.account_sid()

@@ -283,6 +283,13 @@ impl TwilioError {
         }
     }
 
+    /// Whether no answer came back (a timeout or a dropped connection after the request went
+    /// out, or a 2xx that could not be read), so the create may still be running at Twilio. A
+    /// 5xx is an answer: Twilio's handling of the request has ended.
+    pub(crate) fn response_lost(&self) -> bool {
+        self.may_have_been_sent() && !matches!(self, TwilioError::Server(_))
+    }
+
     /// Whether Twilio was never reached: the host name did not resolve, or the connection was
     /// refused or not made in time. Nothing was sent, and such a failure is often over in
     /// minutes (a network or DNS blip). TLS failures are not included: a certificate or proxy

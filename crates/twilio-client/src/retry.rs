@@ -289,7 +289,7 @@ impl Client {
 
         for round in 0..max_attempts {
             let wait = match &last_error {
-                Some(error) if uncertain && response_lost(error) => {
+                Some(error) if uncertain && error.response_lost() => {
                     policy.delay_for(round, error).max(self.timeout)
                 }
                 Some(error) => policy.delay_for(round, error),
@@ -452,12 +452,6 @@ impl Client {
                 .collect(),
         ))
     }
-}
-
-/// Whether `error` left no answer from Twilio (a timeout or a dropped connection after the
-/// request went out, or a 2xx that could not be read), so the create may still be running.
-fn response_lost(error: &TwilioError) -> bool {
-    error.may_have_been_sent() && !matches!(error, TwilioError::Server(_))
 }
 
 /// Messages as Twilio lists them (newest first) in creation order. `date_created` has whole
