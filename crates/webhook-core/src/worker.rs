@@ -91,8 +91,8 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Dura
     let batches = Arc::new(Semaphore::new(in_flight));
     let mut backoff = Duration::from_millis(100);
     let drains_queue = app.queue.kind() == "in-process";
-    // Set once the stop signal is seen: the end of the queue drain.
-    let mut stop_by: Option<Deadline> = None;
+    // When the stop signal was seen; the queue drain ends half a `drain` later.
+    let mut stopped_at: Option<Deadline> = None;
     tracing::info!(worker = %app.worker_id, concurrency, dry_run = app.is_dry_run(), "worker started");
     loop {
         app.beat();
@@ -100,41 +100,27 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Dura
             if !drains_queue {
                 break;
             }
-            let by = *stop_by.get_or_insert_with(|| Deadline::now() + drain / 2);
-            if Deadline::now() >= by {
+            let at = *stopped_at.get_or_insert_with(Deadline::now);
+            if Deadline::now() >= at + drain / 2 {
                 break;
             }
         }
-        let batch_slot = match stop_by {
-            Some(by) => match tokio::time::timeout_at(by, batches.clone().acquire_owned()).await {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            None => tokio::select! {
-                p = batches.clone().acquire_owned() => p,
-                _ = shutdown.changed() => continue,
-            },
+        let drain_until = stopped_at.map(|at| at + drain / 2);
+        let batch_slot = match permit(&batches, drain_until, &mut shutdown).await {
+            Permit::Got(p) => p,
+            Permit::Signal => continue,
+            Permit::Over => break,
         };
-        let Ok(batch_slot) = batch_slot else { break };
         // With a sender, take the free send slots first and at most that many jobs, so that
         // no message sits claimed while it waits for a slot (a crash would leave it waiting
         // for its lease to expire).
         let mut send_slots = Vec::new();
         if !app.is_dry_run() {
-            let first = match stop_by {
-                Some(by) => {
-                    match tokio::time::timeout_at(by, sends.clone().acquire_owned()).await {
-                        Ok(p) => p,
-                        Err(_) => break,
-                    }
-                }
-                None => tokio::select! {
-                    p = sends.clone().acquire_owned() => p,
-                    _ = shutdown.changed() => continue,
-                },
-            };
-            let Ok(first) = first else { break };
-            send_slots.push(first);
+            match permit(&sends, drain_until, &mut shutdown).await {
+                Permit::Got(p) => send_slots.push(p),
+                Permit::Signal => continue,
+                Permit::Over => break,
+            }
             while let Ok(p) = sends.clone().try_acquire_owned() {
                 send_slots.push(p);
             }
@@ -144,7 +130,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Dura
         } else {
             send_slots.len()
         };
-        let received = match stop_by {
+        let received = match stopped_at {
             // Draining: what is there now, no waiting for more.
             Some(_) => app.queue.receive(max, Duration::ZERO).await,
             None => tokio::select! {
@@ -157,7 +143,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Dura
                 backoff = Duration::from_millis(100);
                 jobs
             }
-            Err(_) if stop_by.is_some() => break,
+            Err(_) if stopped_at.is_some() => break,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "⚠️ Work queue unavailable; the database sweep keeps messages safe");
                 // The send slots are shared with the sweep's fallback, which answers messages
@@ -172,7 +158,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Dura
             }
         };
         if jobs.is_empty() {
-            if stop_by.is_some() {
+            if stopped_at.is_some() {
                 break; // drained
             }
             continue;
@@ -196,7 +182,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Dura
         });
     }
     // The whole shutdown, queue drain included, stays within `drain` of the stop signal.
-    let deadline = stop_by.map_or_else(|| Deadline::now() + drain, |by| by - drain / 2 + drain);
+    let deadline = stopped_at.unwrap_or_else(Deadline::now) + drain;
     let drained = tokio::time::timeout_at(deadline, async {
         let _b = batches.acquire_many(in_flight as u32).await;
         let _s = sends.acquire_many(concurrency as u32).await;
@@ -209,6 +195,35 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Dura
             drain.as_secs()
         ),
     }
+}
+
+/// The outcome of [`permit`].
+enum Permit {
+    Got(OwnedSemaphorePermit),
+    /// The stop signal changed while waiting: look at it again.
+    Signal,
+    /// The queue drain's time is over (or the semaphore closed): stop taking work.
+    Over,
+}
+
+/// Waits for a permit of `slots`: raced against the stop signal while running, bounded by the
+/// end of the queue drain (`drain_until`) once stopping.
+async fn permit(
+    slots: &Arc<Semaphore>,
+    drain_until: Option<Deadline>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Permit {
+    let acquired = match drain_until {
+        Some(until) => match tokio::time::timeout_at(until, slots.clone().acquire_owned()).await {
+            Ok(p) => p,
+            Err(_) => return Permit::Over,
+        },
+        None => tokio::select! {
+            p = slots.clone().acquire_owned() => p,
+            _ = shutdown.changed() => return Permit::Signal,
+        },
+    };
+    acquired.map_or(Permit::Over, Permit::Got)
 }
 
 /// What the handler decided for one claimed message.
