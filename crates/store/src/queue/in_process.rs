@@ -41,9 +41,11 @@ struct State {
 }
 
 impl InProcessQueue {
-    /// Waiting jobs kept at most by [`InProcessQueue::new`]: about 10 MiB of SIDs, several
-    /// seconds of the fastest load measured.
-    pub const DEFAULT_CAPACITY: usize = 100_000;
+    /// Waiting jobs kept at most by [`InProcessQueue::new`]: about 9 MiB, a couple of seconds
+    /// of the fastest load measured. A burst beyond it costs nothing but a database read: the
+    /// sweep queues the dropped messages again as soon as the queue has room (the server
+    /// watches [`WorkQueue::dropped`]).
+    pub const DEFAULT_CAPACITY: usize = 50_000;
 
     /// An empty queue holding at most [`InProcessQueue::DEFAULT_CAPACITY`] waiting jobs.
     pub fn new() -> InProcessQueue {
@@ -114,6 +116,10 @@ impl WorkQueue for InProcessQueue {
             self.notify.notify_waiters();
             Ok(())
         })
+    }
+
+    fn dropped(&self) -> u64 {
+        InProcessQueue::dropped(self)
     }
 
     fn receive(&self, max: usize, block: Duration) -> BoxFuture<'_, Result<Vec<Job>, StoreError>> {

@@ -67,6 +67,12 @@ pub trait WorkQueue: Send + Sync {
     /// Jobs waiting or in flight (not yet acknowledged).
     fn depth(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
 
+    /// Jobs dropped since the queue was created because it was full (their messages are in the
+    /// database; the sweep queues them again once there is room). Only a bounded queue drops.
+    fn dropped(&self) -> u64 {
+        0
+    }
+
     /// Checks that the queue's backing service answers (for `/readyz`).
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 
