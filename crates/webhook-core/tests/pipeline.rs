@@ -994,3 +994,88 @@ async fn shutdown_answers_what_the_in_process_queue_still_holds() {
     }
     assert_eq!(twilio.sent_messages().len(), 6);
 }
+
+/// Posts `sids` to `server`, `concurrency` at a time, and checks each got its 200.
+async fn post_all(server: &Arc<Server>, sids: &[String], concurrency: usize) {
+    let mut tasks = Vec::new();
+    for chunk in sids.chunks(sids.len().div_ceil(concurrency)) {
+        let (s, chunk) = (server.clone(), chunk.to_vec());
+        tasks.push(tokio::spawn(async move {
+            for sid in &chunk {
+                assert_eq!(
+                    s.post_webhook(&inbound_body(sid)).await.status,
+                    200,
+                    "{sid}"
+                );
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// After downtime the start's sweep finds more unanswered messages than one sweep takes: it
+/// keeps going as the worker answers them, instead of one batch per `SWEEP_INTERVAL_SECS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_found_at_start_is_answered_without_waiting_for_the_interval() {
+    let db = TestDb::sqlite();
+    let first = Arc::new(
+        Server::start(
+            &db,
+            Opts {
+                queue: Some(Arc::new(BlackHole)),
+                ..Opts::default()
+            },
+        )
+        .await,
+    );
+    let n = webhook_core::sweep::BATCH as usize + 150;
+    let sids: Vec<String> = (0..n).map(|_| sid("SM")).collect();
+    post_all(&first, &sids, 8).await;
+    Arc::into_inner(first).expect("posts done").stop().await;
+
+    let second = Server::start(
+        &db,
+        Opts {
+            env: vec![("SWEEP_INTERVAL_SECS", "3600".to_owned())],
+            ..Opts::default()
+        },
+    )
+    .await;
+    for sid in &sids {
+        assert_eq!(second.wait_processed(sid).await, InboundState::DryRun);
+    }
+    second.stop().await;
+}
+
+/// A burst bigger than the in-process queue: the jobs it dropped are queued again by the sweep
+/// as soon as the queue has room (not at the next `SWEEP_INTERVAL_SECS`), and every message is
+/// answered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_a_full_in_process_queue_dropped_are_answered_once_it_has_room() {
+    let db = TestDb::sqlite();
+    let queue = Arc::new(store::InProcessQueue::with_capacity(4));
+    let s = Arc::new(
+        Server::start(
+            &db,
+            Opts {
+                queue: Some(queue.clone() as Arc<dyn WorkQueue>),
+                env: vec![("SWEEP_INTERVAL_SECS", "3600".to_owned())],
+                ..Opts::default()
+            },
+        )
+        .await,
+    );
+    let sids: Vec<String> = (0..300).map(|_| sid("SM")).collect();
+    post_all(&s, &sids, 16).await;
+    assert!(queue.dropped() > 0, "the burst overflowed the queue");
+    for sid in &sids {
+        assert_eq!(s.wait_processed(sid).await, InboundState::DryRun, "{sid}");
+        let reply = s.app.store.outbound_for_inbound(sid).await.unwrap();
+        assert_eq!(reply.expect("one reply row").status, "dry_run");
+        let row = s.app.store.get_inbound(sid).await.unwrap().unwrap();
+        assert_eq!(row.attempts, 1, "answered on the first attempt: {sid}");
+    }
+    Arc::into_inner(s).expect("posts done").stop().await;
+}
