@@ -11,7 +11,7 @@ use crate::verify::PublicUrl;
 use config::{Secret, Settings};
 use serde::Serialize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use store::{NewStatusEvent, Recorded, StatusApplied, Store, StoreError, WorkQueue};
 use tokio::sync::Semaphore;
@@ -60,6 +60,63 @@ pub struct App {
     sends: Arc<Semaphore>,
     heartbeat_ms: AtomicU64,
     secondary_seen: AtomicBool,
+    /// Acknowledgements under pressure, for the worker's pace (see [`crate::pace`]).
+    acks: AckPressure,
+}
+
+/// How busy the acknowledgement path is: the verified webhooks (inbound messages and status
+/// callbacks) being recorded right now, and when that count last reached
+/// [`BUSY_RECORDING`](crate::pace::BUSY_RECORDING).
+#[derive(Debug)]
+struct AckPressure {
+    recording: AtomicUsize,
+    /// Milliseconds after `epoch` when the count last reached the threshold (0: never).
+    busy_at_ms: AtomicU64,
+    epoch: std::time::Instant,
+}
+
+impl AckPressure {
+    fn new() -> Self {
+        AckPressure {
+            recording: AtomicUsize::new(0),
+            busy_at_ms: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
+        }
+    }
+
+    /// Milliseconds since `epoch`, from 1.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1)
+    }
+
+    /// Counts one webhook as being recorded until the guard is dropped.
+    fn start(&self) -> Recording<'_> {
+        let in_flight = self.recording.fetch_add(1, Ordering::Relaxed) + 1;
+        if in_flight >= crate::pace::BUSY_RECORDING {
+            self.busy_at_ms.store(self.now_ms(), Ordering::Relaxed);
+        }
+        Recording(&self.recording)
+    }
+
+    /// The count reached the threshold within the last [`BUSY_HOLD`](crate::pace::BUSY_HOLD).
+    /// Held rather than instantaneous: group commit answers a whole batch of webhooks at once,
+    /// so the count drops to zero for an instant after every commit even under full load.
+    fn busy(&self) -> bool {
+        let at = self.busy_at_ms.load(Ordering::Relaxed);
+        let hold = u64::try_from(crate::pace::BUSY_HOLD.as_millis()).unwrap_or(u64::MAX);
+        at != 0 && self.now_ms().saturating_sub(at) < hold
+    }
+}
+
+/// One webhook being recorded; the count goes down when dropped.
+struct Recording<'a>(&'a AtomicUsize);
+
+impl Drop for Recording<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for App {
@@ -249,6 +306,7 @@ impl App {
             worker_id,
             heartbeat_ms: AtomicU64::new(now_ms()),
             secondary_seen: AtomicBool::new(false),
+            acks: AckPressure::new(),
             sends,
             settings,
         }
@@ -265,6 +323,19 @@ impl App {
         self.settings.worker_concurrency.max(1)
     }
 
+    /// Verified webhooks being recorded at this moment (their acknowledgement waits for the
+    /// database).
+    pub fn webhooks_recording(&self) -> usize {
+        self.acks.recording.load(Ordering::Relaxed)
+    }
+
+    /// True while acknowledgements are busy: at least
+    /// [`BUSY_RECORDING`](crate::pace::BUSY_RECORDING) webhooks were being recorded at once
+    /// within the last [`BUSY_HOLD`](crate::pace::BUSY_HOLD). The worker then paces itself.
+    pub fn acks_busy(&self) -> bool {
+        self.acks.busy()
+    }
+
     /// True when replies are recorded but not sent (no sender or no credentials).
     pub fn is_dry_run(&self) -> bool {
         self.client.is_none() || self.sender.is_none()
@@ -278,6 +349,7 @@ impl App {
         msg: &InboundMessage,
         idempotency_token: Option<String>,
     ) -> Result<bool, StoreError> {
+        let _recording = self.acks.start();
         let recorded = self
             .store
             .record_inbound(msg.to_row(idempotency_token))
@@ -302,6 +374,7 @@ impl App {
         idempotency_token: Option<String>,
         callback_marker: Option<String>,
     ) -> Result<(), StoreError> {
+        let recording = self.acks.start();
         let applied = self
             .store
             .record_status(NewStatusEvent {
@@ -314,6 +387,7 @@ impl App {
                 callback_marker,
             })
             .await?;
+        drop(recording);
         self.metrics.delivery_status(&cb.status, cb.error_code);
         let failed = matches!(cb.status.as_str(), "failed" | "undelivered");
         let hint = cb.error_code.map(|code| {
@@ -435,4 +509,32 @@ fn hostname() -> String {
         .filter(|h| !h.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "webhook".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pace::{BUSY_HOLD, BUSY_RECORDING};
+
+    #[test]
+    fn acknowledgements_stay_busy_for_the_hold_after_the_count_falls() {
+        let acks = AckPressure::new();
+        let few: Vec<_> = (0..BUSY_RECORDING - 1).map(|_| acks.start()).collect();
+        assert!(!acks.busy(), "fewer than the threshold in flight");
+        let one_more = acks.start();
+        assert!(acks.busy());
+        drop(one_more);
+        drop(few);
+        assert_eq!(
+            acks.recording.load(Ordering::Relaxed),
+            0,
+            "guards count down"
+        );
+        assert!(
+            acks.busy(),
+            "a commit that answers the whole batch at once does not end the burst"
+        );
+        std::thread::sleep(BUSY_HOLD + Duration::from_millis(20));
+        assert!(!acks.busy(), "quiet for longer than the hold");
+    }
 }

@@ -24,7 +24,8 @@
 //! - [`app`]: shared state and the record/readiness operations.
 //! - [`routes`]: one function per endpoint; [`server`]: accept loop, limits, graceful shutdown;
 //!   [`connection`]: the socket shared with hyper so a slow client still gets its 408.
-//! - [`worker`]: the reply loop; [`sweep`]: re-queues unanswered messages from the database.
+//! - [`worker`]: the reply loop; [`pace`]: acknowledgements first, the worker's pace under a
+//!   burst; [`sweep`]: re-queues unanswered messages from the database.
 //! - [`metrics`]: Prometheus counters and histograms.
 //!
 //! # Example
@@ -41,6 +42,7 @@ pub mod app;
 pub mod connection;
 pub mod inbound;
 pub mod metrics;
+pub mod pace;
 pub mod reply;
 pub mod routes;
 pub mod server;

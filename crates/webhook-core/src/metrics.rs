@@ -8,6 +8,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
@@ -52,6 +53,7 @@ pub struct Metrics {
     queue_depth: Gauge,
     duplicates: Counter,
     deliveries: Family<DeliveryLabels, Counter>,
+    paced: Counter<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -74,6 +76,7 @@ impl Metrics {
         let queue_depth = Gauge::default();
         let duplicates = Counter::default();
         let deliveries = Family::<DeliveryLabels, Counter>::default();
+        let paced = Counter::<f64, AtomicU64>::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status code",
@@ -105,6 +108,11 @@ impl Metrics {
             latency.clone(),
         );
         registry.register(
+            "worker_paced_seconds",
+            "Time the reply worker waited so that acknowledgements could go first (a burst of webhooks)",
+            paced.clone(),
+        );
+        registry.register(
             "queue_depth",
             "Jobs waiting in the work queue",
             queue_depth.clone(),
@@ -118,6 +126,14 @@ impl Metrics {
             queue_depth,
             duplicates,
             deliveries,
+            paced,
+        }
+    }
+
+    /// Adds time the reply worker spent waiting for acknowledgements.
+    pub fn worker_paced(&self, waited: std::time::Duration) {
+        if !waited.is_zero() {
+            self.paced.inc_by(waited.as_secs_f64());
         }
     }
 

@@ -11,12 +11,16 @@
 //! only then is the queue entry acknowledged. `WORKER_CONCURRENCY` bounds the sends in flight;
 //! shutdown stops taking new jobs and waits for in-flight ones up to a deadline.
 //!
+//! Acknowledgements come first: while many webhooks are being recorded at once the worker takes
+//! its jobs at the reduced pace of [`crate::pace`], and catches up when the burst has passed.
+//!
 //! A database step that fails because the database is unavailable (an outage, a restart) is
 //! retried with backoff for up to [`STORE_RETRY_WINDOW`] while the worker still holds the claim,
 //! so a short outage delays the reply by the outage, not by a whole [`CLAIM_LEASE`].
 
 use crate::app::App;
 use crate::inbound::InboundMessage;
+use crate::pace::{Allowance, Pace};
 use crate::reply::Reply;
 use std::future::Future;
 use std::sync::Arc;
@@ -93,6 +97,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Dura
     let drains_queue = app.queue.kind() == "in-process";
     // When the stop signal was seen; the queue drain ends half a `drain` later.
     let mut stopped_at: Option<Deadline> = None;
+    let mut pace = Pace::new();
     tracing::info!(worker = %app.worker_id, concurrency, dry_run = app.is_dry_run(), "worker started");
     loop {
         app.beat();
@@ -125,11 +130,26 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Dura
                 send_slots.push(p);
             }
         }
-        let max = if app.is_dry_run() {
+        let mut max = if app.is_dry_run() {
             BATCH_MAX
         } else {
             send_slots.len()
         };
+        // Acknowledgements first (not while stopping: no new webhooks are coming then).
+        let mut paced = false;
+        if stopped_at.is_none() {
+            let allowance = pace.allowance(max, || app.acks_busy(), &mut shutdown).await;
+            app.metrics.worker_paced(pace.take_waited());
+            match allowance {
+                Allowance::Full(_) => {}
+                Allowance::Paced(n) => {
+                    paced = true;
+                    max = n;
+                    send_slots.truncate(n);
+                }
+                Allowance::Stopping => continue,
+            }
+        }
         let received = match stopped_at {
             // Draining: what is there now, no waiting for more.
             Some(_) => app.queue.receive(max, Duration::ZERO).await,
@@ -163,16 +183,15 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Dura
             }
             continue;
         }
-        if app.is_dry_run() && jobs.len() < BATCH_MAX / 4 {
+        if app.is_dry_run() && jobs.len() < max.min(BATCH_MAX / 4) {
             tokio::time::sleep(DRY_RUN_GATHER).await;
             // Without blocking; an error here is the next receive's to report.
-            if let Ok(more) = app
-                .queue
-                .receive(BATCH_MAX - jobs.len(), Duration::ZERO)
-                .await
-            {
+            if let Ok(more) = app.queue.receive(max - jobs.len(), Duration::ZERO).await {
                 jobs.extend(more);
             }
+        }
+        if paced {
+            pace.spend(jobs.len());
         }
         let app = app.clone();
         let sends = sends.clone();
