@@ -27,6 +27,7 @@
 #   BENCH_PORT [18480]  PG_URL [postgres://postgres@127.0.0.1:5432]  BUILD=0 skips cargo build
 #   QUIET_WAIT seconds to wait before each configuration until the machine is < QUIET_BUSY % busy
 #   (other processes) [0: do not wait; QUIET_BUSY 15]
+#   ANSWER_WAIT seconds to wait after the load for every message to be answered [300]
 #   SERVER_ENV extra KEY=VALUE settings for webhook-server (experiments), e.g. "WORKER_CONCURRENCY=4"
 #   OUT result directory [target/bench-load/<timestamp>]
 # Only 127.0.0.1 is contacted. See bench/README.md for how to read the table.
@@ -75,6 +76,7 @@ PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
 BUILD=${BUILD:-1}
 REPEAT=${REPEAT:-1}
 QUIET_WAIT=${QUIET_WAIT:-0}
+ANSWER_WAIT=${ANSWER_WAIT:-300}
 QUIET_BUSY=${QUIET_BUSY:-15}
 TS=$(date +%Y%m%d_%H%M%S)
 OUT=${OUT:-$ROOT/target/bench-load/$TS}
@@ -311,6 +313,14 @@ count_rows() { # RUN_ID → rows whose MessageSid belongs to that run
   esac
 }
 
+unanswered() { # messages still waiting for their reply (received or processing)
+  local q="SELECT count(*) FROM inbound_messages WHERE state IN ('received', 'processing')"
+  case "$DB_KIND" in
+    pg) psql "$DB_URL" -qAtc "$q" ;;
+    sqlite) sqlite3 "$SQLITE_FILE" "$q" ;;
+  esac
+}
+
 db_states() {
   local q="SELECT state, count(*) FROM inbound_messages GROUP BY state ORDER BY state"
   case "$DB_KIND" in
@@ -326,7 +336,7 @@ pg_commits() { psql "$DB_URL" -qAtc "SELECT xact_commit FROM pg_stat_database WH
 # ---------------------------------------------------------------- one configuration
 RESULTS="$OUT/results.tsv"
 SEGMENT_RESULTS="$OUT/segments.tsv"
-printf 'config\tconns\tok_per_s\tp50_ms\tp99_ms\tmax_ms\tnon2xx\terrors\trows\tok\tsent\twraps\trss_idle_mib\trss_load_mib\thwm_mib\trss_after_mib\tcpu_server\tcpu_pg\tcpu_machine\tbusy_before\trep\tcpu_wrk\tcpu_other\tcheckpoints\tcpu_kernel_threads\n' >"$RESULTS"
+printf 'config\tconns\tok_per_s\tp50_ms\tp99_ms\tmax_ms\tnon2xx\terrors\trows\tok\tsent\twraps\trss_idle_mib\trss_load_mib\thwm_mib\trss_after_mib\tcpu_server\tcpu_pg\tcpu_machine\tbusy_before\trep\tcpu_wrk\tcpu_other\tcheckpoints\tcpu_kernel_threads\tbacklog\tanswered_after_s\n' >"$RESULTS"
 printf 'config\tconns\tsegment\tok_per_s\tp50_ms\tp99_ms\tmax_ms\tnon2xx\terrors\trss_end_mib\trep\n' >"$SEGMENT_RESULTS"
 
 run_config() {
@@ -427,7 +437,8 @@ run_config() {
       "$(awk -v x="$(kb "$SERVER_PID" VmRSS)" 'BEGIN { print x / 1024 }')" "$rep" >>"$SEGMENT_RESULTS"
   done
 
-  local srv1 pg1 m1 k1 commits1="" ckpt1=""
+  local srv1 pg1 m1 k1 commits1="" ckpt1="" load_end
+  load_end=$(date +%s.%N)
   srv1=$(ticks_of "$SERVER_PID")
   # Backends the pool opened during the measurement count from zero.
   local pids1 p
@@ -462,6 +473,25 @@ run_config() {
   sleep 2
   local rss_after
   rss_after=$(kb "$SERVER_PID" VmRSS)
+  # Replies are asynchronous, and acknowledgements have priority during a burst: how many
+  # messages were still unanswered when the load ended, and how long until all were answered.
+  local backlog="-" answered_after="-"
+  if [ "$DB_KIND" != none ] && [[ "$cfg" != *-noworker* ]]; then
+    backlog=$(unanswered)
+    while :; do
+      local left
+      left=$(unanswered)
+      answered_after=$(awk -v a="$(date +%s.%N)" -v b="$load_end" 'BEGIN { printf "%.1f", a - b }')
+      [ "$left" = 0 ] && break
+      if awk -v a="$answered_after" -v m="$ANSWER_WAIT" 'BEGIN { exit !(a > m) }'; then
+        echo "⚠️ $tag: $left messages still unanswered ${ANSWER_WAIT}s after the load" >&2
+        answered_after=">$ANSWER_WAIT"
+        break
+      fi
+      sleep 0.5
+    done
+    say "$tag: $backlog messages unanswered when the load ended; all answered ${answered_after}s after it"
+  fi
   {
     echo "config=$cfg connections=$conns machine_busy_before=$load1% loadavg=$(cut -d' ' -f1-3 /proc/loadavg)"
     if [ -n "$fsync_line" ]; then
@@ -474,6 +504,7 @@ run_config() {
     fi
     if [ "$DB_KIND" != none ]; then
       echo "inbound states at end: $(db_states)"
+      echo "unanswered when the load ended: $backlog; all answered ${answered_after}s after the load ended"
     fi
   } >"$OUT/$tag.notes.txt"
   stop_server
@@ -495,7 +526,7 @@ run_config() {
   c_all=$(awk -v a="$m0" -v b="$m1" -v n="$cores" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.0f", (y[1] - x[1]) / (y[2] - x[2]) * n }')
   c_kern=$(awk -v a="$k0" -v b="$k1" -v w="$wall_ticks" -v n="$cores" 'BEGIN { printf "%.0f", (b - a) / w * n }')
   c_other=$(awk -v a="$c_all" -v s="$c_srv" -v p="$c_pg" -v w="$c_wrk" -v k="$c_kern" 'BEGIN { o = a - s - (p == "-" ? 0 : p) - w - k; printf "%.0f", (o < 0 ? 0 : o) }')
-  printf '%s\t%s\t%.0f\t%.2f\t%.2f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%s%%\t%s\t%s%%\t%s\t%s\t%s%%\t%s%%\t%s\t%s%%\n' \
+  printf '%s\t%s\t%.0f\t%.2f\t%.2f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%s%%\t%s\t%s%%\t%s\t%s\t%s%%\t%s%%\t%s\t%s%%\t%s\t%s\n' \
     "$cfg" "$conns" \
     "$(awk -v o="$tot_ok" -v u="$tot_us" 'BEGIN { print o / (u / 1e6) }')" \
     "$(awk -v x="$worst_p50" 'BEGIN { print x / 1000 }')" \
@@ -507,7 +538,8 @@ run_config() {
     "$(awk -v x="$hwm" 'BEGIN { print x / 1024 }')" \
     "$(awk -v x="$rss_after" 'BEGIN { print x / 1024 }')" \
     "$c_srv" "$( [ "$c_pg" = - ] && echo - || echo "$c_pg%")" "$c_all" \
-    "$load1" "$rep" "$c_wrk" "$c_other" "$( [ -n "$ckpt0" ] && echo $((ckpt1 - ckpt0)) || echo -)" "$c_kern" >>"$RESULTS"
+    "$load1" "$rep" "$c_wrk" "$c_other" "$( [ -n "$ckpt0" ] && echo $((ckpt1 - ckpt0)) || echo -)" "$c_kern" \
+    "$backlog" "$answered_after" >>"$RESULTS"
 }
 
 # ---------------------------------------------------------------- main

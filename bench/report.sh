@@ -37,8 +37,8 @@ NR == 1 { next }
   disturbed[k, i] = (other + 0 >= clean)
 }
 END {
-  print "| configuration | conns | 2xx/s (each run) | p50 ms | p99 ms | max ms | non-2xx | socket errors | rows committed / 2xx | RSS idle MiB | RSS under load MiB (max sampled / VmHWM) | RSS after MiB | CPU server / postgres / wrk / kernel threads | other programs CPU |"
-  print "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---|---:|"
+  print "| configuration | conns | 2xx/s (each run) | p50 ms | p99 ms | max ms | non-2xx | socket errors | rows committed / 2xx | RSS idle MiB | RSS under load MiB (max sampled / VmHWM) | RSS after MiB | CPU server / postgres / wrk / kernel threads | other programs CPU | unanswered at the end · all answered after |"
+  print "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---|---:|---:|"
   for (o = 1; o <= nkeys; o++) {
     k = order[o]; n = nrun[k]
     # the undisturbed runs (all of them if every run was disturbed), sorted by throughput;
@@ -67,11 +67,13 @@ END {
       else check = check " ❌"
     }
     if (invalid_runs && n > 1) check = check " (" invalid_runs " of " n " runs with errors or missing rows)"
-    printf "| %s | %s | **%s**%s | %s | **%s** | %s | %s | %s | %s | %s | %s / %s | %s | %s / %s / %s / %s | %s |\n",
-      label(c), cc, f[3], runs, f[4], f[5], f[6], f[7], f[8], check, f[13], f[14], f[15], f[16], f[17], f[18], f[22], f[25], f[23]
+    answered = (f[26] == "" || f[26] == "-") ? "-" : f[26] " · " f[27] " s"
+    printf "| %s | %s | **%s**%s | %s | **%s** | %s | %s | %s | %s | %s | %s / %s | %s | %s / %s / %s / %s | %s | %s |\n",
+      label(c), cc, f[3], runs, f[4], f[5], f[6], f[7], f[8], check, f[13], f[14], f[15], f[16], f[17], f[18], f[22], f[25], f[23], answered
   }
   print ""
   print "CPU: % of one core during the measurement (the machine has " ncpu " cores, " ncpu * 100 " %); postgres = the backends of the benchmark database + the background processes of PostgreSQL; kernel threads = ksoftirqd (loopback packets), kworker/jbd2 (disk flushes); other programs = whole machine − all of these. Runs where other programs used ≥ " clean " % are marked * and not chosen as the median when an undisturbed run exists."
+  print "unanswered at the end · all answered after: messages still waiting for their reply when the load ended (acknowledgements have priority during a burst, see README), and the seconds from the end of the load until the last was answered."
   print "rows / 2xx ✓: every acknowledged webhook has its row (rows ≥ 2xx; the few extra rows are requests wrk abandoned at its deadline after they were committed), and no SID was sent twice."
   print ""
   for (c in seen_conns) {
