@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use store::{InboundState, Job, NewOutbound, OutboundUpdate, StoreError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant as Deadline;
-use twilio_client::{RetryPolicy, SendMessage};
+use twilio_client::{RetryPolicy, SendMessage, TwilioError};
 
 /// How long a claim on a message lasts before another worker may take it over. A live worker is
 /// never overtaken mid-send: a send gets what is left of the lease minus [`LEASE_MARGIN`] as its
@@ -664,6 +664,24 @@ async fn send_reply(
                 error = %e,
                 hint = e.hint(),
                 "⚠️ Twilio unreachable, nothing sent; the reply is tried again after the claim lease"
+            );
+            InboundState::Processing
+        }
+        Ok(Err(failure)) if matches!(failure.error, TwilioError::RateLimited { .. }) => {
+            // Twilio refused every try with 429 (too many concurrent requests), honouring its
+            // Retry-After: nothing was sent, and the limit passes with the account's other
+            // traffic. Like an unreachable Twilio, the reply keeps its claim and is tried again
+            // after the lease (MAX_CLAIMS bounds it) instead of being failed for good.
+            record_open_try(app, sid, outbound.id, &failure, until).await;
+            let e = failure.error;
+            app.metrics.send_outcome("deferred");
+            tracing::warn!(
+                message_sid = sid,
+                attempts = failure.attempts,
+                error = %e,
+                error_code = e.code(),
+                hint = e.hint(),
+                "⚠️ Twilio rate-limited the reply on every try (429), nothing sent; it is tried again after the claim lease"
             );
             InboundState::Processing
         }

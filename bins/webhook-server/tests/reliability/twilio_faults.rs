@@ -1,7 +1,8 @@
 //! Twilio failing while messages arrive: 429 with `Retry-After`, 5xx, a response that never
 //! comes back in time (the message was created), and a permanent 400. Retries stop at the
-//! policy's 4 tries, every outcome is recorded on `outbound_messages`, a lost response is found
-//! by lookup instead of being sent twice, and every webhook is still acknowledged.
+//! policy's 4 tries, every outcome is recorded on `outbound_messages`, a rate-limited reply is
+//! tried again by a later claim, a lost response is found by lookup instead of being sent
+//! twice, and every webhook is still acknowledged.
 
 use std::time::Duration;
 
@@ -38,14 +39,20 @@ async fn retries_are_bounded_outcomes_recorded_and_webhooks_unaffected() {
     let server = ServerProcess::start(&base_env(&db.url(), Some(&fake))).await;
     let view = DbView::open(&db.url()).await;
 
-    // 1. Rate limited on every try: 4 POSTs honouring Retry-After, then failed with 20429.
+    // 1. Rate limited on every try: 4 POSTs honouring Retry-After. Nothing was sent and a 429
+    //    passes, so the reply is not failed for good: it keeps its claim, and a later claim
+    //    (after the lease) sends it.
     let limited = Msg::new("twilio-429", 1);
     fake.rate_limit_next(MAX_TRIES + 2, 1);
     assert_eq!(server.post(&limited).await, 200);
     wait_for(
-        "the rate-limited reply gives up",
+        "the rate-limited reply is deferred",
         Duration::from_secs(20),
-        || async { state_of(&view, &limited.sid).await == InboundState::Failed },
+        || async {
+            server
+                .logs()
+                .contains("rate-limited the reply on every try")
+        },
     )
     .await;
     assert_eq!(posts_to(&fake, &limited.from), MAX_TRIES);
@@ -56,9 +63,24 @@ async fn retries_are_bounded_outcomes_recorded_and_webhooks_unaffected() {
         .expect("read outbound")
         .expect("outbound row");
     assert_eq!(
-        (out.status.as_str(), out.error_code, out.attempts),
-        ("failed", Some(20429), MAX_TRIES as i32),
-        "the reply records every POST it took"
+        (
+            out.status.as_str(),
+            out.message_sid.as_deref(),
+            out.attempts
+        ),
+        ("submitting", None, MAX_TRIES as i32),
+        "the reply records every POST it took, and stays open"
+    );
+    assert!(
+        out.error_message
+            .as_deref()
+            .is_some_and(|e| e.contains("rate-limited")),
+        "the row says why: {:?}",
+        out.error_message
+    );
+    assert_eq!(
+        state_of(&view, &limited.sid).await,
+        InboundState::Processing
     );
     fake.clear_requests();
     // The two rules left over would only hit the next sends: use them up harmlessly.
@@ -70,6 +92,25 @@ async fn retries_are_bounded_outcomes_recorded_and_webhooks_unaffected() {
         || async { state_of(&view, &spare.sid).await == InboundState::Answered },
     )
     .await;
+    // The claim's lease ends (as 120 s later): the sweep hands the message to the worker again,
+    // which looks for an earlier send, finds none, and sends the reply once.
+    assert_eq!(view.expire_leases_of(&server.worker_id()).await, 1);
+    wait_for(
+        "the rate-limited reply is sent by a later claim",
+        Duration::from_secs(20),
+        || async { state_of(&view, &limited.sid).await == InboundState::Answered },
+    )
+    .await;
+    assert_eq!(posts_to(&fake, &limited.from), 1, "sent once, not again");
+    let out = view
+        .store
+        .outbound_for_inbound(&limited.sid)
+        .await
+        .expect("read outbound")
+        .expect("outbound row");
+    assert!(out.message_sid.is_some(), "{out:?}");
+    assert_eq!(out.attempts, MAX_TRIES as i32 + 1, "every POST counted");
+    fake.clear_requests();
 
     // 2. 5xx on every try: a 5xx does not prove the message was not created, so each retry is
     //    preceded by a lookup; after 4 POSTs the reply stays "submitting" (in doubt, to be looked
