@@ -444,7 +444,19 @@ fn sender(r: &mut Report<'_>) {
         }
         Some(Sender::WhatsAppFrom(_)) => {}
     }
-    r.out.extend(loaded);
+    for mut f in loaded {
+        // The loader ignored a placeholder Messaging Service beside a real number; production
+        // refuses it like every other placeholder, so a half-edited configuration is fixed
+        // before it is deployed rather than discovered later.
+        if f.key == "TWILIO_MESSAGING_SERVICE_SID"
+            && f.check == "placeholder"
+            && s.app_env == AppEnv::Production
+        {
+            f.status = Status::Problem;
+            f.message.push_str(REFUSED_IN_PRODUCTION);
+        }
+        r.out.push(f);
+    }
 }
 
 fn database(r: &mut Report<'_>) {

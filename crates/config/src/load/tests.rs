@@ -253,6 +253,20 @@ fn a_placeholder_messaging_service_is_a_finding_not_a_load_error() {
             "whatsapp:+14155238886".to_owned()
         ))
     );
+    // Production refuses it there too, like every placeholder.
+    let text = vars(&[
+        ("APP_ENV", "production"),
+        placeholder,
+        ("TWILIO_WHATSAPP_FROM", "whatsapp:+14155238886"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        text.contains("TWILIO_MESSAGING_SERVICE_SID")
+            && text.contains("still a placeholder: ignored")
+            && text.contains("refused with APP_ENV=production"),
+        "{text}"
+    );
 }
 
 #[test]
