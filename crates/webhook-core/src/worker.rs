@@ -649,29 +649,10 @@ async fn send_reply(
             tracing::warn!(message_sid = sid, attempts = failure.attempts, error = %failure.error, "⚠️ no time left in the claim to send or retry; the sweep will retry");
             InboundState::Processing
         }
-        Ok(Err(failure)) if failure.error.never_reached() => {
-            // Twilio could not be reached at all (DNS, refused or timed-out connect; not TLS) on
-            // the last of the tries, a few seconds in all, and no earlier try is in doubt (the
-            // retry looked those up): nothing was sent. A network blip must not lose
-            // the reply, so the error is recorded and the next claim (after the lease) tries
-            // again; MAX_CLAIMS bounds it, then the message is given up as `failed`.
-            record_open_try(app, sid, outbound.id, &failure, until).await;
-            let e = failure.error;
-            app.metrics.send_outcome("deferred");
-            tracing::warn!(
-                message_sid = sid,
-                attempts = failure.attempts,
-                error = %e,
-                hint = e.hint(),
-                "⚠️ Twilio unreachable, nothing sent; the reply is tried again after the claim lease"
-            );
-            InboundState::Processing
-        }
-        Ok(Err(failure)) if matches!(failure.error, TwilioError::RateLimited { .. }) => {
-            // Twilio refused every try with 429 (too many concurrent requests), honouring its
-            // Retry-After: nothing was sent, and the limit passes with the account's other
-            // traffic. Like an unreachable Twilio, the reply keeps its claim and is tried again
-            // after the lease (MAX_CLAIMS bounds it) instead of being failed for good.
+        Ok(Err(failure)) if deferral(&failure.error).is_some() => {
+            // Nothing was sent, and what stopped it passes by itself: the error and the POSTs
+            // are recorded, and the next claim (after the lease) tries again; MAX_CLAIMS bounds
+            // it, then the message is given up as `failed`.
             record_open_try(app, sid, outbound.id, &failure, until).await;
             let e = failure.error;
             app.metrics.send_outcome("deferred");
@@ -681,7 +662,8 @@ async fn send_reply(
                 error = %e,
                 error_code = e.code(),
                 hint = e.hint(),
-                "⚠️ Twilio rate-limited the reply on every try (429), nothing sent; it is tried again after the claim lease"
+                "{}",
+                deferral(&e).unwrap_or_default()
             );
             InboundState::Processing
         }
@@ -718,6 +700,24 @@ async fn send_reply(
             app.metrics.send_outcome("failed");
             InboundState::Processing
         }
+    }
+}
+
+/// The log line of a send failure after which the reply is tried again by a later claim
+/// instead of being failed: Twilio was never reached (DNS, a refused or timed-out connect; not
+/// TLS) on the last of the tries, a few seconds in all, with no earlier try in doubt (the retry
+/// looked those up), so a network blip does not lose the reply; or Twilio answered 429 to every
+/// try (too many concurrent requests, `Retry-After` honoured), a limit that passes with the
+/// account's other traffic. `None` for every other failure.
+fn deferral(e: &TwilioError) -> Option<&'static str> {
+    if e.never_reached() {
+        Some("⚠️ Twilio unreachable, nothing sent; the reply is tried again after the claim lease")
+    } else if matches!(e, TwilioError::RateLimited { .. }) {
+        Some(
+            "⚠️ Twilio rate-limited the reply on every try (429), nothing sent; it is tried again after the claim lease",
+        )
+    } else {
+        None
     }
 }
 

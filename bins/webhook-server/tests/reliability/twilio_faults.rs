@@ -23,6 +23,14 @@ fn posts_to(fake: &FakeTwilio, to: &str) -> usize {
         .count()
 }
 
+async fn outbound_of(db: &DbView, sid: &str) -> store::OutboundMessage {
+    db.store
+        .outbound_for_inbound(sid)
+        .await
+        .expect("read outbound")
+        .expect("outbound row")
+}
+
 async fn state_of(db: &DbView, sid: &str) -> InboundState {
     db.store
         .get_inbound(sid)
@@ -56,12 +64,7 @@ async fn retries_are_bounded_outcomes_recorded_and_webhooks_unaffected() {
     )
     .await;
     assert_eq!(posts_to(&fake, &limited.from), MAX_TRIES);
-    let out = view
-        .store
-        .outbound_for_inbound(&limited.sid)
-        .await
-        .expect("read outbound")
-        .expect("outbound row");
+    let out = outbound_of(&view, &limited.sid).await;
     assert_eq!(
         (
             out.status.as_str(),
@@ -102,12 +105,7 @@ async fn retries_are_bounded_outcomes_recorded_and_webhooks_unaffected() {
     )
     .await;
     assert_eq!(posts_to(&fake, &limited.from), 1, "sent once, not again");
-    let out = view
-        .store
-        .outbound_for_inbound(&limited.sid)
-        .await
-        .expect("read outbound")
-        .expect("outbound row");
+    let out = outbound_of(&view, &limited.sid).await;
     assert!(out.message_sid.is_some(), "{out:?}");
     assert_eq!(out.attempts, MAX_TRIES as i32 + 1, "every POST counted");
     fake.clear_requests();
@@ -134,12 +132,7 @@ async fn retries_are_bounded_outcomes_recorded_and_webhooks_unaffected() {
         lookups, MAX_TRIES,
         "a lookup before each retry and one at the end"
     );
-    let out = view
-        .store
-        .outbound_for_inbound(&broken.sid)
-        .await
-        .expect("read outbound")
-        .expect("outbound row");
+    let out = outbound_of(&view, &broken.sid).await;
     assert_eq!((out.status.as_str(), out.message_sid), ("submitting", None));
     assert_eq!(state_of(&view, &broken.sid).await, InboundState::Processing);
 
@@ -195,12 +188,7 @@ async fn retries_are_bounded_outcomes_recorded_and_webhooks_unaffected() {
             "{posts} POSTs for {}",
             m.sid
         );
-        let out = view
-            .store
-            .outbound_for_inbound(&m.sid)
-            .await
-            .expect("read outbound")
-            .expect("outbound row");
+        let out = outbound_of(&view, &m.sid).await;
         match state_of(&view, &m.sid).await {
             InboundState::Failed => {
                 failed += 1;
