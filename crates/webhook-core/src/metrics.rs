@@ -297,6 +297,8 @@ mod tests {
         m.signature_failure();
         m.send_outcome("dry_run");
         m.set_queue_depth(7);
+        m.worker_paced(std::time::Duration::from_millis(250));
+        m.worker_paced(std::time::Duration::from_millis(500));
         let text = m.render();
         assert!(
             text.contains(
@@ -307,6 +309,10 @@ mod tests {
         assert!(text.contains("whatsapp_webhook_signature_failures_total 1"));
         assert!(text.contains(r#"whatsapp_webhook_sends_total{outcome="dry_run"} 1"#));
         assert!(text.contains("whatsapp_webhook_queue_depth 7"));
+        assert!(
+            text.contains("whatsapp_webhook_worker_paced_seconds_total 0.75"),
+            "paced time adds up in seconds: {text}"
+        );
         assert!(text.contains("whatsapp_webhook_request_duration_seconds_bucket"));
     }
 }
