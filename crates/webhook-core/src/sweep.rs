@@ -65,7 +65,12 @@ async fn sweep_up_to(app: &Arc<App>, older_than: Duration, limit: u64) -> usize 
         }
     }
     if queued > 0 {
-        tracing::info!(queued, "sweep re-queued unanswered messages");
+        if limit > BATCH {
+            // One of many passes through a backlog: `run` logs the backlog's start and end.
+            tracing::debug!(queued, "sweep re-queued unanswered messages");
+        } else {
+            tracing::info!(queued, "sweep re-queued unanswered messages");
+        }
     }
     if !unqueued.is_empty() {
         crate::worker::process_directly(app, unqueued).await;
@@ -95,6 +100,8 @@ pub async fn run(app: Arc<App>, interval: Duration, mut shutdown: watch::Receive
     // none of them is waiting in the queue.
     let mut older_than = Duration::ZERO;
     let mut next = Next::Tick;
+    // Messages queued or answered since the backlog was found (for its closing line).
+    let mut backlog = 0;
     let mut tick = tokio::time::interval(interval.max(Duration::from_secs(1)));
     tick.tick().await;
     loop {
@@ -110,7 +117,11 @@ pub async fn run(app: Arc<App>, interval: Duration, mut shutdown: watch::Receive
             Next::Room | Next::Tail if found > 0 => Next::Room,
             Next::Room => Next::Tail,
             Next::Tail => {
-                tracing::info!("sweep worked through the backlog of unanswered messages");
+                tracing::info!(
+                    messages = backlog,
+                    "sweep worked through the backlog of unanswered messages"
+                );
+                backlog = 0;
                 Next::Tick
             }
         };
@@ -148,6 +159,9 @@ pub async fn run(app: Arc<App>, interval: Duration, mut shutdown: watch::Receive
             BACKLOG_BATCH
         };
         found = sweep_up_to(&app, older_than, limit).await;
+        if next != Next::Tick {
+            backlog += found;
+        }
     }
 }
 
