@@ -182,7 +182,14 @@ pub async fn serve_app(listener: TcpListener, app: Arc<App>, shutdown: impl Futu
         );
     }
     let _ = stop_tx.send(true);
-    let _ = sweeper.await;
+    // The sweep stops between batches; one it answers itself (the queue is down) may hold
+    // sends, so it gets the drain's time, like the worker.
+    if tokio::time::timeout(DRAIN, sweeper).await.is_err() {
+        tracing::warn!(
+            "⚠️ the sweep was still answering messages after {} s; the next start's sweep finishes them",
+            DRAIN.as_secs()
+        );
+    }
     let _ = worker.await;
     app.store.close().await;
     tracing::info!("server stopped");

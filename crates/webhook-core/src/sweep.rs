@@ -33,10 +33,17 @@ const BACKLOG_POLL: Duration = Duration::from_millis(100);
 /// Re-queues unanswered messages once (at most [`BATCH`]), or answers them itself when the
 /// queue is unavailable; returns how many it queued or answered.
 pub async fn sweep_once(app: &Arc<App>, older_than: Duration) -> usize {
-    sweep_up_to(app, older_than, BATCH).await
+    sweep_up_to(app, older_than, BATCH, None).await
 }
 
-async fn sweep_up_to(app: &Arc<App>, older_than: Duration, limit: u64) -> usize {
+/// One pass over at most `limit` messages. Messages the queue cannot take (it is unavailable)
+/// are answered here, [`BATCH`] at a time, stopping between batches once `stop` is set.
+async fn sweep_up_to(
+    app: &Arc<App>,
+    older_than: Duration,
+    limit: u64,
+    stop: Option<&watch::Receiver<bool>>,
+) -> usize {
     let sids = match app.store.unanswered_inbound(older_than, limit).await {
         Ok(s) => s,
         Err(e) => {
@@ -72,41 +79,58 @@ async fn sweep_up_to(app: &Arc<App>, older_than: Duration, limit: u64) -> usize 
             tracing::info!(queued, "sweep re-queued unanswered messages");
         }
     }
-    if !unqueued.is_empty() {
-        crate::worker::process_directly(app, unqueued).await;
+    let mut answered = 0;
+    for chunk in unqueued.chunks(BATCH as usize) {
+        if stop.is_some_and(|s| *s.borrow()) {
+            break; // the rest waits for the next start's sweep
+        }
+        crate::worker::process_directly(app, chunk).await;
+        answered += chunk.len();
     }
-    queued + unqueued.len()
+    queued + answered
 }
 
 /// Sweeps at start (everything unanswered, whatever its age), then every `interval`, and as
-/// soon as the queue has room after it dropped jobs for being full. After a sweep that found a
-/// full batch (a backlog), it sweeps again whenever the queue has room, until a sweep finds
-/// nothing and one more, [`GRACE`] later, finds nothing either (for messages that were too young
-/// for the first).
+/// soon as the queue has room after it dropped jobs for being full.
+///
+/// A pass that finds a full batch has found a backlog. The sweep then takes [`BACKLOG_BATCH`]
+/// at a time, each time the queue is down to fewer than [`BATCH`] jobs (or the interval has
+/// passed, should the queue never say so), for as long as passes come back full or overfill
+/// the queue; then it looks again [`GRACE`] later, for messages that were too young for the
+/// last pass, until a look finds nothing.
 pub async fn run(app: Arc<App>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
-    /// What the sweep waits for before its next look.
+    /// What the sweep waits for before its next pass.
     #[derive(Debug, Clone, Copy, PartialEq)]
     enum Next {
         /// The interval, or room in the queue after it dropped jobs.
         Tick,
         /// Room in the queue: a backlog is being worked through.
         Room,
-        /// [`GRACE`]: the backlog looked done; one more look once the youngest have aged.
+        /// [`GRACE`]: the backlog looked done; another look once the youngest have aged.
         Tail,
     }
+    // Drops up to the last pass that looked at messages of every age.
     let mut dropped = app.queue.dropped();
-    let mut found = sweep_once(&app, Duration::ZERO).await;
-    // At start and after an overflow every unanswered message counts, young ones included:
-    // none of them is waiting in the queue.
-    let mut older_than = Duration::ZERO;
+    let mut found = sweep_up_to(&app, Duration::ZERO, BATCH, Some(&shutdown)).await;
+    // Whether the last pass itself overfilled the queue: what it dropped needs another pass.
+    let mut overflowed = app.queue.dropped() > dropped;
+    let mut tick = tokio::time::interval(interval.max(Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    let mut limit = BATCH;
     let mut next = Next::Tick;
     // Messages queued or answered since the backlog was found (for its closing line).
     let mut backlog = 0;
-    let mut tick = tokio::time::interval(interval.max(Duration::from_secs(1)));
-    tick.tick().await;
+    // A backlog found by the start's pass or after an overflow: none of it is in the queue, so
+    // its passes take messages of every age; other passes leave the youngest (`GRACE`) alone.
+    let mut every_age = true;
     loop {
+        let full = found as u64 >= limit || overflowed;
+        if overflowed {
+            every_age = true;
+        }
         next = match next {
-            Next::Tick if found as u64 >= BATCH => {
+            Next::Tick if full => {
                 tracing::info!(
                     found,
                     "sweep found a backlog of unanswered messages; it queues more as the worker answers them"
@@ -114,19 +138,24 @@ pub async fn run(app: Arc<App>, interval: Duration, mut shutdown: watch::Receive
                 Next::Room
             }
             Next::Tick => Next::Tick,
-            Next::Room | Next::Tail if found > 0 => Next::Room,
-            Next::Room => Next::Tail,
+            Next::Room | Next::Tail if full => Next::Room,
+            Next::Room => {
+                every_age = false;
+                Next::Tail
+            }
+            Next::Tail if found > 0 => Next::Tail,
             Next::Tail => {
                 tracing::info!(
                     messages = backlog,
                     "sweep worked through the backlog of unanswered messages"
                 );
                 backlog = 0;
+                tick.reset();
                 Next::Tick
             }
         };
-        if next != Next::Room {
-            older_than = GRACE;
+        if next == Next::Tick {
+            every_age = false;
         }
         let woke = match next {
             Next::Tick => tokio::select! {
@@ -136,6 +165,7 @@ pub async fn run(app: Arc<App>, interval: Duration, mut shutdown: watch::Receive
             },
             Next::Room => tokio::select! {
                 () = queue_has_room(&app) => Some(Next::Room),
+                _ = tick.tick() => Some(Next::Room),
                 _ = shutdown.changed() => None,
             },
             Next::Tail => tokio::select! {
@@ -149,16 +179,23 @@ pub async fn run(app: Arc<App>, interval: Duration, mut shutdown: watch::Receive
                 dropped = app.queue.dropped() - dropped,
                 "sweep queues the messages the full work queue dropped"
             );
-            older_than = Duration::ZERO;
+            every_age = true;
             next = Next::Room;
         }
-        dropped = app.queue.dropped();
-        let limit = if next == Next::Tick {
+        let older_than = if every_age && next == Next::Room {
+            dropped = app.queue.dropped();
+            Duration::ZERO
+        } else {
+            GRACE
+        };
+        limit = if next == Next::Tick {
             BATCH
         } else {
             BACKLOG_BATCH
         };
-        found = sweep_up_to(&app, older_than, limit).await;
+        let before = app.queue.dropped();
+        found = sweep_up_to(&app, older_than, limit, Some(&shutdown)).await;
+        overflowed = app.queue.dropped() > before;
         if next != Next::Tick {
             backlog += found;
         }

@@ -1079,3 +1079,78 @@ async fn messages_a_full_in_process_queue_dropped_are_answered_once_it_has_room(
     }
     Arc::into_inner(s).expect("posts done").stop().await;
 }
+
+/// A queue that counts what it is given and never hands anything out, and says it is empty.
+#[derive(Default)]
+struct Counting {
+    enqueued: std::sync::atomic::AtomicUsize,
+}
+
+impl WorkQueue for Counting {
+    fn enqueue<'a>(&'a self, _sid: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.enqueued
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async { Ok(()) })
+    }
+    fn receive(&self, _max: usize, block: Duration) -> BoxFuture<'_, Result<Vec<Job>, StoreError>> {
+        Box::pin(async move {
+            tokio::time::sleep(block).await;
+            Ok(Vec::new())
+        })
+    }
+    fn ack<'a>(&'a self, _job: &'a Job) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn depth(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async { Ok(0) })
+    }
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn kind(&self) -> &'static str {
+        "counting"
+    }
+}
+
+/// A backlog whose messages stay unanswered (nothing takes them from this queue) is queued
+/// once per pass while passes come back full, then looked at again after `GRACE`: the sweep
+/// does not re-read and re-queue the same messages in a loop because the queue has room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_that_stays_unanswered_is_not_swept_in_a_loop() {
+    let db = TestDb::sqlite();
+    let first = Arc::new(
+        Server::start(
+            &db,
+            Opts {
+                queue: Some(Arc::new(BlackHole)),
+                ..Opts::default()
+            },
+        )
+        .await,
+    );
+    let n = webhook_core::sweep::BATCH as usize + 100;
+    let sids: Vec<String> = (0..n).map(|_| sid("SM")).collect();
+    post_all(&first, &sids, 8).await;
+    Arc::into_inner(first).expect("posts done").stop().await;
+
+    let queue = Arc::new(Counting::default());
+    let second = Server::start(
+        &db,
+        Opts {
+            queue: Some(queue.clone() as Arc<dyn WorkQueue>),
+            env: vec![("SWEEP_INTERVAL_SECS", "3600".to_owned())],
+            ..Opts::default()
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let enqueued = queue.enqueued.load(std::sync::atomic::Ordering::Relaxed);
+    // The start's pass (a full 500) and one backlog pass (all 600, not a full 5,000), then
+    // nothing until GRACE (10 s) has passed.
+    assert_eq!(
+        enqueued,
+        webhook_core::sweep::BATCH as usize + n,
+        "{enqueued}"
+    );
+    second.stop().await;
+}
