@@ -95,7 +95,7 @@ impl AckPressure {
     fn start(&self) -> Recording<'_> {
         let in_flight = self.recording.fetch_add(1, Ordering::Relaxed) + 1;
         if in_flight >= crate::pace::BUSY_RECORDING {
-            self.busy_at_ms.store(self.now_ms(), Ordering::Relaxed);
+            self.busy_at_ms.fetch_max(self.now_ms(), Ordering::Relaxed);
         }
         Recording(&self.recording)
     }
@@ -349,11 +349,13 @@ impl App {
         msg: &InboundMessage,
         idempotency_token: Option<String>,
     ) -> Result<bool, StoreError> {
-        let _recording = self.acks.start();
+        let recording = self.acks.start();
         let recorded = self
             .store
             .record_inbound(msg.to_row(idempotency_token))
             .await?;
+        // Only the database step counts: a slow Redis is not a busy acknowledgement path.
+        drop(recording);
         let new = matches!(recorded, Recorded::New);
         if new && let Err(e) = self.queue.enqueue(&msg.message_sid).await {
             tracing::warn!(
