@@ -454,6 +454,12 @@ run_config() {
     commits1=$(pg_commits)
     ckpt1=$(pg_checkpoints)
   fi
+  # Replies are asynchronous, and acknowledgements have priority during a burst: how many
+  # messages are still unanswered right after the load and the CPU readings (the worker goes on meanwhile).
+  local backlog="-" answered_after="-"
+  if [ "$DB_KIND" != none ] && [[ "$cfg" != *-noworker* ]]; then
+    backlog=$(unanswered)
+  fi
   kill "$SAMPLER_PID" 2>/dev/null || true
   wait "$SAMPLER_PID" 2>/dev/null || true
   SAMPLER_PID=""
@@ -473,11 +479,8 @@ run_config() {
   sleep 2
   local rss_after
   rss_after=$(kb "$SERVER_PID" VmRSS)
-  # Replies are asynchronous, and acknowledgements have priority during a burst: how many
-  # messages were still unanswered when the load ended, and how long until all were answered.
-  local backlog="-" answered_after="-"
-  if [ "$DB_KIND" != none ] && [[ "$cfg" != *-noworker* ]]; then
-    backlog=$(unanswered)
+  # How long until every message of the run was answered.
+  if [ "$backlog" != - ]; then
     while :; do
       local left
       left=$(unanswered)
