@@ -519,12 +519,17 @@ async fn callbacks_to_a_status_url_with_a_query_or_fragment_are_accepted() {
     }
 }
 
-/// A queue that takes jobs and never hands them out: the state of a process killed right after
-/// acknowledging (or of a Redis that lost its data).
-struct BlackHole;
+/// A queue that takes jobs (and counts them) and never hands them out: the state of a process
+/// killed right after acknowledging (or of a Redis that lost its data).
+#[derive(Default)]
+struct BlackHole {
+    enqueued: std::sync::atomic::AtomicUsize,
+}
 
 impl WorkQueue for BlackHole {
     fn enqueue<'a>(&'a self, _sid: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.enqueued
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Box::pin(async { Ok(()) })
     }
     fn receive(&self, _max: usize, block: Duration) -> BoxFuture<'_, Result<Vec<Job>, StoreError>> {
@@ -646,7 +651,7 @@ async fn messages_acknowledged_before_a_crash_are_answered_once_after_restart() 
         &db,
         Opts {
             twilio: Some(&twilio),
-            queue: Some(Arc::new(BlackHole)),
+            queue: Some(Arc::new(BlackHole::default())),
             ..Opts::default()
         },
     )
@@ -725,7 +730,7 @@ async fn a_message_that_keeps_dying_is_given_up_not_requeued_forever() {
         &db,
         Opts {
             twilio: Some(&twilio),
-            queue: Some(Arc::new(BlackHole)),
+            queue: Some(Arc::new(BlackHole::default())),
             ..Opts::default()
         },
     )
@@ -870,7 +875,7 @@ async fn shutdown_is_not_held_up_by_the_fallback_waiting_for_send_slots() {
         &db,
         Opts {
             twilio: Some(&twilio),
-            queue: Some(Arc::new(BlackHole)),
+            queue: Some(Arc::new(BlackHole::default())),
             env: vec![("WORKER_CONCURRENCY", "3".to_owned())],
             ..Opts::default()
         },
@@ -1015,25 +1020,32 @@ async fn post_all(server: &Arc<Server>, sids: &[String], concurrency: usize) {
     }
 }
 
-/// After downtime the start's sweep finds more unanswered messages than one sweep takes: it
-/// keeps going as the worker answers them, instead of one batch per `SWEEP_INTERVAL_SECS`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backlog_found_at_start_is_answered_without_waiting_for_the_interval() {
-    let db = TestDb::sqlite();
+/// `n` messages recorded by a server whose queue never hands them out, stopped: what a process
+/// that died before answering leaves in `db`.
+async fn left_unanswered(db: &TestDb, n: usize) -> Vec<String> {
     let first = Arc::new(
         Server::start(
-            &db,
+            db,
             Opts {
-                queue: Some(Arc::new(BlackHole)),
+                queue: Some(Arc::new(BlackHole::default())),
                 ..Opts::default()
             },
         )
         .await,
     );
-    let n = webhook_core::sweep::BATCH as usize + 150;
     let sids: Vec<String> = (0..n).map(|_| sid("SM")).collect();
     post_all(&first, &sids, 8).await;
     Arc::into_inner(first).expect("posts done").stop().await;
+    sids
+}
+
+/// After downtime the start's sweep finds more unanswered messages than one sweep takes: it
+/// keeps going as the worker answers them, instead of one batch per `SWEEP_INTERVAL_SECS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_found_at_start_is_answered_without_waiting_for_the_interval() {
+    let db = TestDb::sqlite();
+    let n = webhook_core::sweep::BATCH as usize + 150;
+    let sids = left_unanswered(&db, n).await;
 
     let second = Server::start(
         &db,
@@ -1080,60 +1092,16 @@ async fn messages_a_full_in_process_queue_dropped_are_answered_once_it_has_room(
     Arc::into_inner(s).expect("posts done").stop().await;
 }
 
-/// A queue that counts what it is given and never hands anything out, and says it is empty.
-#[derive(Default)]
-struct Counting {
-    enqueued: std::sync::atomic::AtomicUsize,
-}
-
-impl WorkQueue for Counting {
-    fn enqueue<'a>(&'a self, _sid: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.enqueued
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Box::pin(async { Ok(()) })
-    }
-    fn receive(&self, _max: usize, block: Duration) -> BoxFuture<'_, Result<Vec<Job>, StoreError>> {
-        Box::pin(async move {
-            tokio::time::sleep(block).await;
-            Ok(Vec::new())
-        })
-    }
-    fn ack<'a>(&'a self, _job: &'a Job) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn depth(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(async { Ok(0) })
-    }
-    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn kind(&self) -> &'static str {
-        "counting"
-    }
-}
-
 /// A backlog whose messages stay unanswered (nothing takes them from this queue) is queued
 /// once per pass while passes come back full, then looked at again after `GRACE`: the sweep
 /// does not re-read and re-queue the same messages in a loop because the queue has room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_that_stays_unanswered_is_not_swept_in_a_loop() {
     let db = TestDb::sqlite();
-    let first = Arc::new(
-        Server::start(
-            &db,
-            Opts {
-                queue: Some(Arc::new(BlackHole)),
-                ..Opts::default()
-            },
-        )
-        .await,
-    );
     let n = webhook_core::sweep::BATCH as usize + 100;
-    let sids: Vec<String> = (0..n).map(|_| sid("SM")).collect();
-    post_all(&first, &sids, 8).await;
-    Arc::into_inner(first).expect("posts done").stop().await;
+    left_unanswered(&db, n).await;
 
-    let queue = Arc::new(Counting::default());
+    let queue = Arc::new(BlackHole::default());
     let second = Server::start(
         &db,
         Opts {
