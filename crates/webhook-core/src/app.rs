@@ -323,12 +323,6 @@ impl App {
         self.settings.worker_concurrency.max(1)
     }
 
-    /// Verified webhooks being recorded at this moment (their acknowledgement waits for the
-    /// database).
-    pub fn webhooks_recording(&self) -> usize {
-        self.acks.recording.load(Ordering::Relaxed)
-    }
-
     /// True while acknowledgements are busy: at least
     /// [`BUSY_RECORDING`](crate::pace::BUSY_RECORDING) webhooks were being recorded at once
     /// within the last [`BUSY_HOLD`](crate::pace::BUSY_HOLD). The worker then paces itself.
