@@ -304,29 +304,24 @@ stop_server() {
   SERVER_PID=""
 }
 
-count_rows() { # RUN_ID → rows whose MessageSid belongs to that run
-  local lo="SM$1" hi="SM$1g"
+db_query() { # SQL → its rows from the run's database (psql -At and sqlite3 print them alike)
   case "$DB_KIND" in
-    pg) psql "$DB_URL" -qAtc "SELECT count(*) FROM inbound_messages WHERE message_sid >= '$lo' AND message_sid < '$hi'" ;;
-    sqlite) sqlite3 "$SQLITE_FILE" "SELECT count(*) FROM inbound_messages WHERE message_sid >= '$lo' AND message_sid < '$hi'" ;;
+    pg) psql "$DB_URL" -qAtc "$1" ;;
+    sqlite) sqlite3 "$SQLITE_FILE" "$1" ;;
     *) echo "" ;;
   esac
 }
 
+count_rows() { # RUN_ID → rows whose MessageSid belongs to that run
+  db_query "SELECT count(*) FROM inbound_messages WHERE message_sid >= 'SM$1' AND message_sid < 'SM$1g'"
+}
+
 unanswered() { # messages still waiting for their reply (received or processing)
-  local q="SELECT count(*) FROM inbound_messages WHERE state IN ('received', 'processing')"
-  case "$DB_KIND" in
-    pg) psql "$DB_URL" -qAtc "$q" ;;
-    sqlite) sqlite3 "$SQLITE_FILE" "$q" ;;
-  esac
+  db_query "SELECT count(*) FROM inbound_messages WHERE state IN ('received', 'processing')"
 }
 
 db_states() {
-  local q="SELECT state, count(*) FROM inbound_messages GROUP BY state ORDER BY state"
-  case "$DB_KIND" in
-    pg) psql "$DB_URL" -qAtc "$q" | tr '\n' ' ' ;;
-    sqlite) sqlite3 "$SQLITE_FILE" "$q" | tr '\n' ' ' ;;
-  esac
+  db_query "SELECT state, count(*) FROM inbound_messages GROUP BY state ORDER BY state" | tr '\n' ' '
 }
 
 pg_tls() { psql "$DB_URL" -qAtc "SELECT count(*) FILTER (WHERE s.ssl) || ' of ' || count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()"; }
