@@ -22,6 +22,7 @@ use crate::app::App;
 use crate::inbound::InboundMessage;
 use crate::pace::{Allowance, Pace};
 use crate::reply::Reply;
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -294,8 +295,10 @@ pub async fn process_batch(
                 ack(app, &jobs).await;
             }
             Err(e) => {
-                // Nothing was written: the jobs stay unacknowledged and come back.
+                // Nothing was written: the jobs come back (Redis redelivers them, the sweep
+                // finds them in the database).
                 tracing::warn!(jobs = jobs.len(), error = %e, "⚠️ could not answer messages; will retry");
+                release(app, &jobs).await;
             }
         }
         return;
@@ -309,6 +312,7 @@ pub async fn process_batch(
         Err(e) => {
             // Leave the jobs unacknowledged: they are redelivered or swept later.
             tracing::warn!(jobs = jobs.len(), error = %e, "⚠️ could not claim messages; will retry");
+            release(app, &jobs).await;
             return;
         }
     };
@@ -872,21 +876,35 @@ pub async fn process_directly(app: &Arc<App>, message_sids: &[String]) {
     }
 }
 
-async fn ack(app: &App, jobs: &[Job]) {
-    // Jobs with no queue entry (see `process_directly`) have nothing to acknowledge. Only
-    // copy the list when there are such jobs: every queued batch passes here.
-    let queued: Vec<Job>;
-    let jobs = if jobs.iter().any(|j| j.id.is_empty()) {
-        queued = jobs.iter().filter(|j| !j.id.is_empty()).cloned().collect();
-        &queued[..]
+/// The jobs that came from the queue. Jobs with no queue entry (see `process_directly`) have
+/// nothing to acknowledge or release. Only copies the list when there are such jobs: every
+/// queued batch passes here.
+fn queued(jobs: &[Job]) -> Cow<'_, [Job]> {
+    if jobs.iter().any(|j| j.id.is_empty()) {
+        Cow::Owned(jobs.iter().filter(|j| !j.id.is_empty()).cloned().collect())
     } else {
-        jobs
-    };
+        Cow::Borrowed(jobs)
+    }
+}
+
+async fn ack(app: &App, jobs: &[Job]) {
+    let jobs = queued(jobs);
     if jobs.is_empty() {
         return;
     }
-    if let Err(e) = app.queue.ack_many(jobs).await {
+    if let Err(e) = app.queue.ack_many(&jobs).await {
         tracing::warn!(jobs = jobs.len(), error = %e, "⚠️ could not acknowledge queue entries; they may be redelivered (the database claim prevents a second reply)");
+    }
+}
+
+/// Gives back jobs whose batch could not be written (see [`store::WorkQueue::release`]).
+async fn release(app: &App, jobs: &[Job]) {
+    let jobs = queued(jobs);
+    if jobs.is_empty() {
+        return;
+    }
+    if let Err(e) = app.queue.release(&jobs).await {
+        tracing::warn!(jobs = jobs.len(), error = %e, "⚠️ could not give queue entries back; the sweep finds their messages");
     }
 }
 

@@ -1119,3 +1119,59 @@ async fn a_backlog_that_stays_unanswered_is_not_swept_in_a_loop() {
     );
     second.stop().await;
 }
+
+/// A batch the worker cannot write (here a trigger refuses reply rows) gives its jobs back:
+/// the in-process queue stops counting them (they used to stay "in flight" for good, so
+/// `queue_depth` over-reported from then on), and the messages stay recorded, unanswered, for
+/// the sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_of_a_batch_that_cannot_be_written_leave_the_queue_depth() {
+    let db = TestDb::sqlite();
+    let queue = Arc::new(store::InProcessQueue::new());
+    let s = Server::start(
+        &db,
+        Opts {
+            queue: Some(queue.clone() as Arc<dyn WorkQueue>),
+            env: vec![("SWEEP_INTERVAL_SECS", "3600".to_owned())],
+            ..Opts::default()
+        },
+    )
+    .await;
+    test_support::services::execute_sql(
+        &db.url(),
+        "CREATE TRIGGER refuse_replies BEFORE INSERT ON outbound_messages \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .await;
+    let sids: Vec<String> = (0..3).map(|_| sid("SM")).collect();
+    for sid in &sids {
+        assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let depth = queue.depth().await.unwrap();
+        if depth == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "queue depth still {depth} after the worker's batch failed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for sid in &sids {
+        let row = s
+            .app
+            .store
+            .get_inbound(sid)
+            .await
+            .unwrap()
+            .expect("recorded");
+        assert_eq!(
+            row.state,
+            InboundState::Received,
+            "left for the sweep: {sid}"
+        );
+    }
+    s.stop().await;
+}

@@ -158,6 +158,12 @@ impl WorkQueue for InProcessQueue {
         })
     }
 
+    fn release<'a>(&'a self, jobs: &'a [Job]) -> BoxFuture<'a, Result<(), StoreError>> {
+        // Nothing here can hand them out again: the sweep re-finds their messages in the
+        // database. Only stop counting them as in flight.
+        self.ack_many(jobs)
+    }
+
     fn depth(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
             let st = self.state();
@@ -196,6 +202,26 @@ mod tests {
             q.ack(j).await.unwrap();
         }
         assert_eq!(q.depth().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn released_jobs_stop_counting_and_are_not_handed_out_again() {
+        let q = InProcessQueue::new();
+        q.enqueue("SM1").await.unwrap();
+        q.enqueue("SM2").await.unwrap();
+        let jobs = q.receive(10, Duration::ZERO).await.unwrap();
+        assert_eq!(q.depth().await.unwrap(), 2);
+        // A batch that could not be written gives its jobs back: the sweep finds the messages.
+        q.release(&jobs).await.unwrap();
+        assert_eq!(
+            q.depth().await.unwrap(),
+            0,
+            "released jobs are not in flight"
+        );
+        assert!(q.receive(10, Duration::ZERO).await.unwrap().is_empty());
+        // The SIDs can be queued again (by the sweep).
+        q.enqueue("SM1").await.unwrap();
+        assert_eq!(q.depth().await.unwrap(), 1);
     }
 
     #[tokio::test]

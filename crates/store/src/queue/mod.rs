@@ -64,7 +64,17 @@ pub trait WorkQueue: Send + Sync {
         })
     }
 
-    /// Jobs waiting or in flight (not yet acknowledged).
+    /// Gives back jobs that were received but will not be finished now (their batch could not
+    /// be written). A queue that redelivers unacknowledged jobs keeps them: Redis hands them
+    /// out again after the reclaim timeout, so the default does nothing. The in-process queue
+    /// cannot redeliver (the database sweep finds those messages again), so it stops counting
+    /// them in [`WorkQueue::depth`].
+    fn release<'a>(&'a self, jobs: &'a [Job]) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = jobs;
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Jobs waiting or in flight (not yet acknowledged or released).
     fn depth(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
 
     /// Jobs dropped since the queue was created because it was full (their messages are in the
