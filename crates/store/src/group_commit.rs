@@ -160,6 +160,30 @@ impl Inserter {
             .map_err(|e| self.err(what, &e))
     }
 
+    /// Ends a write transaction: commits it when `result` is Ok, otherwise rolls it back before
+    /// the error is returned. Dropping a failed transaction would leave the rollback to the
+    /// connection's next use: meanwhile its row locks stay (a concurrent `FOR UPDATE SKIP
+    /// LOCKED` skips those rows) and, on SQLite, its write lock outlives the write guard.
+    pub(crate) async fn end_write<T>(
+        &self,
+        txn: DatabaseTransaction,
+        result: Result<T, StoreError>,
+        what: &str,
+    ) -> Result<T, StoreError> {
+        match result {
+            Ok(value) => {
+                txn.commit().await.map_err(|e| self.err(what, &e))?;
+                Ok(value)
+            }
+            Err(e) => {
+                if let Err(rollback) = txn.rollback().await {
+                    tracing::debug!(error = %rollback, "rolling back a failed write transaction");
+                }
+                Err(e)
+            }
+        }
+    }
+
     fn err(&self, context: &str, e: &sea_orm::DbErr) -> StoreError {
         StoreError::from_db(self.backend, context, e)
     }
@@ -295,27 +319,29 @@ impl Inserter {
             }
             Strategy::RowsInTransaction => {
                 let txn = self.begin_write("starting a batch transaction").await?;
-                let mut new = HashSet::with_capacity(rows.len());
-                for (i, row) in rows.iter().enumerate() {
-                    let mut values = Vec::with_capacity(PARAMS_PER_ROW);
-                    row.push_values(&mut values);
-                    let stmt = sea_orm::Statement::from_sql_and_values(
-                        self.backend,
-                        self.single_sql.as_str(),
-                        values,
-                    );
-                    let res = txn
-                        .execute_raw(stmt)
-                        .await
-                        .map_err(|e| self.err("inserting a batch of inbound messages", &e))?;
-                    if res.rows_affected() == 1 {
-                        new.insert(i);
+                let inserted = async {
+                    let mut new = HashSet::with_capacity(rows.len());
+                    for (i, row) in rows.iter().enumerate() {
+                        let mut values = Vec::with_capacity(PARAMS_PER_ROW);
+                        row.push_values(&mut values);
+                        let stmt = sea_orm::Statement::from_sql_and_values(
+                            self.backend,
+                            self.single_sql.as_str(),
+                            values,
+                        );
+                        let res = txn
+                            .execute_raw(stmt)
+                            .await
+                            .map_err(|e| self.err("inserting a batch of inbound messages", &e))?;
+                        if res.rows_affected() == 1 {
+                            new.insert(i);
+                        }
                     }
+                    Ok(new)
                 }
-                txn.commit()
+                .await;
+                self.end_write(txn, inserted, "committing a batch of inbound messages")
                     .await
-                    .map_err(|e| self.err("committing a batch of inbound messages", &e))?;
-                Ok(new)
             }
         }
     }
