@@ -1036,6 +1036,20 @@ async fn left_unanswered(db: &TestDb, n: usize) -> Vec<String> {
     sids
 }
 
+/// A server on `db` working from `queue`, whose sweep passes only at start
+/// (`SWEEP_INTERVAL_SECS=3600`), so what a test sees is not an interval's pass.
+async fn start_with_queue(db: &TestDb, queue: Arc<dyn WorkQueue>) -> Server {
+    Server::start(
+        db,
+        Opts {
+            queue: Some(queue),
+            env: vec![("SWEEP_INTERVAL_SECS", "3600".to_owned())],
+            ..Opts::default()
+        },
+    )
+    .await
+}
+
 /// After downtime the start's sweep finds more unanswered messages than one sweep takes: it
 /// keeps going as the worker answers them, instead of one batch per `SWEEP_INTERVAL_SECS`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1065,17 +1079,7 @@ async fn a_backlog_found_at_start_is_answered_without_waiting_for_the_interval()
 async fn messages_a_full_in_process_queue_dropped_are_answered_once_it_has_room() {
     let db = TestDb::sqlite();
     let queue = Arc::new(store::InProcessQueue::with_capacity(4));
-    let s = Arc::new(
-        Server::start(
-            &db,
-            Opts {
-                queue: Some(queue.clone() as Arc<dyn WorkQueue>),
-                env: vec![("SWEEP_INTERVAL_SECS", "3600".to_owned())],
-                ..Opts::default()
-            },
-        )
-        .await,
-    );
+    let s = Arc::new(start_with_queue(&db, queue.clone()).await);
     let sids: Vec<String> = (0..300).map(|_| sid("SM")).collect();
     post_all(&s, &sids, 16).await;
     assert!(queue.dropped() > 0, "the burst overflowed the queue");
@@ -1099,15 +1103,7 @@ async fn a_backlog_that_stays_unanswered_is_not_swept_in_a_loop() {
     left_unanswered(&db, n).await;
 
     let queue = Arc::new(BlackHole::default());
-    let second = Server::start(
-        &db,
-        Opts {
-            queue: Some(queue.clone() as Arc<dyn WorkQueue>),
-            env: vec![("SWEEP_INTERVAL_SECS", "3600".to_owned())],
-            ..Opts::default()
-        },
-    )
-    .await;
+    let second = start_with_queue(&db, queue.clone()).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let enqueued = queue.enqueued.load(std::sync::atomic::Ordering::Relaxed);
     // The start's pass (a full 500) and one backlog pass (all 600, not a full 5,000), then
@@ -1128,15 +1124,7 @@ async fn a_backlog_that_stays_unanswered_is_not_swept_in_a_loop() {
 async fn jobs_of_a_batch_that_cannot_be_written_leave_the_queue_depth() {
     let db = TestDb::sqlite();
     let queue = Arc::new(store::InProcessQueue::new());
-    let s = Server::start(
-        &db,
-        Opts {
-            queue: Some(queue.clone() as Arc<dyn WorkQueue>),
-            env: vec![("SWEEP_INTERVAL_SECS", "3600".to_owned())],
-            ..Opts::default()
-        },
-    )
-    .await;
+    let s = start_with_queue(&db, queue.clone()).await;
     test_support::services::execute_sql(
         &db.url(),
         "CREATE TRIGGER refuse_replies BEFORE INSERT ON outbound_messages \
