@@ -36,6 +36,9 @@ const COLUMNS: &str = "message_sid, account_sid, from_addr, to_addr, body, num_m
     profile_name, wa_id, params, idempotency_token, received_at, state, attempts, updated_at";
 const PARAMS_PER_ROW: usize = 11;
 
+/// How long [`Inserter::end_write`] waits for the rollback of a failed transaction.
+const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The largest batch: keeps a multi-row statement under SQLite's 32,766 bound parameters.
 pub(crate) const MAX_BATCH: usize = 1024;
 
@@ -176,8 +179,14 @@ impl Inserter {
                 Ok(value)
             }
             Err(e) => {
-                if let Err(rollback) = txn.rollback().await {
-                    tracing::debug!(error = %rollback, "rolling back a failed write transaction");
+                // Bounded: a connection that stopped answering must not hold the error back
+                // (dropping the transaction then leaves the rollback to the pool, as before).
+                match tokio::time::timeout(ROLLBACK_TIMEOUT, txn.rollback()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(rollback)) => {
+                        tracing::debug!(error = %rollback, "rolling back a failed write transaction");
+                    }
+                    Err(_) => tracing::debug!("rolling back a failed write transaction timed out"),
                 }
                 Err(e)
             }
