@@ -164,9 +164,10 @@ impl Inserter {
     }
 
     /// Ends a write transaction: commits it when `result` is Ok, otherwise rolls it back before
-    /// the error is returned. Dropping a failed transaction would leave the rollback to the
-    /// connection's next use: meanwhile its row locks stay (a concurrent `FOR UPDATE SKIP
-    /// LOCKED` skips those rows) and, on SQLite, its write lock outlives the write guard.
+    /// the error is returned. Dropping a failed transaction would leave the rollback to a
+    /// background task (the pool's return of the connection, or the SQLite worker's queue) that
+    /// runs after the error is returned: meanwhile its row locks stay (a concurrent `FOR UPDATE
+    /// SKIP LOCKED` skips those rows) and, on SQLite, its write lock outlives the write guard.
     pub(crate) async fn end_write<T>(
         &self,
         txn: DatabaseTransaction,

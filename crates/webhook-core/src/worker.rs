@@ -310,7 +310,8 @@ pub async fn process_batch(
     {
         Ok(rows) => rows,
         Err(e) => {
-            // Leave the jobs unacknowledged: they are redelivered or swept later.
+            // Nothing was claimed: the jobs come back (Redis redelivers them, the sweep finds
+            // them in the database).
             tracing::warn!(jobs = jobs.len(), error = %e, "⚠️ could not claim messages; will retry");
             release(app, &jobs).await;
             return;
