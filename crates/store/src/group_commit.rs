@@ -36,7 +36,7 @@ const COLUMNS: &str = "message_sid, account_sid, from_addr, to_addr, body, num_m
     profile_name, wa_id, params, idempotency_token, received_at, state, attempts, updated_at";
 const PARAMS_PER_ROW: usize = 11;
 
-/// How long [`Inserter::end_write`] waits for the rollback of a failed transaction.
+/// How long [`Inserter::write_txn`] waits for the rollback of a failed transaction.
 const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The largest batch: keeps a multi-row statement under SQLite's 32,766 bound parameters.
@@ -151,32 +151,32 @@ impl Inserter {
         }
     }
 
-    /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite, so it never has to upgrade a
-    /// read lock). Take [`Inserter::write_guard`] first.
-    pub(crate) async fn begin_write(&self, what: &str) -> Result<DatabaseTransaction, StoreError> {
-        self.db
+    /// Runs `work` in a write transaction (`BEGIN IMMEDIATE` on SQLite, so it never has to
+    /// upgrade a read lock) and commits it when `work` succeeds; `begin` and `commit` name the
+    /// steps in errors. Take [`Inserter::write_guard`] first.
+    ///
+    /// When `work` fails the transaction is rolled back before the error is returned. Dropping
+    /// it would leave the rollback to a background task (the pool's return of the connection,
+    /// or the SQLite worker's queue) that runs after the error is returned: meanwhile its row
+    /// locks stay (a concurrent `FOR UPDATE SKIP LOCKED` skips those rows) and, on SQLite, its
+    /// write lock outlives the write guard.
+    pub(crate) async fn write_txn<T>(
+        &self,
+        begin: &str,
+        commit: &str,
+        work: impl AsyncFnOnce(&DatabaseTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self
+            .db
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..Default::default()
             })
             .await
-            .map_err(|e| self.err(what, &e))
-    }
-
-    /// Ends a write transaction: commits it when `result` is Ok, otherwise rolls it back before
-    /// the error is returned. Dropping a failed transaction would leave the rollback to a
-    /// background task (the pool's return of the connection, or the SQLite worker's queue) that
-    /// runs after the error is returned: meanwhile its row locks stay (a concurrent `FOR UPDATE
-    /// SKIP LOCKED` skips those rows) and, on SQLite, its write lock outlives the write guard.
-    pub(crate) async fn end_write<T>(
-        &self,
-        txn: DatabaseTransaction,
-        result: Result<T, StoreError>,
-        what: &str,
-    ) -> Result<T, StoreError> {
-        match result {
+            .map_err(|e| self.err(begin, &e))?;
+        match work(&txn).await {
             Ok(value) => {
-                txn.commit().await.map_err(|e| self.err(what, &e))?;
+                txn.commit().await.map_err(|e| self.err(commit, &e))?;
                 Ok(value)
             }
             Err(e) => {
@@ -328,30 +328,30 @@ impl Inserter {
                 self.new_indices(rows, &returned)
             }
             Strategy::RowsInTransaction => {
-                let txn = self.begin_write("starting a batch transaction").await?;
-                let inserted = async {
-                    let mut new = HashSet::with_capacity(rows.len());
-                    for (i, row) in rows.iter().enumerate() {
-                        let mut values = Vec::with_capacity(PARAMS_PER_ROW);
-                        row.push_values(&mut values);
-                        let stmt = sea_orm::Statement::from_sql_and_values(
-                            self.backend,
-                            self.single_sql.as_str(),
-                            values,
-                        );
-                        let res = txn
-                            .execute_raw(stmt)
-                            .await
-                            .map_err(|e| self.err("inserting a batch of inbound messages", &e))?;
-                        if res.rows_affected() == 1 {
-                            new.insert(i);
+                self.write_txn(
+                    "starting a batch transaction",
+                    "committing a batch of inbound messages",
+                    async |txn| {
+                        let mut new = HashSet::with_capacity(rows.len());
+                        for (i, row) in rows.iter().enumerate() {
+                            let mut values = Vec::with_capacity(PARAMS_PER_ROW);
+                            row.push_values(&mut values);
+                            let stmt = sea_orm::Statement::from_sql_and_values(
+                                self.backend,
+                                self.single_sql.as_str(),
+                                values,
+                            );
+                            let res = txn.execute_raw(stmt).await.map_err(|e| {
+                                self.err("inserting a batch of inbound messages", &e)
+                            })?;
+                            if res.rows_affected() == 1 {
+                                new.insert(i);
+                            }
                         }
-                    }
-                    Ok(new)
-                }
-                .await;
-                self.end_write(txn, inserted, "committing a batch of inbound messages")
-                    .await
+                        Ok(new)
+                    },
+                )
+                .await
             }
         }
     }

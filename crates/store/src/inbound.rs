@@ -172,13 +172,12 @@ impl Store {
         }
         let backend = self.backend();
         let _write = self.write_guard().await;
-        let txn = self
-            .begin_write("starting a transaction for outcomes")
-            .await?;
-        let written = write_outcomes(&txn, backend, finished, &[], None).await;
-        self.inserter()
-            .end_write(txn, written, "committing outcomes")
-            .await
+        self.write_txn(
+            "starting a transaction for outcomes",
+            "committing outcomes",
+            async |txn| write_outcomes(txn, backend, finished, &[], None).await,
+        )
+        .await
     }
 
     /// Claims and answers a batch in one transaction, for outcomes that need no call outside
@@ -218,43 +217,41 @@ impl Store {
             }
         );
         let _write = self.write_guard().await;
-        let txn = self
-            .begin_write("starting a transaction to answer messages")
-            .await?;
-        let answered = async {
-            let rows = txn
-                .query_all_raw(p.statement(q))
-                .await
-                .map_err(|e| err("claiming inbound messages", &e))?;
-            let mut finished = Vec::with_capacity(rows.len());
-            let mut dry_runs = Vec::new();
-            for row in &rows {
-                let model = inbound_messages::Model::from_query_result(row, "")
-                    .map_err(|e| StoreError::Bug(format!("reading an inbound row: {e}")))?;
-                let mut msg = InboundMessage::try_from(model)?;
-                msg.attempts += 1;
-                let (state, dry_run) = decide(&msg);
-                finished.push((msg.message_sid, state));
-                dry_runs.extend(dry_run);
-            }
-            let pairs: Vec<(&str, InboundState)> =
-                finished.iter().map(|(s, st)| (s.as_str(), *st)).collect();
-            if pairs.iter().any(|(_, s)| *s == InboundState::Processing) {
-                return Err(StoreError::InvalidInput(
-                    "answer_inbound_many: an outcome cannot be processing".to_owned(),
-                ));
-            }
-            if backend == DbBackend::Postgres {
-                answer_postgres(&txn, &pairs, &dry_runs, worker).await?;
-            } else {
-                write_outcomes(&txn, backend, &pairs, &dry_runs, Some(worker)).await?;
-            }
-            Ok(finished)
-        }
-        .await;
-        self.inserter()
-            .end_write(txn, answered, "committing answers")
-            .await
+        self.write_txn(
+            "starting a transaction to answer messages",
+            "committing answers",
+            async |txn| {
+                let rows = txn
+                    .query_all_raw(p.statement(q))
+                    .await
+                    .map_err(|e| err("claiming inbound messages", &e))?;
+                let mut finished = Vec::with_capacity(rows.len());
+                let mut dry_runs = Vec::new();
+                for row in &rows {
+                    let model = inbound_messages::Model::from_query_result(row, "")
+                        .map_err(|e| StoreError::Bug(format!("reading an inbound row: {e}")))?;
+                    let mut msg = InboundMessage::try_from(model)?;
+                    msg.attempts += 1;
+                    let (state, dry_run) = decide(&msg);
+                    finished.push((msg.message_sid, state));
+                    dry_runs.extend(dry_run);
+                }
+                let pairs: Vec<(&str, InboundState)> =
+                    finished.iter().map(|(s, st)| (s.as_str(), *st)).collect();
+                if pairs.iter().any(|(_, s)| *s == InboundState::Processing) {
+                    return Err(StoreError::InvalidInput(
+                        "answer_inbound_many: an outcome cannot be processing".to_owned(),
+                    ));
+                }
+                if backend == DbBackend::Postgres {
+                    answer_postgres(txn, &pairs, &dry_runs, worker).await?;
+                } else {
+                    write_outcomes(txn, backend, &pairs, &dry_runs, Some(worker)).await?;
+                }
+                Ok(finished)
+            },
+        )
+        .await
     }
 
     /// Records the outcome of processing and releases the claim. `Received` releases the

@@ -231,13 +231,16 @@ impl Store {
         self.inner.inserter.write_guard().await
     }
 
-    /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite); take [`Store::write_guard`]
+    /// Runs `work` in a write transaction, committed when it succeeds and rolled back before
+    /// its error returns otherwise (see `Inserter::write_txn`); take [`Store::write_guard`]
     /// first.
-    pub(crate) async fn begin_write(
+    pub(crate) async fn write_txn<T>(
         &self,
-        what: &str,
-    ) -> Result<sea_orm::DatabaseTransaction, StoreError> {
-        self.inner.inserter.begin_write(what).await
+        begin: &str,
+        commit: &str,
+        work: impl AsyncFnOnce(&sea_orm::DatabaseTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.inner.inserter.write_txn(begin, commit, work).await
     }
 
     pub(crate) fn inserter(&self) -> &Inserter {
