@@ -182,8 +182,9 @@ pub async fn run(app: Arc<App>, interval: Duration, mut shutdown: watch::Receive
             every_age = true;
             next = Next::Room;
         }
+        let before = app.queue.dropped();
         let older_than = if every_age && next == Next::Room {
-            dropped = app.queue.dropped();
+            dropped = before;
             Duration::ZERO
         } else {
             GRACE
@@ -193,7 +194,6 @@ pub async fn run(app: Arc<App>, interval: Duration, mut shutdown: watch::Receive
         } else {
             BACKLOG_BATCH
         };
-        let before = app.queue.dropped();
         found = sweep_up_to(&app, older_than, limit, Some(&shutdown)).await;
         overflowed = app.queue.dropped() > before;
         if next != Next::Tick {
