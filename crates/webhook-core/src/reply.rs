@@ -46,6 +46,9 @@ impl Reply {
 ///     }
 /// }
 /// ```
+///
+/// A panic in `reply` costs only that message: it is marked `failed` with an error line naming
+/// it and the panic's text, and is not retried (the same input would panic again).
 pub trait Handler: Send + Sync + 'static {
     /// The reply to send, or `None` to acknowledge without answering.
     fn reply(&self, msg: &InboundMessage) -> Option<Reply>;

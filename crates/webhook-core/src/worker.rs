@@ -432,11 +432,39 @@ fn decide(app: &App, row: &store::InboundMessage) -> Decision {
         app.metrics.send_outcome("skipped");
         return Decision::Finish(InboundState::Answered);
     }
-    let Some(reply) = app.handler.reply(&msg) else {
-        app.metrics.send_outcome("skipped");
-        return Decision::Finish(InboundState::Answered);
+    // The handler is the application's code: a panic in it must cost this message only. Left
+    // to unwind, it would end the whole batch's task mid-way (the other messages waiting for
+    // their claim's lease, or in dry run rolled back and swept into the same panic again).
+    let decided =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| app.handler.reply(&msg)));
+    let reply = match decided {
+        Ok(Some(reply)) => reply,
+        Ok(None) => {
+            app.metrics.send_outcome("skipped");
+            return Decision::Finish(InboundState::Answered);
+        }
+        Err(panic) => {
+            tracing::error!(
+                message_sid = sid,
+                panic = panic_message(panic.as_ref()),
+                "❌ the reply handler panicked on this message; marked failed, not retried (the other messages of its batch are answered)"
+            );
+            app.metrics.send_outcome("failed");
+            return Decision::Finish(InboundState::Failed);
+        }
     };
     Decision::Reply(Box::new((msg, reply)))
+}
+
+/// The text a panic was raised with (`panic!("…")` carries a `&str` or a `String`).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s
+    } else {
+        "(not a text)"
+    }
 }
 
 /// The row that records `reply` as a dry run (no sender configured).

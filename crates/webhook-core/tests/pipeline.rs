@@ -1116,21 +1116,32 @@ async fn a_backlog_that_stays_unanswered_is_not_swept_in_a_loop() {
     second.stop().await;
 }
 
-/// A batch the worker cannot write (here a trigger refuses reply rows) gives its jobs back:
-/// the in-process queue stops counting them (they used to stay "in flight" for good, so
-/// `queue_depth` over-reported from then on), and the messages stay recorded, unanswered, for
-/// the sweep.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jobs_of_a_batch_that_cannot_be_written_leave_the_queue_depth() {
+/// A batch the worker cannot write gives its jobs back: the in-process queue stops counting
+/// them (they used to stay "in flight" for good, so `queue_depth` over-reported from then on),
+/// and the messages stay recorded, unanswered, for the sweep. In dry run a trigger refuses the
+/// reply rows (the one transaction that answers the batch fails); with a sender it refuses the
+/// claim.
+async fn jobs_of_a_batch_that_cannot_be_written_leave_the_queue_depth(twilio: Option<&FakeTwilio>) {
     let db = TestDb::sqlite();
     let queue = Arc::new(store::InProcessQueue::new());
-    let s = start_with_queue(&db, queue.clone()).await;
-    test_support::services::execute_sql(
-        &db.url(),
-        "CREATE TRIGGER refuse_replies BEFORE INSERT ON outbound_messages \
-         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    let s = Server::start(
+        &db,
+        Opts {
+            twilio,
+            queue: Some(queue.clone()),
+            env: vec![("SWEEP_INTERVAL_SECS", "3600".to_owned())],
+            ..Opts::default()
+        },
     )
     .await;
+    let refuse = if twilio.is_some() {
+        "CREATE TRIGGER refuse_claims BEFORE UPDATE ON inbound_messages \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+    } else {
+        "CREATE TRIGGER refuse_replies BEFORE INSERT ON outbound_messages \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+    };
+    test_support::services::execute_sql(&db.url(), refuse).await;
     let sids: Vec<String> = (0..3).map(|_| sid("SM")).collect();
     for sid in &sids {
         assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
@@ -1161,5 +1172,96 @@ async fn jobs_of_a_batch_that_cannot_be_written_leave_the_queue_depth() {
             "left for the sweep: {sid}"
         );
     }
+    if let Some(twilio) = twilio {
+        assert!(twilio.sent_messages().is_empty(), "nothing was sent");
+    }
     s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_of_a_dry_run_batch_that_cannot_be_written_leave_the_queue_depth() {
+    jobs_of_a_batch_that_cannot_be_written_leave_the_queue_depth(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_of_a_batch_that_cannot_be_claimed_leave_the_queue_depth() {
+    let twilio = FakeTwilio::start().await;
+    jobs_of_a_batch_that_cannot_be_written_leave_the_queue_depth(Some(&twilio)).await;
+}
+
+/// A handler that panics on one message and answers the others like `AutoReply`.
+struct PanicsOn(String);
+
+impl webhook_core::Handler for PanicsOn {
+    fn reply(&self, msg: &webhook_core::InboundMessage) -> Option<webhook_core::Reply> {
+        assert_ne!(msg.message_sid, self.0, "the application's handler broke");
+        Some(webhook_core::Reply::text(format!(
+            "got {}",
+            msg.message_sid
+        )))
+    }
+}
+
+/// A panic in the application's handler costs only its own message: it is marked `failed`, the
+/// messages of the same batch are answered, and the queue does not keep counting the batch as
+/// in flight. (The panic used to end the batch's task: with a sender the batch's claims waited
+/// for their 2-minute lease; in dry run the rolled-back batch was swept into the same panic
+/// again and again.)
+async fn a_panicking_handler_fails_only_its_message(twilio: Option<&FakeTwilio>) {
+    let db = TestDb::sqlite();
+    let sids: Vec<String> = (0..6).map(|_| sid("SM")).collect();
+    let bad = sids[2].clone();
+    let s = Arc::new(
+        Server::start(
+            &db,
+            Opts {
+                twilio,
+                handler: Some(Arc::new(PanicsOn(bad.clone()))),
+                ..Opts::default()
+            },
+        )
+        .await,
+    );
+    post_all(&s, &sids, 6).await;
+    let answered = if twilio.is_some() {
+        InboundState::Answered
+    } else {
+        InboundState::DryRun
+    };
+    for sid in &sids {
+        let want = if *sid == bad {
+            InboundState::Failed
+        } else {
+            answered
+        };
+        assert_eq!(s.wait_processed(sid).await, want, "{sid}");
+    }
+    if let Some(twilio) = twilio {
+        wait_for_sends(twilio, sids.len() - 1, "a reply to each other message").await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while s.app.queue.depth().await.unwrap() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "jobs still counted in the queue"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let m = s.get("/metrics").await.body;
+    assert!(
+        m.contains(r#"whatsapp_webhook_sends_total{outcome="failed"} 1"#),
+        "{m}"
+    );
+    Arc::into_inner(s).expect("posts done").stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_fails_only_its_message_in_dry_run() {
+    a_panicking_handler_fails_only_its_message(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_fails_only_its_message_when_sending() {
+    let twilio = FakeTwilio::start().await;
+    a_panicking_handler_fails_only_its_message(Some(&twilio)).await;
 }

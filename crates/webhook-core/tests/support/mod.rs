@@ -10,7 +10,7 @@ use store::{InboundState, Store, StoreOptions, WorkQueue};
 use test_support::{AUTH_TOKEN, FakeTwilio, STATUS_URL, TestDb, WEBHOOK_URL, sign_form};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use webhook_core::{App, AutoReply};
+use webhook_core::{App, AutoReply, Handler};
 
 /// The sender replies come from when a sender is configured.
 pub(crate) const FROM: &str = "whatsapp:+14155238886";
@@ -27,6 +27,8 @@ pub(crate) struct Opts<'a> {
     pub(crate) env: Vec<(&'a str, String)>,
     /// Worker id (two instances need distinct ones).
     pub(crate) worker_id: &'a str,
+    /// Decide replies with this handler instead of the default `AutoReply`.
+    pub(crate) handler: Option<Arc<dyn Handler>>,
 }
 
 impl Default for Opts<'_> {
@@ -37,6 +39,7 @@ impl Default for Opts<'_> {
             token: Some(AUTH_TOKEN),
             env: Vec::new(),
             worker_id: "test-worker",
+            handler: None,
         }
     }
 }
@@ -75,8 +78,14 @@ pub(crate) fn settings(db: &TestDb, opts: &Opts<'_>) -> config::Settings {
 impl Server {
     pub(crate) async fn start(db: &TestDb, opts: Opts<'_>) -> Server {
         let settings = settings(db, &opts);
+        let handler = opts
+            .handler
+            .clone()
+            .unwrap_or_else(|| Arc::new(AutoReply::new(settings.auto_reply.clone())));
         let app = match opts.queue.clone() {
-            None => App::from_settings(settings).await.expect("app starts"),
+            None => App::with_handler(settings, handler)
+                .await
+                .expect("app starts"),
             Some(queue) => {
                 let store = Store::connect(
                     settings.database_url.expose(),
@@ -97,7 +106,6 @@ impl Server {
                         .expect("client"),
                     )
                 });
-                let handler = Arc::new(AutoReply::new(settings.auto_reply.clone()));
                 App::assemble(
                     settings,
                     store,
