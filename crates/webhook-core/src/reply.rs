@@ -48,7 +48,9 @@ impl Reply {
 /// ```
 ///
 /// A panic in `reply` costs only that message: it is marked `failed` with an error line naming
-/// it and the panic's text, and is not retried (the same input would panic again).
+/// it and the panic's text, and is not answered (the same input would panic again). This needs
+/// the default `panic = "unwind"`; and a handler whose shared state sits behind a `Mutex` must
+/// cope with the lock being poisoned by the panicking call, or every later call panics too.
 pub trait Handler: Send + Sync + 'static {
     /// The reply to send, or `None` to acknowledge without answering.
     fn reply(&self, msg: &InboundMessage) -> Option<Reply>;
