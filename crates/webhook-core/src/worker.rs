@@ -386,13 +386,17 @@ pub async fn process_batch(
     }
 }
 
-/// Counts dry runs and logs every message the batch finished (failures were logged when
-/// decided).
+/// Counts and logs every message the batch finished, once its outcomes are committed (a batch
+/// that is retried or given back decides its messages again; failures were logged when
+/// decided). Finished without a Twilio call, `Answered` means no reply was due: `skipped`.
 fn log_finished(app: &App, finished: &[(String, InboundState)], started: Instant) {
     let latency_ms = crate::metrics::latency_ms(started.elapsed());
     for (sid, state) in finished {
-        if *state == InboundState::DryRun {
-            app.metrics.send_outcome("dry_run");
+        match state {
+            InboundState::DryRun => app.metrics.send_outcome("dry_run"),
+            InboundState::Answered => app.metrics.send_outcome("skipped"),
+            InboundState::Failed => app.metrics.send_outcome("failed"),
+            _ => {}
         }
         if matches!(state, InboundState::DryRun | InboundState::Answered) {
             tracing::info!(
@@ -405,7 +409,8 @@ fn log_finished(app: &App, finished: &[(String, InboundState)], started: Instant
     }
 }
 
-/// What to do with one claimed message; logs the reason for anything but a normal reply.
+/// What to do with one claimed message; logs the reason for anything but a normal reply. Counts
+/// nothing: the outcome may not be committed (see `log_finished`).
 fn decide(app: &App, row: &store::InboundMessage) -> Decision {
     let sid = row.message_sid.as_str();
     if row.attempts > MAX_CLAIMS {
@@ -414,7 +419,6 @@ fn decide(app: &App, row: &store::InboundMessage) -> Decision {
             attempts = row.attempts,
             "❌ giving up on this message after {MAX_CLAIMS} attempts without an outcome; marked failed (see outbound_messages for the last error)"
         );
-        app.metrics.send_outcome("failed");
         return Decision::Finish(InboundState::Failed);
     }
     let msg = match InboundMessage::from_params(json_to_params(&row.params_json)) {
@@ -429,7 +433,6 @@ fn decide(app: &App, row: &store::InboundMessage) -> Decision {
             message_sid = sid,
             "validate-webhook probe recorded; not answering it"
         );
-        app.metrics.send_outcome("skipped");
         return Decision::Finish(InboundState::Answered);
     }
     // The handler is the application's code: a panic in it must cost this message only. Left
@@ -439,17 +442,13 @@ fn decide(app: &App, row: &store::InboundMessage) -> Decision {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| app.handler.reply(&msg)));
     let reply = match decided {
         Ok(Some(reply)) => reply,
-        Ok(None) => {
-            app.metrics.send_outcome("skipped");
-            return Decision::Finish(InboundState::Answered);
-        }
+        Ok(None) => return Decision::Finish(InboundState::Answered),
         Err(panic) => {
             tracing::error!(
                 message_sid = sid,
                 panic = panic_message(panic.as_ref()),
                 "❌ the reply handler panicked on this message; marked failed, not retried (the other messages of its batch are answered)"
             );
-            app.metrics.send_outcome("failed");
             return Decision::Finish(InboundState::Failed);
         }
     };

@@ -1189,6 +1189,63 @@ async fn jobs_of_a_batch_that_cannot_be_claimed_leave_the_queue_depth() {
     jobs_of_a_batch_that_cannot_be_written_leave_the_queue_depth(Some(&twilio)).await;
 }
 
+/// A handler that never answers.
+struct NoReply;
+
+impl webhook_core::Handler for NoReply {
+    fn reply(&self, _msg: &webhook_core::InboundMessage) -> Option<webhook_core::Reply> {
+        None
+    }
+}
+
+/// `sends_total` counts an outcome once it is committed: a dry-run batch whose transaction fails
+/// (a trigger refuses the state updates) counts nothing, and the same messages answered later
+/// by the sweep count once. (Outcomes without a reply used to be counted when decided, before
+/// the commit, so a failed or retried batch counted them again.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_are_counted_once_committed_not_when_decided() {
+    let db = TestDb::sqlite();
+    let s = Server::start(
+        &db,
+        Opts {
+            // No reply is due: every message ends `answered` (skipped).
+            handler: Some(Arc::new(NoReply)),
+            ..Opts::default()
+        },
+    )
+    .await;
+    test_support::services::execute_sql(
+        &db.url(),
+        "CREATE TRIGGER refuse_updates BEFORE UPDATE ON inbound_messages \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .await;
+    let sids: Vec<String> = (0..3).map(|_| sid("SM")).collect();
+    for sid in &sids {
+        assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while s.app.queue.depth().await.unwrap() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refused batch was not given back"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let skipped = r#"whatsapp_webhook_sends_total{outcome="skipped"}"#;
+    let m = s.get("/metrics").await.body;
+    assert!(!m.contains(skipped), "nothing was committed: {m}");
+
+    test_support::services::execute_sql(&db.url(), "DROP TRIGGER refuse_updates").await;
+    // The sweep finds them once they are older than its grace period.
+    for sid in &sids {
+        assert_eq!(s.wait_processed(sid).await, InboundState::Answered);
+    }
+    let m = s.get("/metrics").await.body;
+    assert!(m.contains(&format!("{skipped} 3\n")), "{m}");
+    s.stop().await;
+}
+
 /// A handler that panics on one message and answers the others like `AutoReply`.
 struct PanicsOn(String);
 
