@@ -1036,6 +1036,22 @@ async fn left_unanswered(db: &TestDb, n: usize) -> Vec<String> {
     sids
 }
 
+/// Waits up to 10 s for the server's work queue to count no job, waiting or in flight.
+async fn wait_queue_empty(s: &Server, when: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let depth = s.app.queue.depth().await.unwrap();
+        if depth == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "queue depth still {depth} {when}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// A server on `db` working from `queue`, whose sweep passes only at start
 /// (`SWEEP_INTERVAL_SECS=3600`), so what a test sees is not an interval's pass.
 async fn start_with_queue(db: &TestDb, queue: Arc<dyn WorkQueue>) -> Server {
@@ -1123,12 +1139,11 @@ async fn a_backlog_that_stays_unanswered_is_not_swept_in_a_loop() {
 /// claim.
 async fn jobs_of_a_batch_that_cannot_be_written_leave_the_queue_depth(twilio: Option<&FakeTwilio>) {
     let db = TestDb::sqlite();
-    let queue = Arc::new(store::InProcessQueue::new());
+    // The in-process queue (no REDIS_URL); the sweep passes only at start.
     let s = Server::start(
         &db,
         Opts {
             twilio,
-            queue: Some(queue.clone()),
             env: vec![("SWEEP_INTERVAL_SECS", "3600".to_owned())],
             ..Opts::default()
         },
@@ -1146,18 +1161,7 @@ async fn jobs_of_a_batch_that_cannot_be_written_leave_the_queue_depth(twilio: Op
     for sid in &sids {
         assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let depth = queue.depth().await.unwrap();
-        if depth == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "queue depth still {depth} after the worker's batch failed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_queue_empty(&s, "after the worker's batch failed").await;
     for sid in &sids {
         let row = s
             .app
@@ -1224,14 +1228,7 @@ async fn outcomes_are_counted_once_committed_not_when_decided() {
     for sid in &sids {
         assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while s.app.queue.depth().await.unwrap() > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the refused batch was not given back"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_queue_empty(&s, "after the refused batch").await;
     let skipped = r#"whatsapp_webhook_sends_total{outcome="skipped"}"#;
     let m = s.get("/metrics").await.body;
     assert!(!m.contains(skipped), "nothing was committed: {m}");
@@ -1294,14 +1291,7 @@ async fn a_panicking_handler_fails_only_its_message(twilio: Option<&FakeTwilio>)
     if let Some(twilio) = twilio {
         wait_for_sends(twilio, sids.len() - 1, "a reply to each other message").await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while s.app.queue.depth().await.unwrap() > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "jobs still counted in the queue"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_queue_empty(&s, "after the batch").await;
     let m = s.get("/metrics").await.body;
     assert!(
         m.contains("whatsapp_webhook_sends_total{outcome=\"failed\"} 1\n"),
