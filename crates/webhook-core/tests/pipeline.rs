@@ -1132,6 +1132,19 @@ async fn a_backlog_that_stays_unanswered_is_not_swept_in_a_loop() {
     second.stop().await;
 }
 
+/// Makes the SQLite database `db` refuse every `op` (`INSERT`, `UPDATE`) on `table`, with a
+/// trigger named `refuse_<table>`: a write the worker cannot make.
+async fn refuse(db: &TestDb, op: &str, table: &str) {
+    test_support::services::execute_sql(
+        &db.url(),
+        &format!(
+            "CREATE TRIGGER refuse_{table} BEFORE {op} ON {table} \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        ),
+    )
+    .await;
+}
+
 /// A batch the worker cannot write gives its jobs back: the in-process queue stops counting
 /// them (they used to stay "in flight" for good, so `queue_depth` over-reported from then on),
 /// and the messages stay recorded, unanswered, for the sweep. In dry run a trigger refuses the
@@ -1149,14 +1162,11 @@ async fn jobs_of_a_batch_that_cannot_be_written_leave_the_queue_depth(twilio: Op
         },
     )
     .await;
-    let refuse = if twilio.is_some() {
-        "CREATE TRIGGER refuse_claims BEFORE UPDATE ON inbound_messages \
-         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+    if twilio.is_some() {
+        refuse(&db, "UPDATE", "inbound_messages").await;
     } else {
-        "CREATE TRIGGER refuse_replies BEFORE INSERT ON outbound_messages \
-         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
-    };
-    test_support::services::execute_sql(&db.url(), refuse).await;
+        refuse(&db, "INSERT", "outbound_messages").await;
+    }
     let sids: Vec<String> = (0..3).map(|_| sid("SM")).collect();
     for sid in &sids {
         assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
@@ -1218,12 +1228,7 @@ async fn outcomes_are_counted_once_committed_not_when_decided() {
         },
     )
     .await;
-    test_support::services::execute_sql(
-        &db.url(),
-        "CREATE TRIGGER refuse_updates BEFORE UPDATE ON inbound_messages \
-         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
-    )
-    .await;
+    refuse(&db, "UPDATE", "inbound_messages").await;
     let sids: Vec<String> = (0..3).map(|_| sid("SM")).collect();
     for sid in &sids {
         assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
@@ -1233,7 +1238,7 @@ async fn outcomes_are_counted_once_committed_not_when_decided() {
     let m = s.get("/metrics").await.body;
     assert!(!m.contains(skipped), "nothing was committed: {m}");
 
-    test_support::services::execute_sql(&db.url(), "DROP TRIGGER refuse_updates").await;
+    test_support::services::execute_sql(&db.url(), "DROP TRIGGER refuse_inbound_messages").await;
     // The sweep finds them once they are older than its grace period.
     for sid in &sids {
         assert_eq!(s.wait_processed(sid).await, InboundState::Answered);
@@ -1243,7 +1248,7 @@ async fn outcomes_are_counted_once_committed_not_when_decided() {
     s.stop().await;
 }
 
-/// A handler that panics on one message and answers the others like `AutoReply`.
+/// A handler that panics on one message and answers the others.
 struct PanicsOn(String);
 
 impl webhook_core::Handler for PanicsOn {
