@@ -27,7 +27,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use store::{InboundState, Job, NewOutbound, OutboundUpdate, StoreError};
+use store::{InboundState, Job, NewOutbound, OutboundUpdate, StoreError, WorkQueue};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant as Deadline;
 use twilio_client::{RetryPolicy, SendMessage, TwilioError};
@@ -275,8 +275,14 @@ pub async fn process_batch(
         app.worker_id,
         ATTEMPTS.fetch_add(1, Ordering::Relaxed)
     );
-    let sids: Vec<&str> = jobs.iter().map(|j| j.message_sid.as_str()).collect();
-    let label = if sids.len() == 1 { sids[0] } else { "(batch)" };
+    let mut held = Held::new(app.queue.clone(), jobs);
+    let sids: Vec<&str> = held.jobs.iter().map(|j| j.message_sid.as_str()).collect();
+    let label = if sids.len() == 1 {
+        sids[0].to_owned()
+    } else {
+        "(batch)".to_owned()
+    };
+    let label = label.as_str();
     if app.is_dry_run() {
         // Nothing leaves the process: claim, decide and record in one transaction.
         let answered = retry_unavailable(label, "answering messages", until, || {
@@ -292,13 +298,13 @@ pub async fn process_batch(
         match answered {
             Ok(outcomes) => {
                 log_finished(app, &outcomes, started);
-                ack(app, &jobs).await;
+                held.ack().await;
             }
             Err(e) => {
                 // Nothing was written: the jobs come back (Redis redelivers them, the sweep
                 // finds them in the database).
-                tracing::warn!(jobs = jobs.len(), error = %e, "⚠️ could not answer messages; will retry");
-                release(app, &jobs).await;
+                tracing::warn!(jobs = held.jobs.len(), error = %e, "⚠️ could not answer messages; will retry");
+                held.release().await;
             }
         }
         return;
@@ -312,8 +318,8 @@ pub async fn process_batch(
         Err(e) => {
             // Nothing was claimed: the jobs come back (Redis redelivers them, the sweep finds
             // them in the database).
-            tracing::warn!(jobs = jobs.len(), error = %e, "⚠️ could not claim messages; will retry");
-            release(app, &jobs).await;
+            tracing::warn!(jobs = held.jobs.len(), error = %e, "⚠️ could not claim messages; will retry");
+            held.release().await;
             return;
         }
     };
@@ -345,13 +351,12 @@ pub async fn process_batch(
 
     // Every job not waiting for a send is done: finished above, already answered elsewhere,
     // held by another worker, or unknown.
-    let (send_jobs, done): (Vec<Job>, Vec<Job>) = jobs
-        .into_iter()
-        .partition(|j| to_send.iter().any(|(m, _)| m.message_sid == j.message_sid));
-    ack(app, &done).await;
+    let mut send_jobs =
+        held.split_off(|j| to_send.iter().any(|(m, _)| m.message_sid == j.message_sid));
+    held.ack().await;
 
     let (Some(client), Some(sender)) = (app.client.clone(), app.sender.clone()) else {
-        return; // not dry run, so both are configured
+        return; // not dry run, so both are configured (`send_jobs` gives its jobs back)
     };
     for (msg, reply) in to_send {
         let slot = match send_slots.pop() {
@@ -361,18 +366,14 @@ pub async fn process_batch(
                 Err(_) => return,
             },
         };
-        let jobs: Vec<Job> = send_jobs
-            .iter()
-            .filter(|j| j.message_sid == msg.message_sid)
-            .cloned()
-            .collect();
+        let jobs = send_jobs.split_off(|j| j.message_sid == msg.message_sid);
         let app = app.clone();
         let (client, sender) = (client.clone(), sender.clone());
         tokio::spawn(async move {
             let state = send_reply(&app, &client, sender, &msg, reply, until, lease_end).await;
             let sid = msg.message_sid.as_str();
             finish(&app, sid, state, until).await;
-            ack(&app, &jobs).await;
+            jobs.ack().await;
             if state != InboundState::Failed && state != InboundState::Processing {
                 tracing::info!(
                     message_sid = sid,
@@ -915,23 +916,78 @@ fn queued(jobs: &[Job]) -> Cow<'_, [Job]> {
     }
 }
 
-async fn ack(app: &App, jobs: &[Job]) {
-    let jobs = queued(jobs);
-    if jobs.is_empty() {
-        return;
+/// Jobs a batch received and has not yet acknowledged or given back. Every path of a batch
+/// ends its jobs with [`Held::ack`] or [`Held::release`]; one that ends otherwise (a panic in
+/// our code, a return that forgot them) drops them, and dropping gives the queue entries back
+/// from a spawned task, with an error line. Without that the in-process queue would count them
+/// in flight for good: its depth and the sweep's "queue has room" test would be off for the
+/// life of the process. (Their messages are safe either way: the sweep finds them in the
+/// database once their claim's lease expires.)
+struct Held {
+    queue: Arc<dyn WorkQueue>,
+    jobs: Vec<Job>,
+}
+
+impl Held {
+    fn new(queue: Arc<dyn WorkQueue>, jobs: Vec<Job>) -> Held {
+        Held { queue, jobs }
     }
-    if let Err(e) = app.queue.ack_many(&jobs).await {
-        tracing::warn!(jobs = jobs.len(), error = %e, "⚠️ could not acknowledge queue entries; they may be redelivered (the database claim prevents a second reply)");
+
+    /// Moves the jobs matching `pred` into a `Held` of their own.
+    fn split_off(&mut self, pred: impl Fn(&Job) -> bool) -> Held {
+        let (taken, kept) = std::mem::take(&mut self.jobs).into_iter().partition(pred);
+        self.jobs = kept;
+        Held::new(self.queue.clone(), taken)
+    }
+
+    /// The jobs are done: acknowledged, not delivered again.
+    async fn ack(mut self) {
+        let jobs = std::mem::take(&mut self.jobs);
+        let jobs = queued(&jobs);
+        if jobs.is_empty() {
+            return;
+        }
+        if let Err(e) = self.queue.ack_many(&jobs).await {
+            tracing::warn!(jobs = jobs.len(), error = %e, "⚠️ could not acknowledge queue entries; they may be redelivered (the database claim prevents a second reply)");
+        }
+    }
+
+    /// The batch could not be written: gives the jobs back (see [`WorkQueue::release`]).
+    async fn release(mut self) {
+        let jobs = std::mem::take(&mut self.jobs);
+        release(&*self.queue, &jobs).await;
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut jobs = std::mem::take(&mut self.jobs);
+        jobs.retain(|j| !j.id.is_empty()); // see `queued`
+        let Some(first) = jobs.first() else {
+            return; // nothing to give back (or already acknowledged or released)
+        };
+        if std::thread::panicking() {
+            tracing::error!(jobs = jobs.len(), first = %first.message_sid, "❌ a panic ended a batch; its queue entries are given back and the sweep answers their messages");
+        } else {
+            // Cancelled (the runtime stopping after the drain deadline), or a path that forgot
+            // them: a bug, but the same remedy.
+            tracing::warn!(jobs = jobs.len(), first = %first.message_sid, "⚠️ a batch ended without an outcome for its jobs; giving them back, the sweep answers their messages");
+        }
+        // Outside a runtime there is no one left to count them.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let queue = self.queue.clone();
+            runtime.spawn(async move { release(&*queue, &jobs).await });
+        }
     }
 }
 
 /// Gives back jobs whose batch could not be written (see [`store::WorkQueue::release`]).
-async fn release(app: &App, jobs: &[Job]) {
+async fn release(queue: &dyn WorkQueue, jobs: &[Job]) {
     let jobs = queued(jobs);
     if jobs.is_empty() {
         return;
     }
-    if let Err(e) = app.queue.release(&jobs).await {
+    if let Err(e) = queue.release(&jobs).await {
         tracing::warn!(jobs = jobs.len(), error = %e, "⚠️ could not give queue entries back; the sweep finds their messages");
     }
 }
@@ -966,6 +1022,66 @@ fn json_string(v: serde_json::Value) -> String {
 mod tests {
     use super::*;
     use crate::inbound::params_to_json;
+
+    /// An in-process queue whose `n` jobs (`SM0`, `SM1`, …) were received by a batch.
+    async fn received(n: usize) -> (Arc<store::InProcessQueue>, Vec<Job>) {
+        let queue = Arc::new(store::InProcessQueue::new());
+        for i in 0..n {
+            queue.enqueue(&format!("SM{i}")).await.unwrap();
+        }
+        let jobs = queue.receive(n, Duration::ZERO).await.unwrap();
+        assert_eq!(jobs.len(), n);
+        (queue, jobs)
+    }
+
+    async fn depth_settles(queue: &store::InProcessQueue) -> u64 {
+        // The release of a dropped `Held` runs in a task of its own.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        queue.depth().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn jobs_whose_send_task_panics_stop_counting_as_in_flight() {
+        let (queue, jobs) = received(3).await;
+        let mut held = Held::new(queue.clone(), jobs);
+        let sending = held.split_off(|j| j.message_sid == "SM1");
+        held.ack().await;
+        assert_eq!(
+            depth_settles(&queue).await,
+            1,
+            "acknowledged once, the one being sent left"
+        );
+
+        let task = tokio::spawn(async move {
+            let _jobs = sending;
+            panic!("a bug in a send task");
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        assert_eq!(
+            depth_settles(&queue).await,
+            0,
+            "the panicked task's job still counted in the queue's depth"
+        );
+    }
+
+    #[tokio::test]
+    async fn jobs_given_back_or_not_from_the_queue_are_not_given_back_twice() {
+        let (queue, jobs) = received(2).await;
+        let mut held = Held::new(queue.clone(), jobs);
+        held.split_off(|j| j.message_sid == "SM0").release().await;
+        // The sweep's jobs have no queue entry: dropping them touches no count.
+        drop(Held::new(
+            queue.clone(),
+            vec![Job {
+                message_sid: "SM9".to_owned(),
+                id: String::new(),
+                deliveries: 1,
+            }],
+        ));
+        assert_eq!(depth_settles(&queue).await, 1, "SM1 is still in flight");
+        drop(held);
+        assert_eq!(depth_settles(&queue).await, 0);
+    }
 
     #[test]
     fn the_marker_goes_into_the_query_before_any_fragment() {
