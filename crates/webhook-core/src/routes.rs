@@ -276,6 +276,26 @@ fn authenticate(
         return refuse("forbidden: signature not verified\n");
     };
     let checked = verify::check_and_decode(validator, &url, &parts.headers, body);
+    // A placeholder is public (it is in .env.example and in every tutorial), so a signature made
+    // with it proves nothing about the sender: refused, as the start-up finding announced.
+    if checked.is_ok()
+        && let KeyUsed::AuthToken {
+            placeholder: true, ..
+        }
+        | KeyUsed::SharedKey { placeholder: true } = key
+    {
+        let setting = match key {
+            KeyUsed::AuthToken { .. } => "TWILIO_AUTH_TOKEN",
+            KeyUsed::SharedKey { .. } => "TWILIO_WEBHOOK_SHARED_KEY",
+        };
+        tracing::warn!(
+            route,
+            setting,
+            hint = verify::placeholder_hint(key).unwrap_or_default(),
+            "❌ Webhook refused with 403: signed with a placeholder secret, which anyone can know, so it proves nothing"
+        );
+        return refuse("forbidden: signature not verified\n");
+    }
     // During a token rotation a signature that does not match the primary token may match
     // the secondary one (Twilio signs with whichever is primary on its side).
     if let (Err(SignatureError::Mismatch), KeyUsed::AuthToken { .. }, Some(secondary)) =

@@ -149,6 +149,21 @@ fn without_userinfo(url: &str) -> String {
     }
 }
 
+/// The fix when the key a request was checked with is a placeholder; `None` otherwise.
+pub fn placeholder_hint(key: KeyUsed) -> Option<&'static str> {
+    match key {
+        KeyUsed::AuthToken {
+            placeholder: true, ..
+        } => {
+            Some("TWILIO_AUTH_TOKEN is a placeholder: copy the Auth Token from the Twilio Console")
+        }
+        KeyUsed::SharedKey { placeholder: true } => Some(
+            "TWILIO_WEBHOOK_SHARED_KEY is a placeholder: set it to the secret of the shared key your Webhook Rule signs with",
+        ),
+        _ => None,
+    }
+}
+
 /// Explains a signature failure (never includes the token or any signature).
 pub fn diagnose(
     error: &SignatureError,
@@ -164,16 +179,8 @@ pub fn diagnose(
     let differs = suggested
         .as_deref()
         .is_some_and(|s| strip_query(s) != strip_query(&without_userinfo(checked_url)));
-    let hint = if matches!(
-        key,
-        KeyUsed::AuthToken {
-            placeholder: true,
-            ..
-        }
-    ) {
-        "TWILIO_AUTH_TOKEN is a placeholder: copy the Auth Token from the Twilio Console"
-    } else if key == (KeyUsed::SharedKey { placeholder: true }) {
-        "TWILIO_WEBHOOK_SHARED_KEY is a placeholder: set it to the secret of the shared key your Webhook Rule signs with"
+    let hint = if let Some(hint) = placeholder_hint(key) {
+        hint
     } else if matches!(error, SignatureError::Missing) {
         "the request has no X-Twilio-Signature header: it did not come from Twilio (or a proxy stripped the header)"
     } else if differs {

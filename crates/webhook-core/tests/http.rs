@@ -464,6 +464,51 @@ async fn a_placeholder_secondary_token_verifies_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placeholder_token_or_shared_key_verifies_nothing() {
+    // `.env.example` copied as it is: the server starts in development (with a warning that
+    // every webhook will be refused), and a webhook signed with the placeholder is forged.
+    let db = TestDb::sqlite();
+    let s = Server::start(
+        &db,
+        Opts {
+            token: Some("your_auth_token"),
+            env: vec![("TWILIO_WEBHOOK_SHARED_KEY", "changeme".to_owned())],
+            ..Opts::default()
+        },
+    )
+    .await;
+    let hook = "/api/v1/whatsapp/webhook";
+    let forged = sid("SM");
+    let body = inbound_body(&forged);
+    let r = s
+        .post(
+            hook,
+            &body,
+            &sign_form("your_auth_token", WEBHOOK_URL, &body),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let signed = shared_key_headers("changeme", WEBHOOK_URL, &body, "HMAC_SHA256");
+    assert_eq!(post_with(&s, hook, &signed, &body).await.status, 403);
+    let status = format!("MessageSid={}&MessageStatus=delivered", sid("SM"));
+    let r = s
+        .post(
+            "/api/v1/whatsapp/status",
+            &status,
+            &sign_form("your_auth_token", STATUS_URL, &status),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert!(s.app.store.get_inbound(&forged).await.unwrap().is_none());
+    let m = s.get("/metrics").await.body;
+    assert!(
+        m.contains("whatsapp_webhook_signature_failures_total 3"),
+        "{m}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_refuses_new_connections_while_it_drains_the_open_ones() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let db = TestDb::sqlite();
