@@ -60,6 +60,8 @@ pub struct App {
     sends: Arc<Semaphore>,
     heartbeat_ms: AtomicU64,
     secondary_seen: AtomicBool,
+    /// A status callback arrived at the inbound URL (logged once).
+    misrouted_status_seen: AtomicBool,
     /// Acknowledgements under pressure, for the worker's pace (see [`crate::pace`]).
     acks: AckPressure,
 }
@@ -306,6 +308,7 @@ impl App {
             worker_id,
             heartbeat_ms: AtomicU64::new(now_ms()),
             secondary_seen: AtomicBool::new(false),
+            misrouted_status_seen: AtomicBool::new(false),
             acks: AckPressure::new(),
             sends,
             settings,
@@ -432,6 +435,19 @@ impl App {
             tracing::warn!(
                 route,
                 "⚠️ Webhook signed with TWILIO_AUTH_TOKEN_SECONDARY, not TWILIO_AUTH_TOKEN: Twilio signs with the secondary token now (it was promoted). Accepted; finish the rotation: set TWILIO_AUTH_TOKEN to it and remove TWILIO_AUTH_TOKEN_SECONDARY"
+            );
+        }
+    }
+
+    /// Called when a delivery status callback arrived at the inbound webhook URL (a status
+    /// callback URL in the Console set to `WEBHOOK_URL`). It is recorded as a status, not
+    /// answered as a message; the misconfiguration is logged once per process.
+    pub fn status_callback_at_webhook_url(&self, cb: &StatusCallback) {
+        if !self.misrouted_status_seen.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                message_sid = %cb.message_sid,
+                status = %cb.status,
+                "⚠️ A delivery status callback arrived at the inbound webhook URL: recorded as a status, not answered as a message. A status callback URL in the Twilio Console (the sender's, the Messaging Service's or the Sandbox's) is set to WEBHOOK_URL; point it at /api/v1/whatsapp/status instead, or leave it empty (replies sent by this server name their own)"
             );
         }
     }

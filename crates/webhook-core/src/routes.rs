@@ -9,7 +9,7 @@
 //! | `/metrics` | GET | Prometheus text |
 
 use crate::app::{App, Readiness};
-use crate::inbound::{InboundMessage, ParseError, form_pairs, parse_form};
+use crate::inbound::{InboundMessage, form_pairs, parse_form};
 use crate::status::StatusCallback;
 use crate::verify::{self, KeyUsed};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
@@ -385,11 +385,23 @@ async fn inbound(app: &App, req: Request<Incoming>, started: Instant) -> Respons
         Verified::Pass(form) => form,
         Verified::Refuse(res) => return res,
     };
-    let msg = match params_of(&parts.headers, &body, form.as_ref())
-        .and_then(|p| InboundMessage::from_params(p).map_err(|e: ParseError| e.to_string()))
-    {
-        Ok(m) => m,
+    let params = match params_of(&parts.headers, &body, form.as_ref()) {
+        Ok(p) => p,
         Err(reason) => return bad_request("webhook", &reason),
+    };
+    // Only a delivery status callback carries MessageStatus: one sent here by a status
+    // callback URL set to WEBHOOK_URL is recorded as what it is, not answered as a message.
+    if params.iter().any(|(k, _)| k == "MessageStatus") {
+        let cb = match StatusCallback::from_params(params) {
+            Ok(cb) => cb,
+            Err(e) => return bad_request("webhook", &e.to_string()),
+        };
+        app.status_callback_at_webhook_url(&cb);
+        return record_status(app, &cb, &parts).await;
+    }
+    let msg = match InboundMessage::from_params(params) {
+        Ok(m) => m,
+        Err(e) => return bad_request("webhook", &e.to_string()),
     };
     match app.record(&msg, idempotency_token(&parts.headers)).await {
         Ok(new) => {
@@ -442,13 +454,22 @@ async fn status(app: &App, req: Request<Incoming>) -> Response<Body> {
         Ok(cb) => cb,
         Err(reason) => return bad_request("status", &reason),
     };
+    record_status(app, &cb, &parts).await
+}
+
+/// Records a verified status callback and answers it.
+async fn record_status(
+    app: &App,
+    cb: &StatusCallback,
+    parts: &http::request::Parts,
+) -> Response<Body> {
     let token = idempotency_token(&parts.headers);
     let marker = parts.uri.query().and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == CALLBACK_MARKER_PARAM)
             .map(|(_, v)| v.into_owned())
     });
-    match app.record_status(&cb, token, marker).await {
+    match app.record_status(cb, token, marker).await {
         Ok(()) => text(StatusCode::OK, ""),
         Err(e) if e.is_unavailable() => {
             tracing::error!(message_sid = %cb.message_sid, error = %e, "❌ Status callback answered 503: the database is unavailable");

@@ -519,6 +519,52 @@ async fn callbacks_to_a_status_url_with_a_query_or_fragment_are_accepted() {
     }
 }
 
+/// A sender's (or Messaging Service's, or the Sandbox's) status callback URL set to WEBHOOK_URL
+/// sends delivery statuses to the inbound endpoint. Answered as a message, its From (our own
+/// number) got a reply; it is recorded as a status instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_callback_sent_to_the_webhook_url_is_recorded_not_answered() {
+    let twilio = FakeTwilio::start().await;
+    let db = TestDb::sqlite();
+    let s = Server::start(
+        &db,
+        Opts {
+            twilio: Some(&twilio),
+            ..Opts::default()
+        },
+    )
+    .await;
+    let hook = "/api/v1/whatsapp/webhook";
+    let status_sid = sid("SM");
+    let body = test_support::fixture("status-delivered.form")
+        .replace("SM8e2c4a6b0d1f3e5a7c9b2d4f6a8c0e1b", &status_sid);
+    let signature =
+        test_support::sign_form(test_support::AUTH_TOKEN, test_support::WEBHOOK_URL, &body);
+    let r = s.post(hook, &body, &signature).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let events = s.app.store.status_events(&status_sid).await.unwrap();
+    assert_eq!(events.len(), 1, "recorded as a status");
+    assert_eq!(events[0].status, "delivered");
+    assert!(
+        s.app
+            .store
+            .get_inbound(&status_sid)
+            .await
+            .unwrap()
+            .is_none(),
+        "not recorded as an inbound message"
+    );
+
+    // A real message after it is answered, and it is the only reply sent.
+    let message = sid("SM");
+    assert_eq!(s.post_webhook(&inbound_body(&message)).await.status, 200);
+    assert_eq!(s.wait_processed(&message).await, InboundState::Answered);
+    let sent = twilio.sent_messages();
+    assert_eq!(sent.len(), 1, "only the real message was answered");
+    assert_eq!(sent[0].form_value("To"), Some("whatsapp:+15551234567"));
+    s.stop().await;
+}
+
 /// A queue that takes jobs (and counts them) and never hands them out: the state of a process
 /// killed right after acknowledging (or of a Redis that lost its data).
 #[derive(Default)]
