@@ -226,6 +226,11 @@ fn auth_token_secondary(r: &mut Report<'_>) {
             "the same as TWILIO_AUTH_TOKEN: nothing is being rotated",
             "remove TWILIO_AUTH_TOKEN_SECONDARY",
         );
+    } else if s.api_key_sid.is_some() && s.api_key_secret.is_some() {
+        r.ok(
+            KEY,
+            "set (hidden): webhooks signed with either token are accepted; REST calls use the API key",
+        );
     } else {
         r.ok(
             KEY,

@@ -88,7 +88,7 @@ pub const KEYS: &[KeySpec] = &[
         "TWILIO_AUTH_TOKEN_SECONDARY",
         None,
         "only TWILIO_AUTH_TOKEN's signatures are accepted",
-        "For rotating the Auth Token without refusing webhooks: the secondary Auth Token from the Console. Webhooks signed with either token are accepted and REST calls use this one (it survives the promotion); after promoting it in the Console, move it to TWILIO_AUTH_TOKEN and remove this key.",
+        "For rotating the Auth Token without refusing webhooks: the secondary Auth Token from the Console. Webhooks signed with either token are accepted and REST calls use this one (it survives the promotion) unless an API key is set; after promoting it in the Console, move it to TWILIO_AUTH_TOKEN and remove this key.",
         true,
         "",
     ),

@@ -153,14 +153,23 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
         (Some((_, Ok(()))), None) => out.push(Check::ok(
             S,
             "secondary token",
-            "Twilio accepts TWILIO_AUTH_TOKEN_SECONDARY too: webhooks signed with either token are accepted, replies use the secondary",
+            if setup.api_key.is_some() {
+                "Twilio accepts TWILIO_AUTH_TOKEN_SECONDARY too: webhooks signed with either token are accepted (replies use the API key)"
+            } else {
+                "Twilio accepts TWILIO_AUTH_TOKEN_SECONDARY too: webhooks signed with either token are accepted, replies use the secondary"
+            },
         )),
         (Some((_, Err(e))), None) => out.push(Check::error(
             S,
             "secondary token",
             format!(
-                "Twilio rejected TWILIO_AUTH_TOKEN_SECONDARY: {}; the server sends replies with it, so they would fail",
-                describe(e)
+                "Twilio rejected TWILIO_AUTH_TOKEN_SECONDARY: {}; {}",
+                describe(e),
+                if setup.api_key.is_some() {
+                    "it is not a token of this account, so it verifies no real webhook"
+                } else {
+                    "the server sends replies with it, so they would fail"
+                }
             ),
             "Copy the secondary Auth Token again (Console › Account › API keys & tokens), or remove TWILIO_AUTH_TOKEN_SECONDARY if no rotation is under way.",
         )),

@@ -371,6 +371,24 @@ fn during_a_rotation_both_tokens_are_asked_about() {
         run.line_starting("  ❌ secondary token: Twilio rejected TWILIO_AUTH_TOKEN_SECONDARY");
     assert!(line.ends_with("so they would fail"), "{line}");
     assert_eq!(run.code, 1);
+
+    // With an API key the replies authenticate with the key, whatever the tokens.
+    let twilio = FakeTwilio::start_blocking();
+    let (run, _) = run_online(
+        &twilio,
+        &format!(
+            "TWILIO_AUTH_TOKEN_SECONDARY={SECONDARY}\n\
+             TWILIO_API_KEY_SID=SK0123456789abcdef0123456789abcdef\n\
+             TWILIO_API_KEY_SECRET=k3y5ecretk3y5ecretk3y5ecretk3y5e\n"
+        ),
+    );
+    run.line("  ✅ TWILIO_AUTH_TOKEN_SECONDARY: set (hidden): webhooks signed with either token are accepted; REST calls use the API key");
+    run.line("  ✅ secondary token: Twilio accepts TWILIO_AUTH_TOKEN_SECONDARY too: webhooks signed with either token are accepted (replies use the API key)");
+    assert!(
+        !run.stdout.contains("replies use the secondary"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
