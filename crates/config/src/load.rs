@@ -350,6 +350,7 @@ fn database_url(v: &str) -> Result<Secret, Invalid> {
             Ok(u) if unencoded_password(&u, None) => Err(unencoded_password_error()),
             Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => Ok(Secret::new(v)),
             Ok(_) => Err(Invalid::new("the PostgreSQL URL has no host", fix)),
+            Err(_) if separator_before_last_at(v) => Err(unencoded_password_error()),
             Err(e) => Err(Invalid::new(
                 format!("not a valid PostgreSQL URL ({e})"),
                 "use postgres://user:PASSWORD@host:5432/db and percent-encode special characters in the password",
@@ -374,6 +375,17 @@ fn unencoded_password(u: &url::Url, allowed_fragment: Option<&str>) -> bool {
         || (u.password().is_none() && u.query().is_some_and(|q| q.contains('@')))
 }
 
+/// The same mistake in a URL that no longer parses (`postgres://app:12/34@db/x` reads as host
+/// `app` with the port `12`): a '/', '?' or '#' between `://` and the URL's last '@'. Only asked
+/// after parsing failed, where a valid URL with an '@' in its path or query is not in question.
+fn separator_before_last_at(v: &str) -> bool {
+    let Some((_, rest)) = v.split_once("://") else {
+        return false;
+    };
+    rest.rfind('@')
+        .is_some_and(|at| rest[..at].contains(['/', '?', '#']))
+}
+
 fn unencoded_password_error() -> Invalid {
     Invalid::new(
         "the password seems to hold an unencoded /, ? or # (the URL has an '@' or a '#' after its host)",
@@ -396,7 +408,11 @@ fn redis_url(v: &str) -> Result<Secret, Invalid> {
             format!("unsupported scheme \"{}\"", u.scheme()),
             fix,
         )),
-        Err(e) => Err(Invalid::new(format!("not a valid Redis URL ({e})"), fix)),
+        Err(_) if separator_before_last_at(v) => Err(unencoded_password_error()),
+        Err(e) => Err(Invalid::new(
+            format!("not a valid Redis URL ({e})"),
+            "use redis://:PASSWORD@host:6379 (rediss:// for TLS) and percent-encode special characters in the password",
+        )),
     }
 }
 

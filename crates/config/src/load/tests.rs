@@ -831,10 +831,28 @@ fn urls_whose_password_needs_percent_encoding_are_refused_without_showing_it() {
         ("DATABASE_URL", "postgres://app:1234/ss@db.internal/db"),
         ("DATABASE_URL", "postgres://app:12?ss@db.internal/db"),
         ("REDIS_URL", "redis://:r@dis#Pw@127.0.0.1:6379/0"),
+        // Without an '@' of its own the password makes a URL that does not parse at all.
+        (
+            "DATABASE_URL",
+            "postgres://postgres:Sup1234/ss@127.0.0.1:5432/db",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://postgres:Sup12?ss@127.0.0.1:5432/db",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://postgres:Sup3r#w0rd@127.0.0.1:5432/db",
+        ),
+        ("REDIS_URL", "redis://:Sup1234/ss@127.0.0.1:6379"),
     ] {
         let text = one_problem(&[(key, value)]);
         assert!(text.contains("percent-encode"), "{key}={value}: {text}");
-        for secret in ["ss#w0rd", "1234/ss", "12?ss", "dis#Pw"] {
+        assert!(
+            text.contains("unencoded /, ? or #"),
+            "{key}={value}: {text}"
+        );
+        for secret in ["ss#w0rd", "1234/ss", "12?ss", "dis#Pw", "Sup3r#w0rd"] {
             assert!(!text.contains(secret), "{secret} leaked: {text}");
         }
     }
