@@ -73,7 +73,11 @@ pub fn signed(
         ),
         (404 | 405, _) => err(
             format!("{url} answered {s}: nothing handles inbound messages at this path"),
-            "Make WEBHOOK_URL end in /api/v1/whatsapp/webhook, point it at webhook-server, and use the same URL in the Twilio Console.".to_owned(),
+            if url::Url::parse(url).is_ok_and(|u| u.path().ends_with(config::WEBHOOK_PATH)) {
+                "What answers at this host and port is not webhook-server, or a proxy in front of it changes the path: point the URL at webhook-server's /api/v1/whatsapp/webhook (WEBHOOK_URL and the Twilio Console alike).".to_owned()
+            } else {
+                format!("The path must end in {}: fix the URL posted to (WEBHOOK_URL, or simulate's --url), point it at webhook-server, and use the same URL in the Twilio Console.", config::WEBHOOK_PATH)
+            },
         ),
         (300..=399, _) => err(
             format!(
@@ -229,6 +233,17 @@ mod tests {
             c.detail.contains("nothing handles inbound messages"),
             "{c:?}"
         );
+        let hint = c.hint.unwrap_or_default();
+        assert!(hint.contains("is not webhook-server, or a proxy"), "{hint}");
+        // A wrong path (in WEBHOOK_URL, or simulate's --url) is named as such.
+        let wrong_path = Target {
+            url: "http://127.0.0.1:5000/api/v1/whatsapp/webhookx",
+            ..T
+        };
+        let hint = signed(s, "n", &wrong_path, &answer(404, None))
+            .hint
+            .unwrap_or_default();
+        assert!(hint.starts_with("The path must end in /api/v1/whatsapp/webhook: fix the URL posted to (WEBHOOK_URL, or simulate's --url)"), "{hint}");
         let c = signed(s, "n", &T, &Err(Failure::Dns));
         assert!(c.detail.contains("does not resolve"), "{c:?}");
         assert_eq!(tampered(s, "t", &T, &answer(403, None)).status, Status::Ok);

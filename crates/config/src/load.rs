@@ -296,7 +296,11 @@ fn auth_token(v: &str, fix: &str) -> Result<Secret, Invalid> {
         Err(Invalid::new(
             format!(
                 "not an Auth Token: expected 32 hex characters, got {}",
-                chars(v)
+                if v.chars().count() == 32 {
+                    "32 characters, not all of them hex".to_owned()
+                } else {
+                    chars(v)
+                }
             ),
             fix,
         ))

@@ -241,7 +241,7 @@ fn wrong_path_answers_404() {
     let run = project(&twilio, &url, "").run(&["--online"]);
     run.lines_pair(
         &format!("  ❌ signed request: {url} answered 404: nothing handles inbound messages at this path"),
-        "     Fix: Make WEBHOOK_URL end in /api/v1/whatsapp/webhook, point it at webhook-server, and use the same URL in the Twilio Console.",
+        "     Fix: What answers at this host and port is not webhook-server, or a proxy in front of it changes the path: point the URL at webhook-server's /api/v1/whatsapp/webhook (WEBHOOK_URL and the Twilio Console alike).",
     );
 }
 

@@ -303,6 +303,11 @@ fn each_bad_value_names_key_source_and_fix() {
             "TWILIO_AUTH_TOKEN (environment): not an Auth Token: expected 32 hex characters, got 33 characters; fix: copy the Auth Token from the Twilio Console home page (Account Info)",
         ),
         (
+            "TWILIO_AUTH_TOKEN",
+            "0123456789abcdef0123456789abcdeg",
+            "TWILIO_AUTH_TOKEN (environment): not an Auth Token: expected 32 hex characters, got 32 characters, not all of them hex; fix: copy the Auth Token from the Twilio Console home page (Account Info)",
+        ),
+        (
             "WEBHOOK_URL",
             "not a url",
             r#"WEBHOOK_URL (environment): "not a url" is not a URL (relative URL without a base); fix: set it to the public URL configured in Twilio, e.g. https://abc123.ngrok-free.app/api/v1/whatsapp/webhook"#,
