@@ -91,10 +91,17 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
                 "Put the right password in REDIS_URL: redis://:PASSWORD@host:6379 (or redis://USER:PASSWORD@…).",
             )]
         }
+        // A TLS handshake with a Redis that does not speak TLS times out or fails to parse.
+        Err(reply) if tls => vec![Check::error(
+            S,
+            "ping",
+            format!("Redis at {host}:{port} did not answer PING over TLS: {reply}"),
+            "rediss:// needs a Redis that speaks TLS on this port: if this one does not (a local or private Redis usually does not), use redis://; otherwise start Redis or correct REDIS_URL.",
+        )],
         Err(reply) => vec![Check::error(
             S,
             "ping",
-            format!("Redis at {host}:{port} did not answer PING{over}: {reply}"),
+            format!("Redis at {host}:{port} did not answer PING: {reply}"),
             fix,
         )],
     }

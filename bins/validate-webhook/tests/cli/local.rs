@@ -111,6 +111,19 @@ fn sqlite_default_path() {
 }
 
 #[test]
+fn rediss_to_a_redis_without_tls_suggests_redis() {
+    let port = fake_redis(None);
+    let run = Project::new(&dotenv(&format!("REDIS_URL=rediss://127.0.0.1:{port}\n")))
+        .run(&["--timeout", "1"]);
+    let line = run.line_starting(&format!(
+        "  ❌ ping: Redis at 127.0.0.1:{port} did not answer PING over TLS: "
+    ));
+    assert!(line.ends_with("(REDIS_URL from .env line 3)"), "{line}");
+    run.line("     Fix: rediss:// needs a Redis that speaks TLS on this port: if this one does not (a local or private Redis usually does not), use redis://; otherwise start Redis or correct REDIS_URL.");
+    assert_eq!(run.code, 1);
+}
+
+#[test]
 fn redis_ping_ok_unreachable_and_wrong_password() {
     let port = fake_redis(None);
     let run = Project::new(&dotenv(&format!("REDIS_URL=redis://127.0.0.1:{port}\n"))).run(&[]);
