@@ -295,7 +295,12 @@ fn toml_layers(file: &SourceFile, gathered: &mut Gathered) -> Vec<Layer> {
             gathered.problems.push(Problem {
                 key: None,
                 source,
-                message: format!("invalid TOML: {}", e.message().trim_end()),
+                // One line per problem: the parser's message may span several ("invalid
+                // string\nexpected `\"`, `'`").
+                message: format!(
+                    "invalid TOML: {}",
+                    e.message().trim().lines().collect::<Vec<_>>().join("; ")
+                ),
                 fix: "write each setting on its own line as key = \"value\"".to_owned(),
             });
             return Vec::new();

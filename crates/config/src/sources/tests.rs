@@ -168,6 +168,16 @@ fn toml_syntax_errors_name_the_line_but_not_the_content() {
     let p = &g.problems[0];
     assert_eq!(p.source, "webhook.toml line 2");
     assert!(!p.to_string().contains("abc123secret"), "{p}");
+
+    // A parser message of several lines is one line here (the CLI prints one per check).
+    std::fs::write(dir.path().join("webhook.toml"), "port = \n").unwrap();
+    let g = gather_in(dir.path(), &[]);
+    let shown = g.problems[0].to_string();
+    assert!(!shown.contains('\n'), "{shown:?}");
+    assert!(
+        shown.starts_with("webhook.toml line 1: invalid TOML: "),
+        "{shown:?}"
+    );
 }
 
 #[test]
