@@ -125,7 +125,10 @@ impl Settings {
     /// WEBHOOK_URL); `TWILIO_WHATSAPP_FROM`: `ok`, `missing` (dry run), `bare_number`;
     /// `TWILIO_MESSAGING_SERVICE_SID`: `ok`, `both_senders`; `DATABASE_URL`: `ok`,
     /// `in_memory`, `sqlite_in_production`; `REDIS_URL`: `ok`; `TWILIO_API_BASE_URL`: `ok`,
-    /// `not_a_url`, `not_https`, `not_twilio`; `HOST`: `loopback`; `PORT`: `ok`.
+    /// `not_a_url`, `not_https`, `not_twilio`; `HOST`: `loopback`; `PORT`: `ok`; any key:
+    /// `misnamed` (a warning: the key is not set, or left at its default, while `.env` or the
+    /// environment sets a variable this server does not read whose name says it was meant for
+    /// it — `TWILIO_PHONE_NUMBER`, `twilio_auth_token`, `TWILIO_AUTH_TOKN`).
     ///
     /// With `APP_ENV=production`, warnings that are unsafe in production are problems, and
     /// [`load`](crate::load) refuses to start on any problem.
@@ -147,6 +150,7 @@ impl Settings {
         redis(&mut r);
         api_base_url(&mut r);
         listen(&mut r);
+        misnamed(&mut r);
         r.out
     }
 }
@@ -419,6 +423,40 @@ fn status_callback(r: &mut Report<'_>) {
             "not set and WEBHOOK_URL is missing or invalid: replies get no delivery status callbacks",
             "set WEBHOOK_URL, or STATUS_CALLBACK_URL to the public URL of /api/v1/whatsapp/status",
         ),
+    }
+}
+
+/// Variables not read whose names say which key was meant, while that key is not set: a
+/// value copied from another app's `.env` would otherwise be ignored without a word.
+fn misnamed(r: &mut Report<'_>) {
+    let s = r.settings;
+    let mut seen = std::collections::BTreeSet::new();
+    for m in &s.misnamed {
+        let state = match s.origin(m.meant) {
+            crate::error::NOT_SET => "not set",
+            "default" => "left at its default",
+            _ => continue,
+        };
+        // Any sender will do: a Messaging Service makes TWILIO_WHATSAPP_FROM unnecessary.
+        let sender_alias = m.meant == "TWILIO_WHATSAPP_FROM" && s.sender.is_some();
+        if sender_alias || !seen.insert(&m.found) {
+            continue;
+        }
+        let value_note = if m.meant == "TWILIO_WHATSAPP_FROM" {
+            " (the value as whatsapp:+<number>, e.g. whatsapp:+14155238886)"
+        } else {
+            ""
+        };
+        r.warn(
+            m.meant,
+            "misnamed",
+            false,
+            &format!(
+                "{state}, but {} sets {}, which this server does not read",
+                m.source, m.found
+            ),
+            &format!("rename {} to {}{value_note}", m.found, m.meant),
+        );
     }
 }
 

@@ -267,6 +267,7 @@ fn build_partial(gathered: Gathered) -> (Settings, Vec<Problem>) {
         }
     }
     s.load_findings = std::mem::take(&mut b.notes);
+    s.misnamed = std::mem::take(&mut b.gathered.misnamed);
     // File problems first, in file order; then bad values in the order of the key table.
     let mut problems = std::mem::take(&mut b.gathered.problems);
     let position = |p: &Problem| KEYS.iter().position(|k| Some(k.name) == p.key.as_deref());

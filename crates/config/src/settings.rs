@@ -158,6 +158,8 @@ pub struct Settings {
     pub(crate) shadowed: BTreeMap<&'static str, Vec<String>>,
     /// Findings only visible while loading (a bare phone number, two senders).
     pub(crate) load_findings: Vec<Finding>,
+    /// Variables not read whose names say which key was meant (see [`Settings::findings`]).
+    pub(crate) misnamed: Vec<crate::sources::Misnamed>,
 }
 
 impl Default for Settings {
@@ -192,6 +194,7 @@ impl Default for Settings {
                 .map(|k| (k.name, "default".to_owned()))
                 .collect(),
             load_findings: Vec::new(),
+            misnamed: Vec::new(),
             shadowed: BTreeMap::new(),
         }
     }

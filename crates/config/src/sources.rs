@@ -119,6 +119,88 @@ pub(crate) struct Gathered {
     pub(crate) files: Vec<String>,
     /// Problems with the files themselves (missing, unreadable, syntax, unknown keys).
     pub(crate) problems: Vec<Problem>,
+    /// Variables this server does not read whose names say which key was meant.
+    pub(crate) misnamed: Vec<Misnamed>,
+}
+
+/// A variable this server does not read whose name says which key was meant: a name other
+/// tutorials, SDK samples and apps use (`TWILIO_PHONE_NUMBER`), the key in lower case, or a
+/// typo (`TWILIO_AUTH_TOKN`). It is a warning, not an error: `.env` and the environment hold
+/// other programs' settings too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Misnamed {
+    /// The name as written.
+    pub(crate) found: String,
+    /// Where: `.env line 3`, `environment`.
+    pub(crate) source: String,
+    /// The key it stands for.
+    pub(crate) meant: &'static str,
+}
+
+/// Names other Twilio tutorials, SDK samples and webhook apps use for our keys.
+const ALIASES: &[(&str, &str)] = &[
+    ("TWILIO_SID", "TWILIO_ACCOUNT_SID"),
+    ("TWILIO_ACCOUNT", "TWILIO_ACCOUNT_SID"),
+    ("TWILIO_ACCOUNT_ID", "TWILIO_ACCOUNT_SID"),
+    ("ACCOUNT_SID", "TWILIO_ACCOUNT_SID"),
+    ("TWILIO_TOKEN", "TWILIO_AUTH_TOKEN"),
+    ("TWILIO_AUTHTOKEN", "TWILIO_AUTH_TOKEN"),
+    ("AUTH_TOKEN", "TWILIO_AUTH_TOKEN"),
+    ("TWILIO_API_KEY", "TWILIO_API_KEY_SID"),
+    ("TWILIO_API_SID", "TWILIO_API_KEY_SID"),
+    ("TWILIO_KEY_SID", "TWILIO_API_KEY_SID"),
+    ("TWILIO_API_SECRET", "TWILIO_API_KEY_SECRET"),
+    ("TWILIO_KEY_SECRET", "TWILIO_API_KEY_SECRET"),
+    ("TWILIO_PHONE_NUMBER", "TWILIO_WHATSAPP_FROM"),
+    ("TWILIO_NUMBER", "TWILIO_WHATSAPP_FROM"),
+    ("TWILIO_FROM", "TWILIO_WHATSAPP_FROM"),
+    ("TWILIO_FROM_NUMBER", "TWILIO_WHATSAPP_FROM"),
+    ("TWILIO_SENDER", "TWILIO_WHATSAPP_FROM"),
+    ("TWILIO_WHATSAPP_NUMBER", "TWILIO_WHATSAPP_FROM"),
+    ("TWILIO_WHATSAPP_SENDER", "TWILIO_WHATSAPP_FROM"),
+    ("TWILIO_WHATSAPP_PHONE_NUMBER", "TWILIO_WHATSAPP_FROM"),
+    ("WHATSAPP_FROM", "TWILIO_WHATSAPP_FROM"),
+    ("WHATSAPP_NUMBER", "TWILIO_WHATSAPP_FROM"),
+    ("TWILIO_MESSAGING_SERVICE", "TWILIO_MESSAGING_SERVICE_SID"),
+    ("MESSAGING_SERVICE_SID", "TWILIO_MESSAGING_SERVICE_SID"),
+    ("TWILIO_WEBHOOK_URL", "WEBHOOK_URL"),
+    ("TWILIO_STATUS_CALLBACK_URL", "STATUS_CALLBACK_URL"),
+    ("DB_URL", "DATABASE_URL"),
+    ("POSTGRES_URL", "DATABASE_URL"),
+    ("POSTGRESQL_URL", "DATABASE_URL"),
+];
+
+/// The key `name` was probably meant for, if it is not one itself. Typos are looked for only
+/// among names starting with `TWIL` when `typos_anywhere` is false (the process
+/// environment is full of other programs' variables) and only for keys of 8 characters or
+/// more (`HOME` is one letter away from `HOST`).
+fn meant(name: &str, typos_anywhere: bool) -> Option<&'static str> {
+    if key_spec(name).is_some() {
+        return None;
+    }
+    if let Some(&(_, key)) = ALIASES.iter().find(|(alias, _)| *alias == name) {
+        return Some(key);
+    }
+    let upper = name.to_ascii_uppercase();
+    if let Some(spec) = key_spec(&upper) {
+        return Some(spec.name);
+    }
+    if !typos_anywhere && !upper.starts_with("TWIL") {
+        return None;
+    }
+    let mut close = KEYS
+        .iter()
+        .filter(|k| k.name.len() >= 8)
+        .map(|k| (strsim::damerau_levenshtein(&upper, k.name), k.name))
+        .filter(|(d, _)| *d <= 2);
+    let first = close.next()?;
+    // Two keys as close as each other: no guess.
+    let best = close.try_fold(first, |best, c| match c.0.cmp(&best.0) {
+        std::cmp::Ordering::Less => Some(c),
+        std::cmp::Ordering::Equal => None,
+        std::cmp::Ordering::Greater => Some(best),
+    })?;
+    Some(best.1)
 }
 
 /// One figment provider: a named set of values.
@@ -425,11 +507,22 @@ fn dotenv_layers(file: &SourceFile, gathered: &mut Gathered) -> Vec<Layer> {
                 break;
             }
         };
-        let Some(spec) = key_spec(&key) else { continue };
         let lines = lines_of.get(&key).map(Vec::as_slice).unwrap_or_default();
         let source = match lines.first() {
             Some(line) => format!("{} line {line}", file.shown),
             None => file.shown.clone(),
+        };
+        let Some(spec) = key_spec(&key) else {
+            if let Some(meant) = meant(&key, true)
+                && !value.is_empty()
+            {
+                gathered.misnamed.push(Misnamed {
+                    found: key,
+                    source,
+                    meant,
+                });
+            }
+            continue;
         };
         if !taken.insert(key.clone()) {
             continue; // reported once below
@@ -485,6 +578,23 @@ fn env_var(env: &EnvSource, name: &str) -> Result<Option<String>, ()> {
 }
 
 fn env_layer(env: &EnvSource, gathered: &mut Gathered) -> Layer {
+    let names: Vec<String> = match env {
+        EnvSource::Map(map) => map.keys().cloned().collect(),
+        EnvSource::Process => std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .collect(),
+    };
+    for name in names {
+        if let Some(meant) = meant(&name, false)
+            && matches!(env_var(env, &name), Ok(Some(_)))
+        {
+            gathered.misnamed.push(Misnamed {
+                found: name,
+                source: "environment".to_owned(),
+                meant,
+            });
+        }
+    }
     let mut layer = Layer::new("environment");
     for spec in KEYS {
         match env_var(env, spec.name) {

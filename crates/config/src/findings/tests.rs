@@ -549,6 +549,80 @@ fn findings_name_their_source() {
 }
 
 #[test]
+fn variables_named_for_other_apps_are_pointed_at_our_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "TWILIO_SID=AC0123456789abcdef0123456789abcdef\n\
+         TWILIO_AUTH_TOKN=0123456789abcdef0123456789abcdef\n\
+         TWILIO_PHONE_NUMBER=+14155238886\n\
+         DB_URL=postgres://db.internal/app\n\
+         RUST_LOG=debug\n\
+         OPENAI_API_KEY=sk-other-app\n",
+    )
+    .unwrap();
+    let misnamed = |env: &[(&str, &str)]| -> Vec<(String, String, String)> {
+        let opts = crate::LoadOptions::new(dir.path()).env_vars(env.iter().copied());
+        crate::load(&opts)
+            .unwrap()
+            .settings
+            .findings()
+            .into_iter()
+            .filter(|f| f.check == "misnamed")
+            .inspect(|f| assert_eq!(f.status, Status::Warning))
+            .map(|f| (f.key.to_owned(), f.message, f.hint.unwrap_or_default()))
+            .collect()
+    };
+    let line = |key: &str, message: &str, hint: &str| {
+        (key.to_owned(), message.to_owned(), hint.to_owned())
+    };
+    assert_eq!(
+        misnamed(&[
+            ("TWILIO_API_KEY", "SK0123456789abcdef0123456789abcdef"),
+            ("HOME", "/root")
+        ]),
+        vec![
+            line(
+                "TWILIO_ACCOUNT_SID",
+                "not set, but .env line 1 sets TWILIO_SID, which this server does not read",
+                "rename TWILIO_SID to TWILIO_ACCOUNT_SID"
+            ),
+            line(
+                "TWILIO_AUTH_TOKEN",
+                "not set, but .env line 2 sets TWILIO_AUTH_TOKN, which this server does not read",
+                "rename TWILIO_AUTH_TOKN to TWILIO_AUTH_TOKEN"
+            ),
+            line(
+                "TWILIO_WHATSAPP_FROM",
+                "not set, but .env line 3 sets TWILIO_PHONE_NUMBER, which this server does not read",
+                "rename TWILIO_PHONE_NUMBER to TWILIO_WHATSAPP_FROM (the value as whatsapp:+<number>, e.g. whatsapp:+14155238886)"
+            ),
+            line(
+                "DATABASE_URL",
+                "left at its default, but .env line 4 sets DB_URL, which this server does not read",
+                "rename DB_URL to DATABASE_URL"
+            ),
+            line(
+                "TWILIO_API_KEY_SID",
+                "not set, but environment sets TWILIO_API_KEY, which this server does not read",
+                "rename TWILIO_API_KEY to TWILIO_API_KEY_SID"
+            ),
+        ]
+    );
+    // Once the key is set (or another sender is), its look-alike is someone else's.
+    let set = misnamed(&[
+        ("TWILIO_ACCOUNT_SID", SID),
+        ("TWILIO_AUTH_TOKEN", TOKEN),
+        (
+            "TWILIO_MESSAGING_SERVICE_SID",
+            "MG0123456789abcdef0123456789abcdef",
+        ),
+        ("DATABASE_URL", "sqlite://data/x.db?mode=rwc"),
+    ]);
+    assert_eq!(set, vec![]);
+}
+
+#[test]
 fn a_fully_configured_development_setup_is_all_ok() {
     let s = dev(&[
         ("TWILIO_ACCOUNT_SID", SID),

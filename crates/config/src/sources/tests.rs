@@ -216,3 +216,30 @@ fn unparsable_quotes_say_what_is_wrong_on_which_line() {
     );
     assert!(shown.iter().all(|s| !s.contains("s3cr3t")));
 }
+
+#[test]
+fn look_alike_names_point_at_the_key_they_were_meant_for() {
+    use super::meant;
+    // Names from other apps and tutorials, anywhere.
+    assert_eq!(
+        meant("TWILIO_PHONE_NUMBER", false),
+        Some("TWILIO_WHATSAPP_FROM")
+    );
+    assert_eq!(meant("DB_URL", false), Some("DATABASE_URL"));
+    // Our keys in lower case.
+    assert_eq!(meant("twilio_auth_token", false), Some("TWILIO_AUTH_TOKEN"));
+    // Typos: of TWILIO_ names everywhere, of other keys in .env only.
+    assert_eq!(meant("TWILIO_AUTH_TOKN", false), Some("TWILIO_AUTH_TOKEN"));
+    assert_eq!(
+        meant("TWILO_ACCOUNT_SID", false),
+        Some("TWILIO_ACCOUNT_SID")
+    );
+    assert_eq!(meant("REDIS_URI", true), Some("REDIS_URL"));
+    assert_eq!(meant("REDIS_URI", false), None);
+    // Our own keys, short keys' neighbours, other programs' settings: nothing.
+    assert_eq!(meant("TWILIO_AUTH_TOKEN", true), None);
+    assert_eq!(meant("HOME", true), None);
+    assert_eq!(meant("NGROK_AUTHTOKEN", true), None);
+    assert_eq!(meant("RUST_LOG", true), None);
+    assert_eq!(meant("TWILIO_CONVERSATIONS_SERVICE_SID", false), None);
+}
