@@ -73,11 +73,7 @@ pub fn signed(
         ),
         (404 | 405, _) => err(
             format!("{url} answered {s}: nothing handles inbound messages at this path"),
-            if url::Url::parse(url).is_ok_and(|u| u.path().ends_with(config::WEBHOOK_PATH)) {
-                "What answers at this host and port is not webhook-server, or a proxy in front of it changes the path: point the URL at webhook-server's /api/v1/whatsapp/webhook (WEBHOOK_URL and the Twilio Console alike).".to_owned()
-            } else {
-                format!("The path must end in {}: fix the URL posted to (WEBHOOK_URL, or simulate's --url), point it at webhook-server, and use the same URL in the Twilio Console.", config::WEBHOOK_PATH)
-            },
+            wrong_place_fix(url),
         ),
         (300..=399, _) => err(
             format!(
@@ -102,6 +98,19 @@ pub fn signed(
             format!("{url} answered {s}: {}", one_line(&answer.body, 120)),
             "Look at the server's log for this request; WEBHOOK_URL must point at webhook-server's /api/v1/whatsapp/webhook.".to_owned(),
         ),
+    }
+}
+
+/// The fix for a 404 or 405 from `url`: the path, a prefix before it, or the server.
+fn wrong_place_fix(url: &str) -> String {
+    let path = url::Url::parse(url)
+        .map(|u| u.path().to_owned())
+        .unwrap_or_default();
+    let hook = config::WEBHOOK_PATH;
+    match path.strip_suffix(hook) {
+        Some("") => "What answers at this host and port is not webhook-server: point the URL at webhook-server (WEBHOOK_URL and the Twilio Console alike).".to_owned(),
+        Some(prefix) => format!("webhook-server serves {hook} at the root, and this URL has {prefix} before it: remove {prefix} (WEBHOOK_URL and the Twilio Console alike), unless a proxy in front is meant to strip it — then that proxy does not."),
+        None => format!("The path must end in {hook}: fix the URL posted to (WEBHOOK_URL, or simulate's --url), point it at webhook-server, and use the same URL in the Twilio Console."),
     }
 }
 
@@ -234,7 +243,10 @@ mod tests {
             "{c:?}"
         );
         let hint = c.hint.unwrap_or_default();
-        assert!(hint.contains("is not webhook-server, or a proxy"), "{hint}");
+        assert!(
+            hint.starts_with("What answers at this host and port is not webhook-server"),
+            "{hint}"
+        );
         // A wrong path (in WEBHOOK_URL, or simulate's --url) is named as such.
         let wrong_path = Target {
             url: "http://127.0.0.1:5000/api/v1/whatsapp/webhookx",

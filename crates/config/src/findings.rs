@@ -189,6 +189,18 @@ fn auth_token(r: &mut Report<'_>) {
     match r.settings.auth_token.as_ref().map(Secret::expose) {
         None => r.problem(KEY, "missing", &format!("not set: {effect}"), HINT),
         Some(t) if is_placeholder(t) => {
+            // A real secondary token or shared key still verifies what it signs.
+            let others = r
+                .settings
+                .auth_token_secondary
+                .iter()
+                .chain(&r.settings.webhook_shared_key)
+                .any(|k| !is_placeholder(k.expose()));
+            let effect = if others && r.settings.app_env != AppEnv::Production {
+                "webhooks signed with it are refused with 403 (anyone could sign with a placeholder)"
+            } else {
+                effect
+            };
             r.problem(
                 KEY,
                 "placeholder",

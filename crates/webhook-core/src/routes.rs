@@ -394,7 +394,12 @@ async fn inbound(app: &App, req: Request<Incoming>, started: Instant) -> Respons
     if params.iter().any(|(k, _)| k == "MessageStatus") {
         let cb = match StatusCallback::from_params(params) {
             Ok(cb) => cb,
-            Err(e) => return bad_request("webhook", &e.to_string()),
+            Err(e) => {
+                let reason = format!(
+                    "a status callback (it has MessageStatus) sent to the inbound URL, and malformed: {e}"
+                );
+                return bad_request("webhook", &reason);
+            }
         };
         app.status_callback_at_webhook_url(&cb);
         return record_status(app, &cb, &parts).await;

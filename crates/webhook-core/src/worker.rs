@@ -971,9 +971,10 @@ impl Drop for Held {
         } else {
             // Cancelled (the runtime stopping after the drain deadline), or a path that forgot
             // them: a bug, but the same remedy.
-            tracing::warn!(jobs = jobs.len(), first = %first.message_sid, "⚠️ a batch ended without an outcome for its jobs; giving them back, the sweep answers their messages");
+            tracing::warn!(jobs = jobs.len(), first = %first.message_sid, "⚠️ a batch ended without an outcome for its jobs; they are given back if the process goes on, and the sweep answers their messages");
         }
-        // Outside a runtime there is no one left to count them.
+        // Outside a runtime, or on one that is stopping (the task is then dropped unrun), there
+        // is no one left to count them: the in-process queue ends with the process.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let queue = self.queue.clone();
             runtime.spawn(async move { release(&*queue, &jobs).await });

@@ -506,6 +506,24 @@ async fn a_placeholder_token_or_shared_key_verifies_nothing() {
         "{m}"
     );
     s.stop().await;
+
+    // A real secondary token still verifies what it signs; the placeholder primary nothing.
+    let db = TestDb::sqlite();
+    let secondary = "fedcba9876543210fedcba9876543210";
+    let s = Server::start(
+        &db,
+        Opts {
+            token: Some("changeme"),
+            env: vec![("TWILIO_AUTH_TOKEN_SECONDARY", secondary.to_owned())],
+            ..Opts::default()
+        },
+    )
+    .await;
+    let body = inbound_body(&sid("SM"));
+    let with = |token| sign_form(token, WEBHOOK_URL, &body);
+    assert_eq!(s.post(hook, &body, &with("changeme")).await.status, 403);
+    assert_eq!(s.post(hook, &body, &with(secondary)).await.status, 200);
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

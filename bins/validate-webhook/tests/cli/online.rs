@@ -241,7 +241,7 @@ fn wrong_path_answers_404() {
     let run = project(&twilio, &url, "").run(&["--online"]);
     run.lines_pair(
         &format!("  ❌ signed request: {url} answered 404: nothing handles inbound messages at this path"),
-        "     Fix: What answers at this host and port is not webhook-server, or a proxy in front of it changes the path: point the URL at webhook-server's /api/v1/whatsapp/webhook (WEBHOOK_URL and the Twilio Console alike).",
+        "     Fix: webhook-server serves /api/v1/whatsapp/webhook at the root, and this URL has /webhook before it: remove /webhook (WEBHOOK_URL and the Twilio Console alike), unless a proxy in front is meant to strip it — then that proxy does not.",
     );
 }
 

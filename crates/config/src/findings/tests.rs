@@ -116,6 +116,21 @@ fn auth_token() {
             "{placeholder}"
         );
     }
+    // A real shared key still verifies what it signs: not "every webhook".
+    assert_eq!(
+        about(
+            &dev(&[
+                ("TWILIO_AUTH_TOKEN", "changeme"),
+                ("TWILIO_WEBHOOK_SHARED_KEY", "webhook-rule-shared-secret-1")
+            ]),
+            "TWILIO_AUTH_TOKEN"
+        ),
+        one(
+            Status::Problem,
+            "still a placeholder: webhooks signed with it are refused with 403 (anyone could sign with a placeholder)",
+            HINT
+        )
+    );
 }
 
 #[test]
