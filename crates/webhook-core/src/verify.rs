@@ -200,7 +200,9 @@ pub fn diagnose(
     };
     Diagnosis {
         checked_url: config::redact_url(checked_url),
-        request_suggests: suggested.filter(|_| differs),
+        request_suggests: suggested
+            .filter(|_| differs)
+            .map(|u| config::redact_url(&u)),
         hint,
     }
 }
@@ -338,6 +340,25 @@ mod tests {
         );
         assert_eq!(d.request_suggests, None);
         assert!(d.hint.contains("the URL matches"), "{}", d.hint);
+
+        // The URL the request suggests hides a secret in its query like the checked one.
+        let moved = headers(&[
+            ("host", "new.ngrok-free.app"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let d = diagnose(
+            &SignatureError::Mismatch,
+            "https://old.ngrok-free.app/api/v1/whatsapp/webhook?token=TokSecret4242",
+            &moved,
+            "/api/v1/whatsapp/webhook?token=TokSecret4242",
+            TOKEN,
+        );
+        let suggests = d.request_suggests.unwrap();
+        assert!(!suggests.contains("TokSecret4242"), "{suggests}");
+        assert!(
+            suggests.starts_with("https://new.ngrok-free.app/"),
+            "{suggests}"
+        );
     }
 
     const TOKEN: KeyUsed = KeyUsed::AuthToken {
