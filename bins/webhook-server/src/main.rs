@@ -64,6 +64,10 @@ fn main() -> ExitCode {
             Command::Migrate => migrate(settings).await,
         }
     });
+    // A Twilio request still running on a blocking thread past the drain (it was started in
+    // time but the network is slow) must not hold the exit: its reply is recorded as in doubt
+    // and looked up at the next start, as after a crash.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

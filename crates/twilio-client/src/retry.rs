@@ -178,6 +178,14 @@ pub trait SendRecords {
     fn taken(&self, _sid: &str) -> bool {
         false
     }
+
+    /// Time the caller has left before it must be done (a server's shutdown deadline, say),
+    /// asked before every try: like [`RetryPolicy::max_elapsed`], no try (with its wait and
+    /// its lookup) starts unless it can end within it, and the send then ends as
+    /// [out of time](SendFailure::out_of_time). `None`: no such limit.
+    fn time_left(&self) -> Option<Duration> {
+        None
+    }
 }
 
 impl SendRecords for () {}
@@ -297,7 +305,8 @@ impl Client {
             };
             // The POST, and before it the lookup that a possibly sent try requires.
             let requests = if uncertain { 2 } else { 1 };
-            if !clock.fits(wait + self.timeout * requests) {
+            let needed = wait + self.timeout * requests;
+            if !clock.fits(needed) || records.time_left().is_some_and(|left| needed > left) {
                 let Some(error) = &last_error else {
                     return Err(SendFailure {
                         error: TwilioError::OutOfTime {
@@ -350,7 +359,9 @@ impl Client {
                 }
                 // The lookup (several pages, slow while Twilio is slow) may have used the
                 // time the check above kept for it: the POST must still end inside the budget.
-                if !clock.fits(self.timeout) {
+                if !clock.fits(self.timeout)
+                    || records.time_left().is_some_and(|left| self.timeout > left)
+                {
                     tracing::warn!(
                         to = %req.to,
                         attempts,
@@ -383,8 +394,12 @@ impl Client {
             }
         }
 
-        // Out of tries: one last look, so a message that did go out is reported as sent.
-        if uncertain && let Ok(Some(message)) = self.lookup(req, started, records) {
+        // Out of tries: one last look, so a message that did go out is reported as sent (if
+        // the caller has the time).
+        if uncertain
+            && records.time_left().is_none_or(|left| left >= self.timeout)
+            && let Ok(Some(message)) = self.lookup(req, started, records)
+        {
             return Ok(SendOutcome {
                 message,
                 attempts,

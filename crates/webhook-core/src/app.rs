@@ -10,8 +10,8 @@ use crate::status::StatusCallback;
 use crate::verify::PublicUrl;
 use config::{Secret, Settings};
 use serde::Serialize;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use store::{NewStatusEvent, Recorded, StatusApplied, Store, StoreError, WorkQueue};
 use tokio::sync::Semaphore;
@@ -62,6 +62,9 @@ pub struct App {
     secondary_seen: AtomicBool,
     /// A status callback arrived at the inbound URL (logged once).
     misrouted_status_seen: AtomicBool,
+    /// Set at shutdown: the moment by which every send to Twilio must have ended (no retry
+    /// starts that could end later).
+    pub(crate) sends_end_by: Arc<OnceLock<std::time::Instant>>,
     /// Acknowledgements under pressure, for the worker's pace (see [`crate::pace`]).
     acks: AckPressure,
 }
@@ -309,6 +312,7 @@ impl App {
             heartbeat_ms: AtomicU64::new(now_ms()),
             secondary_seen: AtomicBool::new(false),
             misrouted_status_seen: AtomicBool::new(false),
+            sends_end_by: Arc::new(OnceLock::new()),
             acks: AckPressure::new(),
             sends,
             settings,

@@ -103,11 +103,10 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Dura
     loop {
         app.beat();
         if *shutdown.borrow() {
-            if !drains_queue {
-                break;
-            }
             let at = *stopped_at.get_or_insert_with(Deadline::now);
-            if Deadline::now() >= at + drain / 2 {
+            // Sends in flight retry only while they can end by the deadline below.
+            let _ = app.sends_end_by.set((at + drain).into_std());
+            if !drains_queue || Deadline::now() >= at + drain / 2 {
                 break;
             }
         }
@@ -203,15 +202,29 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Dura
     }
     // The whole shutdown, queue drain included, stays within `drain` of the stop signal.
     let deadline = stopped_at.unwrap_or_else(Deadline::now) + drain;
+    let _ = app.sends_end_by.set(deadline.into_std());
     let drained = tokio::time::timeout_at(deadline, async {
         let _b = batches.acquire_many(in_flight as u32).await;
         let _s = sends.acquire_many(concurrency as u32).await;
     })
     .await;
-    match drained {
-        Ok(()) => tracing::info!("worker stopped: in-flight replies finished"),
-        Err(_) => tracing::warn!(
-            "⚠️ worker stopped with replies still in flight after {} s; they will be retried by the next start's sweep",
+    // What the in-process queue still holds dies with the process (Redis keeps its jobs);
+    // the messages are recorded, so the next start's sweep answers them.
+    let left = if drains_queue {
+        app.queue.depth().await.unwrap_or(0)
+    } else {
+        0
+    };
+    match (drained, left) {
+        (Ok(()), 0) => tracing::info!("worker stopped: in-flight replies finished"),
+        (Ok(()), left) => tracing::warn!(
+            unanswered = left,
+            "⚠️ worker stopped with {left} queued messages not answered within the shutdown's {} s; they are recorded, and the next start's sweep answers them",
+            drain.as_secs()
+        ),
+        (Err(_), left) => tracing::warn!(
+            unanswered = left,
+            "⚠️ worker stopped with replies still in flight after {} s; they and any queued messages are answered by the next start's sweep",
             drain.as_secs()
         ),
     }
@@ -639,6 +652,7 @@ async fn send_reply(
         runtime: tokio::runtime::Handle::current(),
         store: app.store.clone(),
         outbound_id: outbound.id,
+        end_by: app.sends_end_by.clone(),
     };
     let result = tokio::task::spawn_blocking(move || {
         // The budget is taken here, after the lookup, so no POST outlasts the claim.
@@ -677,9 +691,13 @@ async fn send_reply(
             InboundState::Answered
         }
         Ok(Err(failure)) if failure.out_of_time && !failure.error.may_have_been_sent() => {
-            // The claim's time, not the retries, ran out, and nothing went through: the next
-            // attempt (after the lease, with a new budget) tries again. MAX_CLAIMS bounds it.
-            tracing::warn!(message_sid = sid, attempts = failure.attempts, error = %failure.error, "⚠️ no time left in the claim to send or retry; the sweep will retry");
+            // The claim's time (or the shutdown's), not the retries, ran out, and nothing went
+            // through: the next attempt (after the lease, with a new budget) tries again.
+            // MAX_CLAIMS bounds it. The POSTs made and their error are on the row meanwhile.
+            if failure.attempts > 0 {
+                record_open_try(app, sid, outbound.id, &failure, until).await;
+            }
+            tracing::warn!(message_sid = sid, attempts = failure.attempts, error = %failure.error, "⚠️ no time left to send or retry (in the claim, or before the shutdown's deadline); the sweep will retry");
             InboundState::Processing
         }
         Ok(Err(failure)) if deferral(&failure.error).is_some() => {
@@ -783,6 +801,8 @@ struct Records {
     runtime: tokio::runtime::Handle,
     store: store::Store,
     outbound_id: i64,
+    /// Set at shutdown (see `App::sends_end_by`): no retry starts that could end later.
+    end_by: Arc<std::sync::OnceLock<std::time::Instant>>,
 }
 
 impl twilio_client::SendRecords for Records {
@@ -801,6 +821,12 @@ impl twilio_client::SendRecords for Records {
             .ok()
             .flatten()
             .is_some_and(|row| row.id != self.outbound_id)
+    }
+
+    fn time_left(&self) -> Option<Duration> {
+        self.end_by
+            .get()
+            .map(|by| by.saturating_duration_since(std::time::Instant::now()))
     }
 }
 

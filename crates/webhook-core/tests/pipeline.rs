@@ -565,6 +565,52 @@ async fn a_status_callback_sent_to_the_webhook_url_is_recorded_not_answered() {
     s.stop().await;
 }
 
+/// SIGTERM while a reply's POST is out: the 429 that comes back asks for a wait that, with the
+/// retry after it, would end after the shutdown's 20 s. No retry starts; the try and its error
+/// are recorded, the message is left to the next start's sweep, and the server stops without
+/// waiting out the drain for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_starts_no_retry_that_would_end_after_it() {
+    let twilio = FakeTwilio::start().await;
+    twilio.delay_next(1, Duration::from_millis(1500));
+    twilio.rate_limit_next(10, 30);
+    let db = TestDb::sqlite();
+    let s = Server::start(
+        &db,
+        Opts {
+            twilio: Some(&twilio),
+            ..Opts::default()
+        },
+    )
+    .await;
+    let sid = sid("SM");
+    assert_eq!(s.post_webhook(&inbound_body(&sid)).await.status, 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while twilio.sent_messages().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no POST reached Twilio"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop().await; // the 429 arrives during the stop
+
+    let store = store::Store::connect(&db.url(), store::StoreOptions::default())
+        .await
+        .unwrap();
+    let out = store
+        .outbound_for_inbound(&sid)
+        .await
+        .unwrap()
+        .expect("outbound row");
+    assert_eq!(out.attempts, 1, "the try is recorded when the send ends");
+    let error = out.error_message.unwrap_or_default();
+    assert!(error.contains("20429"), "{error}");
+    assert_eq!(twilio.sent_messages().len(), 1, "no retry");
+    let row = store.get_inbound(&sid).await.unwrap().unwrap();
+    assert_eq!(row.state, InboundState::Processing, "left to the sweep");
+}
+
 /// A queue that takes jobs (and counts them) and never hands them out: the state of a process
 /// killed right after acknowledging (or of a Redis that lost its data).
 #[derive(Default)]

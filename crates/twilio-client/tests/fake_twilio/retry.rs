@@ -417,6 +417,43 @@ fn a_time_budget_stops_the_retries_before_a_post_could_outlast_it() {
     assert!(!failed.out_of_time, "the tries ran out");
 }
 
+/// A caller whose time runs out between tries (a server shutting down): the next try does
+/// not start, whatever the policy allows.
+#[test]
+fn the_callers_time_left_stops_the_retries_like_a_budget() {
+    struct Stopping {
+        left: std::sync::Mutex<Vec<Option<Duration>>>,
+    }
+    impl SendRecords for Stopping {
+        fn time_left(&self) -> Option<Duration> {
+            self.left.lock().unwrap().pop().flatten()
+        }
+    }
+    let fake = FakeTwilio::start_blocking();
+    fake.rate_limit_next(10, 1);
+    let sleeps = Sleeps::default();
+    let client = sleeps.attach(client(&fake));
+    // Asked before each try (popped from the end): no limit for the first, then 5 s, less
+    // than a 1 s wait plus a 10 s request.
+    let records = Stopping {
+        left: std::sync::Mutex::new(vec![Some(Duration::from_secs(5)), None]),
+    };
+    let failed = client
+        .send_counting_attempts_with(&reply("hi"), &RetryPolicy::default(), &records)
+        .expect_err("rate limited, then stopped");
+    assert_eq!(failed.attempts, 1, "no second POST");
+    assert!(
+        failed.out_of_time,
+        "the caller's time, not the tries, ended it"
+    );
+    assert_eq!(failed.error.code(), Some(20429));
+    assert!(
+        sleeps.taken().is_empty(),
+        "no wait for a try that will not come"
+    );
+    assert_eq!(fake.sent_messages().len(), 1);
+}
+
 #[test]
 fn a_budget_counts_the_lookup_a_resend_needs() {
     let fake = FakeTwilio::start_blocking();
