@@ -480,6 +480,17 @@ fn from_transport(error: ureq::Error) -> TwilioError {
             detail: "connection failed".to_owned(),
             may_have_been_sent: false,
         },
+        // std's resolver reports a name that does not resolve as an uncategorized I/O error
+        // (getaddrinfo's text, on unix): like HostNotFound, nothing was sent.
+        ureq::Error::Io(e)
+            if e.to_string()
+                .starts_with("failed to lookup address information") =>
+        {
+            TwilioError::Connection {
+                detail: format!("host not found (DNS): {e}"),
+                may_have_been_sent: false,
+            }
+        }
         ureq::Error::Io(e) => {
             let before_sending = matches!(
                 e.kind(),
@@ -685,6 +696,31 @@ mod tests {
             assert!(mapped.is_retryable(), "{shown}");
             assert!(mapped.may_have_been_sent(), "{shown}");
         }
+    }
+
+    /// The real resolver on a name that can never resolve (`.invalid`, RFC 6761): whether the
+    /// machine has DNS or not, the send never left, and the error says it is DNS.
+    #[test]
+    fn a_host_that_does_not_resolve_never_reached_twilio() {
+        let client = Client::new(
+            "https://twilio-client-test.invalid",
+            Auth::token(
+                "AC3f9a1c7e2b8d4f6a0c5e7b9d1f3a5c7e",
+                "0123456789abcdef0123456789abcdef",
+            ),
+            Duration::from_secs(5),
+        )
+        .expect("valid");
+        let error = client
+            .send_message(&SendMessage::text(
+                "whatsapp:+15551234567",
+                "whatsapp:+14155238886",
+                "hi",
+            ))
+            .expect_err("no such host");
+        assert!(!error.may_have_been_sent(), "{error:?}");
+        assert!(error.never_reached(), "{error:?}");
+        assert!(error.to_string().contains("DNS"), "{error}");
     }
 
     #[test]
