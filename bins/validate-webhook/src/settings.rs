@@ -301,7 +301,7 @@ fn breaks_delivery(settings: &Settings, key: &str, check: &str, purpose: Purpose
         .and_then(|u| u.host_str().map(|h| !crate::http::is_loopback(h)))
         .unwrap_or(false);
     match check {
-        "wrong_path" | "trailing_slash" => true,
+        "wrong_path" => true,
         "missing" => purpose != Purpose::Act,
         "not_https" => public || purpose == Purpose::CheckOnline,
         "unreachable_host" => purpose == Purpose::CheckOnline,

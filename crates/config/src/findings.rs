@@ -353,13 +353,12 @@ fn public_url(r: &mut Report<'_>, key: &'static str, value: &str, path: &str) ->
         );
     }
     if url.path().ends_with(&format!("{path}/")) {
-        let message = format!("has a trailing slash; the server serves {path} without one");
         r.warn(
             key,
             "trailing_slash",
             false,
-            &message,
-            "remove the trailing slash here and in the Twilio Console",
+            "has a trailing slash: served too, but Twilio signs the exact URL, so the Twilio Console's must end the same way",
+            "keep the slash only if the URL in the Twilio Console has it; otherwise remove it here",
         );
     } else if !url.path().ends_with(path) {
         let message = format!("does not end with {path}");

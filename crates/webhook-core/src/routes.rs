@@ -65,7 +65,13 @@ fn twiml() -> Response<Body> {
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let path = req.uri().path().to_owned();
-    let (route, res) = match (path.as_str(), req.method()) {
+    // A trailing slash on the two webhook paths is the same endpoint: the Console's URL may
+    // have one (the signature is then checked against a WEBHOOK_URL that has it too).
+    let routed = match path.strip_suffix('/') {
+        Some(p @ (WEBHOOK_PATH | STATUS_PATH)) => p,
+        _ => path.as_str(),
+    };
+    let (route, res) = match (routed, req.method()) {
         (WEBHOOK_PATH, &Method::POST) => ("webhook", inbound(&app, req, started).await),
         (STATUS_PATH, &Method::POST) => ("status", status(&app, req).await),
         (HEALTH_PATH, &Method::GET | &Method::HEAD) => ("healthz", text(StatusCode::OK, "ok\n")),

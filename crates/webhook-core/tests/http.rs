@@ -526,6 +526,46 @@ async fn a_placeholder_token_or_shared_key_verifies_nothing() {
     s.stop().await;
 }
 
+/// A Console URL (and WEBHOOK_URL) ending in a slash: Twilio posts to the path with the slash,
+/// signed for that URL, and the status callbacks of replies follow suit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trailing_slash_on_the_webhook_paths_is_the_same_endpoint() {
+    let db = TestDb::sqlite();
+    let hook_url = format!("{WEBHOOK_URL}/");
+    let s = Server::start(
+        &db,
+        Opts {
+            env: vec![("WEBHOOK_URL", hook_url.clone())],
+            ..Opts::default()
+        },
+    )
+    .await;
+    let message = sid("SM");
+    let body = inbound_body(&message);
+    let r = s
+        .post(
+            "/api/v1/whatsapp/webhook/",
+            &body,
+            &sign_form(AUTH_TOKEN, &hook_url, &body),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(s.app.store.get_inbound(&message).await.unwrap().is_some());
+    let status = format!("MessageSid={}&MessageStatus=delivered", sid("SM"));
+    let r = s
+        .post(
+            "/api/v1/whatsapp/status/",
+            &status,
+            &sign_form(AUTH_TOKEN, STATUS_URL, &status),
+        )
+        .await;
+    // Checked, as every status callback, against the configured (here derived) status URL.
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Other paths with a slash are still unknown.
+    assert_eq!(s.get("/healthz/").await.status, 404);
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_refuses_new_connections_while_it_drains_the_open_ones() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -252,8 +252,8 @@ fn webhook_url_path_problems_are_warnings_in_both_environments() {
         ),
         (
             "https://x.example.com/api/v1/whatsapp/webhook/",
-            "has a trailing slash; the server serves /api/v1/whatsapp/webhook without one",
-            "remove the trailing slash here and in the Twilio Console",
+            "has a trailing slash: served too, but Twilio signs the exact URL, so the Twilio Console's must end the same way",
+            "keep the slash only if the URL in the Twilio Console has it; otherwise remove it here",
         ),
         (
             "https://x.example.com/api/v1/whatsapp/webhook?tenant=1",
