@@ -36,13 +36,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let loaded = match config::load(&config::LoadOptions {
+    let opts = config::LoadOptions {
         env_file: cli.env_file.clone(),
         ..config::LoadOptions::default()
-    }) {
+    };
+    let loaded = match config::load(&opts) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("❌ configuration error:\n{e}");
+            report_config_error(&opts, &e);
             return ExitCode::from(2);
         }
     };
@@ -155,6 +156,38 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// Says why the configuration does not load, before logging is set up: as one JSON object
+/// when the logs would have been JSON (`APP_ENV=production` or `LOG_FORMAT=json`, as far as
+/// the configuration can be read), so a log pipeline parsing every line gets this one too;
+/// otherwise as text, one problem per line.
+fn report_config_error(opts: &config::LoadOptions, e: &config::ConfigError) {
+    let format = config::load_partial(opts).loaded.settings.log_format;
+    if format != config::LogFormat::Json {
+        eprintln!("❌ configuration error:\n{e}");
+        return;
+    }
+    let problems: Vec<serde_json::Value> = e
+        .problems()
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "key": p.key,
+                "source": p.source,
+                "message": p.message,
+                "fix": p.fix,
+                "text": p.to_string(),
+            })
+        })
+        .collect();
+    let line = serde_json::json!({
+        "level": "ERROR",
+        "target": "webhook_server",
+        "message": "❌ configuration error: the server does not start",
+        "problems": problems,
+    });
+    eprintln!("{line}");
 }
 
 fn init_tracing(settings: &config::Settings) {

@@ -50,3 +50,50 @@ fn the_dry_run_is_said_once_at_start() {
     );
     assert!(text.contains("⚠️ Dry run: replies are recorded"), "{text}");
 }
+
+/// With `APP_ENV=production` the logs are JSON; a configuration that stops the server is
+/// reported as one JSON object too (a log pipeline parses every line), naming each problem.
+#[test]
+fn a_production_configuration_error_is_one_json_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_webhook-server"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("APP_ENV", "production")
+        .env("TWILIO_AUTH_TOKEN", "changeme")
+        .env("PORT", "80a")
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run webhook-server");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).expect("a JSON object");
+    assert_eq!(v["level"], "ERROR");
+    let keys: Vec<&str> = v["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .filter_map(|p| p["key"].as_str())
+        .collect();
+    assert!(
+        keys.contains(&"PORT") && keys.contains(&"TWILIO_AUTH_TOKEN"),
+        "{v}"
+    );
+    assert!(!stderr.contains("changeme"), "{stderr}");
+
+    // In development the same problem reads as text.
+    let out = Command::new(env!("CARGO_BIN_EXE_webhook-server"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PORT", "80a")
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run webhook-server");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("❌ configuration error:\n"), "{stderr}");
+}
