@@ -786,6 +786,7 @@ async fn record_open_try(
             outbound_id,
             OutboundUpdate {
                 add_attempts: failure.attempts,
+                error_code: failure.error.code(),
                 error_message: Some(failure.error.to_string()),
                 ..OutboundUpdate::default()
             },

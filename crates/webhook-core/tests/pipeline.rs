@@ -604,6 +604,7 @@ async fn shutdown_starts_no_retry_that_would_end_after_it() {
         .unwrap()
         .expect("outbound row");
     assert_eq!(out.attempts, 1, "the try is recorded when the send ends");
+    assert_eq!(out.error_code, Some(20429));
     let error = out.error_message.unwrap_or_default();
     assert!(error.contains("20429"), "{error}");
     assert_eq!(twilio.sent_messages().len(), 1, "no retry");
