@@ -51,21 +51,28 @@ fn the_dry_run_is_said_once_at_start() {
     assert!(text.contains("⚠️ Dry run: replies are recorded"), "{text}");
 }
 
+/// Runs the server in an empty directory with only `vars` (and PATH) set, to its exit.
+fn run_with(vars: &[(&str, &str)]) -> std::process::Output {
+    let dir = tempfile::tempdir().expect("temp dir");
+    Command::new(env!("CARGO_BIN_EXE_webhook-server"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(vars.iter().copied())
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run webhook-server")
+}
+
 /// With `APP_ENV=production` the logs are JSON; a configuration that stops the server is
 /// reported as one JSON object too (a log pipeline parses every line), naming each problem.
 #[test]
 fn a_production_configuration_error_is_one_json_line() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = Command::new(env!("CARGO_BIN_EXE_webhook-server"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("APP_ENV", "production")
-        .env("TWILIO_AUTH_TOKEN", "changeme")
-        .env("PORT", "80a")
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run webhook-server");
+    let out = run_with(&[
+        ("APP_ENV", "production"),
+        ("TWILIO_AUTH_TOKEN", "changeme"),
+        ("PORT", "80a"),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
@@ -85,14 +92,7 @@ fn a_production_configuration_error_is_one_json_line() {
     assert!(!stderr.contains("changeme"), "{stderr}");
 
     // In development the same problem reads as text.
-    let out = Command::new(env!("CARGO_BIN_EXE_webhook-server"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("PORT", "80a")
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run webhook-server");
+    let out = run_with(&[("PORT", "80a")]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("❌ configuration error:\n"), "{stderr}");
