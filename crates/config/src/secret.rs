@@ -68,7 +68,8 @@ pub fn mask_sid(sid: &str) -> String {
 /// Replaces the password in a URL's userinfo with `***`
 /// (`postgres://app:s3cret@db:5432/x` → `postgres://app:***@db:5432/x`), and the value of
 /// every query parameter that names a secret (`password`, `sslpassword`, `pass`, `pwd`,
-/// `secret`, `token`, … — libpq takes `?password=`): `…/x?password=***&sslmode=require`.
+/// `secret`, `token`, `api_key`, `key`, `auth`, `sig`, … — libpq takes `?password=`):
+/// `…/x?password=***&sslmode=require`.
 ///
 /// Works by string surgery on the authority, so URLs the `url` crate would reject (an
 /// unencoded `@` in the password, say) are still redacted: everything before the last `@` of
@@ -114,12 +115,26 @@ pub fn secret_parts(url: &str) -> Vec<(String, String)> {
     parts
 }
 
-/// Whether a query parameter's name says its value is a secret.
+/// Whether a query parameter's name (percent-decoded) says its value is a secret. Erring
+/// towards hiding: `key` covers `api_key` and `apikey`, `auth` `authorization`, `sig`
+/// `signature`.
 fn is_secret_param(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    ["pass", "pwd", "secret", "token"]
-        .iter()
-        .any(|word| name.contains(word))
+    let decoded: String = url::form_urlencoded::parse(name.as_bytes())
+        .map(|(k, _)| k.into_owned())
+        .collect();
+    let name = decoded.to_ascii_lowercase();
+    [
+        "pass",
+        "pwd",
+        "secret",
+        "token",
+        "key",
+        "auth",
+        "sig",
+        "credential",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
 }
 
 /// The query parameters of `url` whose name says their value is a secret, as byte offsets:
@@ -297,6 +312,10 @@ mod tests {
                 "sqlite://data/webhook.db?mode=rwc",
             ),
             ("postgres://db/x?password=", "postgres://db/x?password="),
+            (
+                "https://bot.example.com/hook?api_key=k1&apikey=k2&key=k3&auth=a&sig=s&to%6Ben=t&tenant=acme",
+                "https://bot.example.com/hook?api_key=***&apikey=***&key=***&auth=***&sig=***&to%6Ben=***&tenant=acme",
+            ),
         ] {
             assert_eq!(redact_url(input), expected, "{input}");
         }
