@@ -395,9 +395,15 @@ async fn inbound(app: &App, req: Request<Incoming>, started: Instant) -> Respons
         Ok(p) => p,
         Err(reason) => return bad_request("webhook", &reason),
     };
-    // Only a delivery status callback carries MessageStatus: one sent here by a status
-    // callback URL set to WEBHOOK_URL is recorded as what it is, not answered as a message.
-    if params.iter().any(|(k, _)| k == "MessageStatus") {
+    // Only a delivery status callback carries MessageStatus (or an SmsStatus other than an
+    // inbound message's `received`): one sent here by a status callback URL set to WEBHOOK_URL
+    // is recorded as what it is, not answered as a message.
+    if params.iter().any(|(k, v)| {
+        k == "MessageStatus"
+            || (k == "SmsStatus"
+                && !v.eq_ignore_ascii_case("received")
+                && !v.eq_ignore_ascii_case("receiving"))
+    }) {
         let cb = match StatusCallback::from_params(params) {
             Ok(cb) => cb,
             Err(e) => {

@@ -554,6 +554,18 @@ async fn a_status_callback_sent_to_the_webhook_url_is_recorded_not_answered() {
             .is_none(),
         "not recorded as an inbound message"
     );
+    // The older shape, with SmsStatus only, is a status callback too.
+    let older_sid = sid("SM");
+    let body = format!(
+        "SmsSid={older_sid}&SmsStatus=sent&To=whatsapp%3A%2B15551234567&From=whatsapp%3A%2B14155238886&AccountSid={}",
+        test_support::ACCOUNT_SID
+    );
+    let signature =
+        test_support::sign_form(test_support::AUTH_TOKEN, test_support::WEBHOOK_URL, &body);
+    assert_eq!(s.post(hook, &body, &signature).await.status, 200);
+    let older = s.app.store.status_events(&older_sid).await.unwrap();
+    assert_eq!(older.len(), 1, "SmsStatus=sent recorded as a status");
+    assert!(s.app.store.get_inbound(&older_sid).await.unwrap().is_none());
 
     // A real message after it is answered, and it is the only reply sent.
     let message = sid("SM");
