@@ -242,15 +242,20 @@ fn auth_token_secondary(r: &mut Report<'_>) {
             "the same as TWILIO_AUTH_TOKEN: nothing is being rotated",
             "remove TWILIO_AUTH_TOKEN_SECONDARY",
         );
-    } else if s.api_key_sid.is_some() && s.api_key_secret.is_some() {
-        r.ok(
-            KEY,
-            "set (hidden): webhooks signed with either token are accepted; REST calls use the API key",
-        );
     } else {
+        let accepted = if primary.is_some_and(is_placeholder) {
+            "webhooks signed with it are accepted (TWILIO_AUTH_TOKEN is a placeholder and verifies nothing)"
+        } else {
+            "webhooks signed with either token are accepted"
+        };
+        let rest = if s.api_key_sid.is_some() && s.api_key_secret.is_some() {
+            "the API key"
+        } else {
+            "this one"
+        };
         r.ok(
             KEY,
-            "set (hidden): webhooks signed with either token are accepted; REST calls use this one",
+            format!("set (hidden): {accepted}; REST calls use {rest}"),
         );
     }
 }
@@ -446,6 +451,7 @@ fn misnamed(r: &mut Report<'_>) {
         let state = match s.origin(m.meant) {
             crate::error::NOT_SET => "not set",
             "default" => "left at its default",
+            _ if holds_placeholder(s, m.meant) => "still a placeholder",
             _ => continue,
         };
         // Any sender will do: a Messaging Service makes TWILIO_WHATSAPP_FROM unnecessary.
@@ -468,6 +474,23 @@ fn misnamed(r: &mut Report<'_>) {
             ),
             &format!("rename {} to {}{value_note}", m.found, m.meant),
         );
+    }
+}
+
+/// Whether `key`'s value is a placeholder (`.env.example`'s, say), for the keys that can be one.
+fn holds_placeholder(s: &Settings, key: &str) -> bool {
+    let secret = |v: &Option<Secret>| v.as_ref().is_some_and(|v| is_placeholder(v.expose()));
+    match key {
+        "TWILIO_ACCOUNT_SID" => s.account_sid.as_deref().is_some_and(is_placeholder),
+        "TWILIO_AUTH_TOKEN" => secret(&s.auth_token),
+        "TWILIO_AUTH_TOKEN_SECONDARY" => secret(&s.auth_token_secondary),
+        "TWILIO_WEBHOOK_SHARED_KEY" => secret(&s.webhook_shared_key),
+        "TWILIO_API_KEY_SID" => s.api_key_sid.as_deref().is_some_and(is_placeholder),
+        "TWILIO_API_KEY_SECRET" => secret(&s.api_key_secret),
+        "TWILIO_MESSAGING_SERVICE_SID" => {
+            matches!(&s.sender, Some(Sender::MessagingService(sid)) if is_placeholder(sid))
+        }
+        _ => false,
     }
 }
 

@@ -435,7 +435,16 @@ impl App {
     /// Called when a webhook matched `TWILIO_AUTH_TOKEN_SECONDARY` but not the primary token:
     /// Twilio signs with the secondary now, so it was promoted. Logged once per process.
     pub fn secondary_token_used(&self, route: &'static str) {
-        if !self.secondary_seen.swap(true, Ordering::Relaxed) {
+        if self.secondary_seen.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if self.token_is_placeholder {
+            // Nothing was promoted: the primary was never filled in.
+            tracing::warn!(
+                route,
+                "⚠️ Webhook signed with TWILIO_AUTH_TOKEN_SECONDARY: accepted. TWILIO_AUTH_TOKEN is still a placeholder and verifies nothing; set it to the Auth Token from the Twilio Console (and remove TWILIO_AUTH_TOKEN_SECONDARY unless a rotation is under way)"
+            );
+        } else {
             tracing::warn!(
                 route,
                 "⚠️ Webhook signed with TWILIO_AUTH_TOKEN_SECONDARY, not TWILIO_AUTH_TOKEN: Twilio signs with the secondary token now (it was promoted). Accepted; finish the rotation: set TWILIO_AUTH_TOKEN to it and remove TWILIO_AUTH_TOKEN_SECONDARY"

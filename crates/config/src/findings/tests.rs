@@ -134,6 +134,33 @@ fn auth_token() {
 }
 
 #[test]
+fn a_secondary_token_beside_a_placeholder_primary_is_the_only_key() {
+    let secondary = "fedcba9876543210fedcba9876543210";
+    assert_eq!(
+        about(
+            &dev(&[
+                ("TWILIO_AUTH_TOKEN", "changeme"),
+                ("TWILIO_AUTH_TOKEN_SECONDARY", secondary)
+            ]),
+            "TWILIO_AUTH_TOKEN_SECONDARY"
+        ),
+        ok(
+            "set (hidden): webhooks signed with it are accepted (TWILIO_AUTH_TOKEN is a placeholder and verifies nothing); REST calls use this one"
+        )
+    );
+    assert_eq!(
+        about(
+            &dev(&[
+                ("TWILIO_AUTH_TOKEN", TOKEN),
+                ("TWILIO_AUTH_TOKEN_SECONDARY", secondary)
+            ]),
+            "TWILIO_AUTH_TOKEN_SECONDARY"
+        ),
+        ok("set (hidden): webhooks signed with either token are accepted; REST calls use this one")
+    );
+}
+
+#[test]
 fn api_key() {
     const KEY_SID: &str = "SK0123456789abcdef0123456789abcdef";
     const SECRET: &str = "abcdefghijABCDEFGHIJ0123456789ab";
@@ -635,6 +662,28 @@ fn variables_named_for_other_apps_are_pointed_at_our_keys() {
         ("DATABASE_URL", "sqlite://data/x.db?mode=rwc"),
     ]);
     assert_eq!(set, vec![]);
+}
+
+#[test]
+fn a_look_alike_beside_a_placeholder_is_pointed_at_too() {
+    // .env.example's token left in place, the real one under a misspelt name.
+    let s = dev(&[
+        ("TWILIO_AUTH_TOKEN", "your_auth_token"),
+        ("TWILIO_AUTH_TOKN", TOKEN),
+    ]);
+    let misnamed: Vec<_> = s
+        .findings()
+        .into_iter()
+        .filter(|f| f.check == "misnamed")
+        .map(|f| (f.key, f.message))
+        .collect();
+    assert_eq!(
+        misnamed,
+        [(
+            "TWILIO_AUTH_TOKEN",
+            "still a placeholder, but environment sets TWILIO_AUTH_TOKN, which this server does not read".to_owned()
+        )]
+    );
 }
 
 #[test]
