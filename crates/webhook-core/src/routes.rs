@@ -285,19 +285,12 @@ fn authenticate(
     // A placeholder is public (it is in .env.example and in every tutorial), so a signature made
     // with it proves nothing about the sender: refused, as the start-up finding announced.
     if checked.is_ok()
-        && let KeyUsed::AuthToken {
-            placeholder: true, ..
-        }
-        | KeyUsed::SharedKey { placeholder: true } = key
+        && let Some(hint) = verify::placeholder_hint(key)
     {
-        let setting = match key {
-            KeyUsed::AuthToken { .. } => "TWILIO_AUTH_TOKEN",
-            KeyUsed::SharedKey { .. } => "TWILIO_WEBHOOK_SHARED_KEY",
-        };
         tracing::warn!(
             route,
-            setting,
-            hint = verify::placeholder_hint(key).unwrap_or_default(),
+            setting = key.setting(),
+            hint,
             "❌ Webhook refused with 403: signed with a placeholder secret, which anyone can know, so it proves nothing"
         );
         return refuse("forbidden: signature not verified\n");
@@ -395,20 +388,14 @@ async fn inbound(app: &App, req: Request<Incoming>, started: Instant) -> Respons
         Ok(p) => p,
         Err(reason) => return bad_request("webhook", &reason),
     };
-    // Only a delivery status callback carries MessageStatus (or an SmsStatus other than an
-    // inbound message's `received`): one sent here by a status callback URL set to WEBHOOK_URL
-    // is recorded as what it is, not answered as a message.
-    if params.iter().any(|(k, v)| {
-        k == "MessageStatus"
-            || (k == "SmsStatus"
-                && !v.eq_ignore_ascii_case("received")
-                && !v.eq_ignore_ascii_case("receiving"))
-    }) {
+    // A status callback sent here by a status callback URL set to WEBHOOK_URL is recorded as
+    // what it is, not answered as a message.
+    if StatusCallback::is_status_callback(&params) {
         let cb = match StatusCallback::from_params(params) {
             Ok(cb) => cb,
             Err(e) => {
                 let reason = format!(
-                    "a status callback (it has MessageStatus) sent to the inbound URL, and malformed: {e}"
+                    "a status callback (it has MessageStatus or SmsStatus) sent to the inbound URL, and malformed: {e}"
                 );
                 return bad_request("webhook", &reason);
             }

@@ -43,6 +43,18 @@ pub struct StatusCallback {
 }
 
 impl StatusCallback {
+    /// Whether `params` are a delivery status callback rather than an inbound message: only a
+    /// status callback carries `MessageStatus`, or an `SmsStatus` other than an inbound
+    /// message's `received` (`receiving`).
+    pub fn is_status_callback(params: &[(String, String)]) -> bool {
+        params.iter().any(|(k, v)| {
+            k == "MessageStatus"
+                || (k == "SmsStatus"
+                    && !v.eq_ignore_ascii_case("received")
+                    && !v.eq_ignore_ascii_case("receiving"))
+        })
+    }
+
     /// Builds the typed callback from decoded parameters.
     ///
     /// ```

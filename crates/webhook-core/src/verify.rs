@@ -31,6 +31,16 @@ pub enum KeyUsed {
     },
 }
 
+impl KeyUsed {
+    /// The setting that holds this key.
+    pub fn setting(self) -> &'static str {
+        match self {
+            KeyUsed::AuthToken { .. } => "TWILIO_AUTH_TOKEN",
+            KeyUsed::SharedKey { .. } => "TWILIO_WEBHOOK_SHARED_KEY",
+        }
+    }
+}
+
 /// How the server finds the URL a request was signed for.
 #[derive(Debug)]
 pub struct PublicUrl {

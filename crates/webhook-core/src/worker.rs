@@ -936,11 +936,16 @@ pub async fn process_directly(app: &Arc<App>, message_sids: &[String]) {
 /// nothing to acknowledge or release. Only copies the list when there are such jobs: every
 /// queued batch passes here.
 fn queued(jobs: &[Job]) -> Cow<'_, [Job]> {
-    if jobs.iter().any(|j| j.id.is_empty()) {
-        Cow::Owned(jobs.iter().filter(|j| !j.id.is_empty()).cloned().collect())
-    } else {
+    if jobs.iter().all(from_queue) {
         Cow::Borrowed(jobs)
+    } else {
+        Cow::Owned(jobs.iter().filter(|j| from_queue(j)).cloned().collect())
     }
+}
+
+/// Whether `job` has a queue entry (the sweep's jobs have none: an empty id).
+fn from_queue(job: &Job) -> bool {
+    !job.id.is_empty()
 }
 
 /// Jobs a batch received and has not yet acknowledged or given back. Every path of a batch
@@ -989,7 +994,7 @@ impl Held {
 impl Drop for Held {
     fn drop(&mut self) {
         let mut jobs = std::mem::take(&mut self.jobs);
-        jobs.retain(|j| !j.id.is_empty()); // see `queued`
+        jobs.retain(from_queue);
         let Some(first) = jobs.first() else {
             return; // nothing to give back (or already acknowledged or released)
         };
