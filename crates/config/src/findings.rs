@@ -126,9 +126,9 @@ impl Settings {
     /// `TWILIO_MESSAGING_SERVICE_SID`: `ok`, `both_senders`; `DATABASE_URL`: `ok`,
     /// `in_memory`, `sqlite_in_production`; `REDIS_URL`: `ok`; `TWILIO_API_BASE_URL`: `ok`,
     /// `not_a_url`, `not_https`, `not_twilio`; `HOST`: `loopback`; `PORT`: `ok`; any key:
-    /// `misnamed` (a warning: the key is not set, or left at its default, while `.env` or the
-    /// environment sets a variable this server does not read whose name says it was meant for
-    /// it — `TWILIO_PHONE_NUMBER`, `twilio_auth_token`, `TWILIO_AUTH_TOKN`).
+    /// `misnamed` (a warning: the key is not set, left at its default or a placeholder, while
+    /// `.env` or the environment sets a variable this server does not read whose name says it
+    /// was meant for it — `TWILIO_PHONE_NUMBER`, `twilio_auth_token`, `TWILIO_AUTH_TOKN`).
     ///
     /// With `APP_ENV=production`, warnings that are unsafe in production are problems, and
     /// [`load`](crate::load) refuses to start on any problem.
@@ -442,8 +442,9 @@ fn status_callback(r: &mut Report<'_>) {
     }
 }
 
-/// Variables not read whose names say which key was meant, while that key is not set: a
-/// value copied from another app's `.env` would otherwise be ignored without a word.
+/// Variables not read whose names say which key was meant, while that key is not set, left at
+/// its default or a placeholder: a value copied from another app's `.env` would otherwise be
+/// ignored without a word.
 fn misnamed(r: &mut Report<'_>) {
     let s = r.settings;
     let mut seen = std::collections::BTreeSet::new();

@@ -578,16 +578,20 @@ fn env_var(env: &EnvSource, name: &str) -> Result<Option<String>, ()> {
 }
 
 fn env_layer(env: &EnvSource, gathered: &mut Gathered) -> Layer {
+    // Names set to a non-empty text value (as `env_var` reads them), each read once.
     let names: Vec<String> = match env {
-        EnvSource::Map(map) => map.keys().cloned().collect(),
+        EnvSource::Map(map) => map
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect(),
         EnvSource::Process => std::env::vars_os()
+            .filter(|(_, v)| v.to_str().is_some_and(|v| !v.is_empty()))
             .filter_map(|(k, _)| k.into_string().ok())
             .collect(),
     };
     for name in names {
-        if let Some(meant) = meant(&name, false)
-            && matches!(env_var(env, &name), Ok(Some(_)))
-        {
+        if let Some(meant) = meant(&name, false) {
             gathered.misnamed.push(Misnamed {
                 found: name,
                 source: "environment".to_owned(),
