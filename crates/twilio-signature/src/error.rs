@@ -15,12 +15,18 @@ pub enum SignatureError {
     )]
     Missing,
 
-    /// The header is not a padded standard base64 MAC of the validator's algorithm.
-    #[error("malformed X-Twilio-Signature header: {reason}")]
-    Malformed {
-        /// What is wrong with the header value.
-        reason: &'static str,
-    },
+    /// The header is not a padded standard base64 MAC of the validator's algorithm: not visible
+    /// ASCII, not canonical base64, or the other algorithm's length (28 characters for
+    /// HMAC-SHA1, 44 for HMAC-SHA256).
+    ///
+    /// A unit variant, as the design names it: `SignatureError::Malformed` and
+    /// `SignatureError::Malformed { .. }` both match it.
+    #[error(
+        "malformed X-Twilio-Signature header: not the padded standard base64 of a signature \
+         (28 characters for HMAC-SHA1 with the auth token, 44 for HMAC-SHA256 with a shared key, \
+         which needs Validator::shared_key)"
+    )]
+    Malformed,
 
     /// The signature is well formed but matches none of the URL variants tried.
     #[error(

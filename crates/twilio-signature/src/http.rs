@@ -16,9 +16,7 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Sig
         .get(name)
         .map(|value| value.to_str())
         .transpose()
-        .map_err(|_| SignatureError::Malformed {
-            reason: "header value is not visible ASCII",
-        })
+        .map_err(|_| SignatureError::Malformed)
 }
 
 impl SignatureSettings<'_> {

@@ -75,6 +75,7 @@ fn messages_never_contain_the_expected_signature_or_key() {
 }
 
 #[test]
+#[allow(clippy::unneeded_struct_pattern)] // callers may match `Malformed { .. }`: it must compile
 fn each_failure_has_its_own_reason() {
     let v = Validator::new(TOKEN);
     let sig = v.sign(URL, &[("a", "1")]);
@@ -82,14 +83,29 @@ fn each_failure_has_its_own_reason() {
         v.validate(URL, &[("a", "2")], &sig),
         Err(SignatureError::Mismatch)
     );
-    assert!(matches!(
+    // DESIGN.md names the variant `Malformed`: the bare path is a pattern and a value, and
+    // `Malformed { .. }` matches it too.
+    assert_eq!(
         v.validate(URL, &[("a", "1")], "not base64!"),
-        Err(SignatureError::Malformed { .. })
-    ));
+        Err(SignatureError::Malformed)
+    );
     assert!(matches!(
         v.validate(URL, &[("a", "1")], "AAAAAAAAAAAAAAAAAAAAAAAAAAB="),
+        Err(SignatureError::Malformed)
+    ));
+    assert!(matches!(
+        v.validate(
+            URL,
+            &[("a", "1")],
+            &Validator::shared_key("k").sign(URL, &[("a", "1")])
+        ),
         Err(SignatureError::Malformed { .. })
     ));
+    let malformed = SignatureError::Malformed.to_string();
+    assert!(
+        malformed.contains("28") && malformed.contains("44") && malformed.contains("shared_key"),
+        "{malformed}"
+    );
     let mismatch = SignatureError::Mismatch.to_string();
     assert!(
         mismatch.contains("URL") && mismatch.contains("auth token"),

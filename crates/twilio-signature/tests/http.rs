@@ -121,7 +121,7 @@ fn missing_or_unreadable_headers() {
     );
     assert!(matches!(
         v.validate_http_request(CONFIGURED, &request),
-        Err(SignatureError::Malformed { .. })
+        Err(SignatureError::Malformed)
     ));
     let sig = v.sign(CONFIGURED, &[("a", "1")]);
     assert!(matches!(

@@ -211,7 +211,7 @@ proptest! {
             let ours = v.validate(url, &[] as &[(&str, &str)], &header);
             prop_assert_eq!(
                 strict_ok,
-                !matches!(ours, Err(SignatureError::Malformed { .. })),
+                !matches!(ours, Err(SignatureError::Malformed)),
                 "{:?}: {:?}", header, ours
             );
             prop_assert_eq!(ours.is_ok(), header == good);

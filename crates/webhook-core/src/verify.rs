@@ -193,6 +193,13 @@ pub fn diagnose(
         hint
     } else if matches!(error, SignatureError::Missing) {
         "the request has no X-Twilio-Signature header: it did not come from Twilio (or a proxy stripped the header)"
+    } else if matches!(error, SignatureError::Malformed) {
+        let length = headers.get("x-twilio-signature").map(|v| v.len());
+        if length == Some(44) && matches!(key, KeyUsed::AuthToken { .. }) {
+            "X-Twilio-Signature has 44 characters, an HMAC-SHA256 (shared-key) signature, but the request has no X-Twilio-Webhooks-Signature-Settings header: a proxy dropped it, or the request did not come from Twilio"
+        } else {
+            "X-Twilio-Signature is not a Twilio signature (28 base64 characters with the auth token, 44 with a shared key): the request did not come from Twilio, or something rewrote the header"
+        }
     } else if differs {
         "the request arrived for a different public URL than WEBHOOK_URL: set WEBHOOK_URL to exactly the URL configured in the Twilio Console (scheme, host, path)"
     } else if matches!(key, KeyUsed::SharedKey { .. }) {
@@ -369,6 +376,30 @@ mod tests {
             suggests.starts_with("https://new.ngrok-free.app/"),
             "{suggests}"
         );
+    }
+
+    #[test]
+    fn diagnosis_of_a_malformed_header_tells_a_stripped_settings_header_apart() {
+        let url = "https://bot.example.com/api/v1/whatsapp/webhook";
+        let hint = |signature: &str| {
+            let h = headers(&[
+                ("host", "bot.example.com"),
+                ("x-twilio-signature", signature),
+            ]);
+            diagnose(
+                &SignatureError::Malformed,
+                url,
+                &h,
+                "/api/v1/whatsapp/webhook",
+                TOKEN,
+            )
+            .hint
+        };
+        let sha256 = twilio_signature::Validator::shared_key("k").sign(url, &[("a", "1")]);
+        assert!(hint(&sha256).contains("X-Twilio-Webhooks-Signature-Settings"));
+        let garbage = hint("not a signature");
+        assert!(garbage.contains("not a Twilio signature"), "{garbage}");
+        assert!(!garbage.contains("the URL matches"), "{garbage}");
     }
 
     const TOKEN: KeyUsed = KeyUsed::AuthToken {
