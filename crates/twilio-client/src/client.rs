@@ -492,6 +492,14 @@ fn from_transport(error: ureq::Error) -> TwilioError {
             }
         }
         ureq::Error::Io(e) => {
+            // ureq completes the TLS handshake before it writes the request, and passes rustls's
+            // errors on wrapped in io::Error, as it does errors after the request went out.
+            if let Some(why) = handshake_failure(&e) {
+                return TwilioError::Connection {
+                    detail: format!("TLS: {why}"),
+                    may_have_been_sent: false,
+                };
+            }
             let before_sending = matches!(
                 e.kind(),
                 io::ErrorKind::ConnectionRefused
@@ -535,6 +543,22 @@ fn from_transport(error: ureq::Error) -> TwilioError {
             may_have_been_sent: true,
         },
     }
+}
+
+/// Describes a TLS failure that can only happen during the handshake (so before the request
+/// was written), such as a certificate this client does not trust; `None` for any other error.
+fn handshake_failure(error: &io::Error) -> Option<String> {
+    let tls = error.get_ref()?.downcast_ref::<rustls::Error>()?;
+    matches!(
+        tls,
+        rustls::Error::InvalidCertificate(_)
+            | rustls::Error::NoCertificatesPresented
+            | rustls::Error::UnsupportedNameType
+            | rustls::Error::PeerIncompatible(_)
+            | rustls::Error::InappropriateHandshakeMessage { .. }
+            | rustls::Error::HandshakeNotComplete
+    )
+    .then(|| tls.to_string())
 }
 
 fn timeout_phase(timeout: ureq::Timeout) -> &'static str {

@@ -327,6 +327,9 @@ impl TwilioError {
             TwilioError::Timeout { .. } => {
                 "Twilio did not answer in time: retry later; check the network or raise the client timeout if it persists"
             }
+            TwilioError::Connection { detail, .. } if detail.starts_with("TLS") => {
+                "nothing was sent: the HTTPS handshake with TWILIO_API_BASE_URL failed; a corporate proxy or antivirus that intercepts HTTPS presents a certificate outside the Mozilla roots this client trusts, so let api.twilio.com through it untouched, and check the URL is Twilio's (https://api.twilio.com)"
+            }
             TwilioError::Connection { .. } => {
                 "check network access to TWILIO_API_BASE_URL (DNS, firewall, proxy) and retry"
             }

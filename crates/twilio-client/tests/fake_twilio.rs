@@ -8,6 +8,7 @@ mod fake_twilio {
     mod retry;
     mod send;
     mod timeouts;
+    mod tls;
 }
 
 use std::sync::{Arc, Mutex};
