@@ -186,6 +186,15 @@ pub trait SendRecords {
     fn time_left(&self) -> Option<Duration> {
         None
     }
+
+    /// How often a wait before a retry asks [`time_left`](Self::time_left) again, for a caller
+    /// whose deadline can appear while a send waits (a server told to stop during a 429's
+    /// `Retry-After`): the wait then ends as soon as what is left of it, with the try after
+    /// it, no longer fits, and the send ends as [out of time](SendFailure::out_of_time).
+    /// `None`: a wait is one uninterrupted sleep.
+    fn recheck_every(&self) -> Option<Duration> {
+        None
+    }
 }
 
 impl SendRecords for () {}
@@ -334,8 +343,18 @@ impl Client {
                     error = %error,
                     "twilio send failed, retrying"
                 );
-                (self.sleeper)(wait);
-                clock.slept(wait);
+                let waited = self.wait(wait, records, self.timeout * requests);
+                clock.slept(waited);
+                if waited < wait {
+                    tracing::warn!(
+                        to = %req.to,
+                        attempts,
+                        error = %error,
+                        "twilio send: the caller's deadline came during the wait, no time for another try"
+                    );
+                    out_of_time = true;
+                    break;
+                }
             }
             if uncertain {
                 match self.lookup(req, started, records) {
@@ -413,6 +432,27 @@ impl Client {
             attempts,
             out_of_time,
         })
+    }
+
+    /// Sleeps `wait` before a try that needs `then` after it, in slices of
+    /// [`SendRecords::recheck_every`] when the records ask for it, and returns how long it
+    /// slept: less than `wait` when the caller's deadline left no room for the rest.
+    fn wait(&self, wait: Duration, records: &dyn SendRecords, then: Duration) -> Duration {
+        let Some(slice) = records.recheck_every().filter(|s| !s.is_zero()) else {
+            (self.sleeper)(wait);
+            return wait;
+        };
+        let mut slept = Duration::ZERO;
+        while slept < wait {
+            let rest = wait - slept;
+            if records.time_left().is_some_and(|left| rest + then > left) {
+                break;
+            }
+            let step = rest.min(slice);
+            (self.sleeper)(step);
+            slept += step;
+        }
+        slept
     }
 
     /// The message a send that may have gone through created: by the SID `records` know

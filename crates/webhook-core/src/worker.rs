@@ -802,7 +802,8 @@ struct Records {
     runtime: tokio::runtime::Handle,
     store: store::Store,
     outbound_id: i64,
-    /// Set at shutdown (see `App::sends_end_by`): no retry starts that could end later.
+    /// Set at shutdown (see `App::sends_end_by`): no retry starts that could end later, and a
+    /// wait before one ends when the retry would.
     end_by: Arc<std::sync::OnceLock<std::time::Instant>>,
 }
 
@@ -828,6 +829,11 @@ impl twilio_client::SendRecords for Records {
         self.end_by
             .get()
             .map(|by| by.saturating_duration_since(std::time::Instant::now()))
+    }
+
+    /// A stop during a long wait (a 429's `Retry-After`) is noticed within this, not at its end.
+    fn recheck_every(&self) -> Option<Duration> {
+        Some(Duration::from_millis(100))
     }
 }
 

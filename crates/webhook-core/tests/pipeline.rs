@@ -624,6 +624,57 @@ async fn shutdown_starts_no_retry_that_would_end_after_it() {
     assert_eq!(row.state, InboundState::Processing, "left to the sweep");
 }
 
+/// SIGTERM while a reply waits out a 429's `Retry-After` of 30 s, which with the retry after
+/// it would end past the shutdown's 20 s: the wait ends when the stop comes, the try and its
+/// error are recorded, and the stop does not wait out the drain for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_a_retry_wait_that_would_outlast_it() {
+    let twilio = FakeTwilio::start().await;
+    twilio.rate_limit_next(10, 30);
+    let db = TestDb::sqlite();
+    let s = Server::start(
+        &db,
+        Opts {
+            twilio: Some(&twilio),
+            ..Opts::default()
+        },
+    )
+    .await;
+    let sid = sid("SM");
+    assert_eq!(s.post_webhook(&inbound_body(&sid)).await.status, 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while twilio.sent_messages().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no POST reached Twilio"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The 429 is back and the 30 s wait has begun.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopping = std::time::Instant::now();
+    s.stop().await;
+    let took = stopping.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "the stop waited {took:?}: the retry wait outlasted it"
+    );
+
+    let store = store::Store::connect(&db.url(), store::StoreOptions::default())
+        .await
+        .unwrap();
+    let out = store
+        .outbound_for_inbound(&sid)
+        .await
+        .unwrap()
+        .expect("outbound row");
+    assert_eq!(out.attempts, 1, "the try is recorded when the wait ends");
+    assert_eq!(out.error_code, Some(20429));
+    assert_eq!(twilio.sent_messages().len(), 1, "no retry");
+    let row = store.get_inbound(&sid).await.unwrap().unwrap();
+    assert_eq!(row.state, InboundState::Processing, "left to the sweep");
+}
+
 /// A queue that takes jobs (and counts them) and never hands them out: the state of a process
 /// killed right after acknowledging (or of a Redis that lost its data).
 #[derive(Default)]

@@ -454,6 +454,64 @@ fn the_callers_time_left_stops_the_retries_like_a_budget() {
     assert_eq!(fake.sent_messages().len(), 1);
 }
 
+/// A caller whose deadline appears during a wait (a server told to stop during a 429's
+/// `Retry-After`), and who asks for its wait to be checked: the wait ends as soon as the retry
+/// after it no longer fits, instead of sleeping on; a retry that still fits goes ahead.
+#[test]
+fn a_deadline_that_comes_during_the_wait_ends_it_when_the_retry_no_longer_fits() {
+    /// No limit until `after` slices of the wait have been slept, then 20 s.
+    struct StopDuringWait {
+        sleeps: Sleeps,
+        after: usize,
+    }
+    impl SendRecords for StopDuringWait {
+        fn time_left(&self) -> Option<Duration> {
+            (self.sleeps.taken().len() >= self.after).then_some(Duration::from_secs(20))
+        }
+        fn recheck_every(&self) -> Option<Duration> {
+            Some(Duration::from_millis(100))
+        }
+    }
+    let slice = Duration::from_millis(100);
+
+    // Retry-After 30 s: 29.7 s of wait and a 10 s request do not fit in 20 s.
+    let fake = FakeTwilio::start_blocking();
+    fake.rate_limit_next(10, 30);
+    let sleeps = Sleeps::default();
+    let stopping = sleeps.attach(client(&fake));
+    let records = StopDuringWait {
+        sleeps: sleeps.clone(),
+        after: 3,
+    };
+    let failed = stopping
+        .send_counting_attempts_with(&reply("hi"), &RetryPolicy::default(), &records)
+        .expect_err("rate limited, then stopped during the wait");
+    assert_eq!(failed.attempts, 1, "no second POST");
+    assert!(failed.out_of_time, "{failed:?}");
+    assert_eq!(failed.error.code(), Some(20429));
+    assert_eq!(sleeps.taken(), [slice; 3], "the wait ended at the deadline");
+    assert_eq!(fake.sent_messages().len(), 1);
+
+    // Retry-After 5 s: 4.7 s and a 10 s request fit; the whole wait is slept, then the retry.
+    let fake = FakeTwilio::start_blocking();
+    fake.rate_limit_next(1, 5);
+    let sleeps = Sleeps::default();
+    let stopping = sleeps.attach(client(&fake));
+    let records = StopDuringWait {
+        sleeps: sleeps.clone(),
+        after: 3,
+    };
+    let sent = stopping
+        .send_counting_attempts_with(&reply("hi"), &RetryPolicy::default(), &records)
+        .expect("the retry fits before the deadline");
+    assert_eq!(sent.attempts, 2);
+    assert_eq!(
+        sleeps.taken().iter().sum::<Duration>(),
+        Duration::from_secs(5)
+    );
+    assert!(sleeps.taken().iter().all(|s| *s <= slice));
+}
+
 #[test]
 fn a_budget_counts_the_lookup_a_resend_needs() {
     let fake = FakeTwilio::start_blocking();
