@@ -362,8 +362,8 @@ fn public_url(r: &mut Report<'_>, key: &'static str, value: &str, path: &str) ->
             key,
             "trailing_slash",
             false,
-            "has a trailing slash: served too, but Twilio signs the exact URL, so the Twilio Console's must end the same way",
-            "keep the slash only if the URL in the Twilio Console has it; otherwise remove it here",
+            "has a trailing slash: served and verified with or without it (the signature is checked for the URL as Twilio requests it)",
+            "nothing breaks; the usual form has no slash, here and in the Twilio Console",
         );
     } else if !url.path().ends_with(path) {
         let message = format!("does not end with {path}");

@@ -65,12 +65,7 @@ fn twiml() -> Response<Body> {
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let path = req.uri().path().to_owned();
-    // A trailing slash on the two webhook paths is the same endpoint: the Console's URL may
-    // have one (the signature is then checked against a WEBHOOK_URL that has it too).
-    let routed = match path.strip_suffix('/') {
-        Some(p @ (WEBHOOK_PATH | STATUS_PATH)) => p,
-        _ => path.as_str(),
-    };
+    let routed = route_path(&path);
     let (route, res) = match (routed, req.method()) {
         (WEBHOOK_PATH, &Method::POST) => ("webhook", inbound(&app, req, started).await),
         (STATUS_PATH, &Method::POST) => ("status", status(&app, req).await),
@@ -84,9 +79,9 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                     "❌ Webhook refused with 405: Twilio called with GET (its parameters are in the query string); set this webhook's method to HTTP POST in the Twilio Console"
                 );
             }
-            unrouted(&path)
+            unrouted(routed)
         }
-        _ => unrouted(&path),
+        _ => unrouted(routed),
     };
     app.metrics.observe_request(
         route,
@@ -94,6 +89,15 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         started.elapsed().as_secs_f64(),
     );
     res
+}
+
+/// The route a path takes. A trailing slash on the two webhook paths is the same endpoint: the
+/// Console's URL may have one (Twilio signs the URL with it; see `verify::slash_as_requested`).
+fn route_path(path: &str) -> &str {
+    match path.strip_suffix('/') {
+        Some(p @ (WEBHOOK_PATH | STATUS_PATH)) => p,
+        _ => path,
+    }
 }
 
 /// A query string carrying Twilio's webhook parameters: a webhook configured with HTTP GET in
@@ -117,7 +121,7 @@ pub async fn starting(
         .lock()
         .map(|w| w.clone())
         .unwrap_or_else(|_| "the database".to_owned());
-    match (req.uri().path(), req.method()) {
+    match (route_path(req.uri().path()), req.method()) {
         (HEALTH_PATH, &Method::GET | &Method::HEAD) => text(StatusCode::OK, "ok\n"),
         (READY_PATH, &Method::GET | &Method::HEAD) => readiness(&Readiness {
             ready: false,
@@ -281,7 +285,14 @@ fn authenticate(
         );
         return refuse("forbidden: signature not verified\n");
     };
-    let checked = verify::check_and_decode(validator, &url, &parts.headers, body);
+    let mut checked = verify::check_and_decode(validator, &url, &parts.headers, body);
+    // Twilio signed the URL it requested: with its trailing slash, or without, as the request.
+    if matches!(checked, Err(SignatureError::Mismatch))
+        && let Some(slashed) = verify::slash_as_requested(&url, &pq)
+        && let passed @ Ok(_) = verify::check_and_decode(validator, &slashed, &parts.headers, body)
+    {
+        checked = passed;
+    }
     // A placeholder is public (it is in .env.example and in every tutorial), so a signature made
     // with it proves nothing about the sender: refused, as the start-up finding announced.
     if checked.is_ok()

@@ -87,6 +87,29 @@ impl PublicUrl {
     }
 }
 
+/// `url` with its path's trailing slash as the request has it, when the two differ: Twilio
+/// signs the URL it requests, and a Console URL (or status callback URL) that differs from the
+/// one configured here only by a trailing slash reaches the same endpoint. `None` when they
+/// already agree.
+pub fn slash_as_requested(url: &str, path_and_query: &str) -> Option<String> {
+    let request_path = path_and_query.split('?').next().unwrap_or(path_and_query);
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    let (base, rest) = url.split_at(end);
+    let path_start = base.find("://").map_or(0, |i| i + 3);
+    let has_path = |b: &str| b[path_start..].contains('/');
+    match (
+        request_path.len() > 1 && request_path.ends_with('/'),
+        base.ends_with('/'),
+    ) {
+        (true, false) if has_path(base) => Some(format!("{base}/{rest}")),
+        (false, true) => {
+            let trimmed = &base[..base.len() - 1];
+            has_path(trimmed).then(|| format!("{trimmed}{rest}"))
+        }
+        _ => None,
+    }
+}
+
 /// `X-Forwarded-Proto`://`X-Forwarded-Host` or `Host` + path, as a proxy-aware guess of the public URL.
 pub fn rebuild_from_headers(headers: &HeaderMap, path_and_query: &str) -> Option<String> {
     let get = |name: &str| {
@@ -376,6 +399,49 @@ mod tests {
             suggests.starts_with("https://new.ngrok-free.app/"),
             "{suggests}"
         );
+    }
+
+    #[test]
+    fn the_url_is_checked_with_the_trailing_slash_the_request_has() {
+        let status = "https://bot.example.com/api/v1/whatsapp/status";
+        let slashed = "https://bot.example.com/api/v1/whatsapp/status/";
+        assert_eq!(
+            slash_as_requested(status, "/api/v1/whatsapp/status/").as_deref(),
+            Some(slashed)
+        );
+        assert_eq!(
+            slash_as_requested(slashed, "/api/v1/whatsapp/status").as_deref(),
+            Some(status)
+        );
+        assert_eq!(
+            slash_as_requested(
+                &format!("{status}?ref=a1#rc=3"),
+                "/api/v1/whatsapp/status/?ref=a1"
+            )
+            .as_deref(),
+            Some("https://bot.example.com/api/v1/whatsapp/status/?ref=a1#rc=3")
+        );
+        assert_eq!(
+            slash_as_requested(
+                &format!("{slashed}?ref=a1"),
+                "/api/v1/whatsapp/status?ref=a1"
+            )
+            .as_deref(),
+            Some("https://bot.example.com/api/v1/whatsapp/status?ref=a1")
+        );
+        // Already the same, or nothing to add or remove.
+        assert_eq!(slash_as_requested(status, "/api/v1/whatsapp/status"), None);
+        assert_eq!(
+            slash_as_requested(status, "/api/v1/whatsapp/status?x=/"),
+            None
+        );
+        assert_eq!(
+            slash_as_requested(slashed, "/api/v1/whatsapp/status/"),
+            None
+        );
+        assert_eq!(slash_as_requested(status, "/"), None);
+        assert_eq!(slash_as_requested("https://bot.example.com/", "/x"), None);
+        assert_eq!(slash_as_requested("https://bot.example.com", "/x/"), None);
     }
 
     #[test]

@@ -527,7 +527,9 @@ async fn a_placeholder_token_or_shared_key_verifies_nothing() {
 }
 
 /// A Console URL (and WEBHOOK_URL) ending in a slash: Twilio posts to the path with the slash,
-/// signed for that URL, and the status callbacks of replies follow suit.
+/// signed for that URL, and the status callbacks of replies follow suit. A Console URL that
+/// differs from WEBHOOK_URL only by the slash works too: the signature is checked for the URL
+/// as requested.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trailing_slash_on_the_webhook_paths_is_the_same_endpoint() {
     let db = TestDb::sqlite();
@@ -551,6 +553,16 @@ async fn a_trailing_slash_on_the_webhook_paths_is_the_same_endpoint() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(s.app.store.get_inbound(&message).await.unwrap().is_some());
+    // The Console's URL without the slash: Twilio requests and signs it so, which is accepted.
+    let other = inbound_body(&sid("SM"));
+    let r = s
+        .post(
+            "/api/v1/whatsapp/webhook",
+            &other,
+            &sign_form(AUTH_TOKEN, WEBHOOK_URL, &other),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     let status = format!("MessageSid={}&MessageStatus=delivered", sid("SM"));
     let r = s
         .post(
@@ -563,6 +575,47 @@ async fn a_trailing_slash_on_the_webhook_paths_is_the_same_endpoint() {
     assert_eq!(r.status, 200, "{}", r.body);
     // Other paths with a slash are still unknown.
     assert_eq!(s.get("/healthz/").await.status, 404);
+    // A wrong method on the slash paths is the helpful 405, as without the slash.
+    let get = s.get("/api/v1/whatsapp/webhook/").await;
+    assert_eq!(get.status, 405, "{}", get.body);
+    s.stop().await;
+}
+
+/// WEBHOOK_URL without a slash, a status callback URL with one in the Console: Twilio posts to
+/// the path with the slash and signs the URL it requested, which is accepted; a signature for
+/// another URL still is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_callback_signed_for_its_url_with_a_trailing_slash_is_accepted() {
+    let db = TestDb::sqlite();
+    let s = Server::start(&db, Opts::default()).await;
+    let message = sid("SM");
+    let status = format!("MessageSid={message}&MessageStatus=delivered");
+    let slashed = format!("{STATUS_URL}/");
+    let r = s
+        .post(
+            "/api/v1/whatsapp/status/",
+            &status,
+            &sign_form(AUTH_TOKEN, &slashed, &status),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s
+        .post(
+            "/api/v1/whatsapp/status/",
+            &status,
+            &sign_form(AUTH_TOKEN, &format!("{STATUS_URL}/x"), &status),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    // Without the slash in the request, the slash URL's signature is not the one Twilio made.
+    let r = s
+        .post(
+            "/api/v1/whatsapp/status",
+            &status,
+            &sign_form(AUTH_TOKEN, &slashed, &status),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
     s.stop().await;
 }
 

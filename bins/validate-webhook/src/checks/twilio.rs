@@ -425,12 +425,11 @@ fn compare(
             )),
         );
     };
-    if actual != expected && !same_but_default_port(actual, expected) {
-        let slash = if actual.trim_end_matches('/') == expected.trim_end_matches('/') {
-            " (they differ only by a trailing slash, which breaks the signature)"
-        } else {
-            ""
-        };
+    // The server checks the signature with the trailing slash the request has: a URL that
+    // differs only by it works.
+    let slash_only =
+        actual != expected && actual.trim_end_matches('/') == expected.trim_end_matches('/');
+    if actual != expected && !slash_only && !same_but_default_port(actual, expected) {
         let fix = if !public_https(expected) {
             // WEBHOOK_URL's own line says what is wrong with it: do not send it to the Console.
             format!(
@@ -449,12 +448,20 @@ fn compare(
             S,
             "webhook",
             format!(
-                "Twilio sends inbound messages for {what} to {actual}, but WEBHOOK_URL is {expected}{slash}"
+                "Twilio sends inbound messages for {what} to {actual}, but WEBHOOK_URL is {expected}"
             ),
             fix,
         );
     }
     match method.map(str::to_ascii_uppercase).as_deref() {
+        Some("POST") | None if slash_only => Check::warning(
+            S,
+            "webhook",
+            format!(
+                "Twilio sends inbound messages for {what} to {actual} with POST; WEBHOOK_URL is {expected}: they differ only by a trailing slash, which the server accepts"
+            ),
+            Some("Nothing breaks; make them the same to keep them easy to compare.".to_owned()),
+        ),
         Some("POST") | None => Check::ok(
             S,
             "webhook",
@@ -553,7 +560,9 @@ mod tests {
             Some("https://a.example/x"),
             "X",
         );
+        assert_eq!(c.status, Status::Warning, "{c:?}");
         assert!(c.detail.contains("trailing slash"), "{c:?}");
+        assert!(c.detail.contains("accepts"), "{c:?}");
         let c = compare(
             "the number +1",
             Some("https://a.example/x"),

@@ -152,8 +152,8 @@ fn wrong_path_is_an_error() {
 fn trailing_slash_is_a_warning() {
     let run = Project::new(&dotenv(&format!("WEBHOOK_URL={NGROK_WEBHOOK}/\n"))).run(&[]);
     run.lines_pair(
-        "  ⚠️ WEBHOOK_URL: has a trailing slash: served too, but Twilio signs the exact URL, so the Twilio Console's must end the same way (.env line 3)",
-        "     Note: Keep the slash only if the URL in the Twilio Console has it; otherwise remove it here.",
+        "  ⚠️ WEBHOOK_URL: has a trailing slash: served and verified with or without it (the signature is checked for the URL as Twilio requests it) (.env line 3)",
+        "     Note: Nothing breaks; the usual form has no slash, here and in the Twilio Console.",
     );
 }
 

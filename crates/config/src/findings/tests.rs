@@ -279,8 +279,8 @@ fn webhook_url_path_problems_are_warnings_in_both_environments() {
         ),
         (
             "https://x.example.com/api/v1/whatsapp/webhook/",
-            "has a trailing slash: served too, but Twilio signs the exact URL, so the Twilio Console's must end the same way",
-            "keep the slash only if the URL in the Twilio Console has it; otherwise remove it here",
+            "has a trailing slash: served and verified with or without it (the signature is checked for the URL as Twilio requests it)",
+            "nothing breaks; the usual form has no slash, here and in the Twilio Console",
         ),
         (
             "https://x.example.com/api/v1/whatsapp/webhook?tenant=1",
