@@ -144,6 +144,11 @@ async fn a_server_started_without_its_database_answers_503_until_the_database_co
         get(server.addr, "/api/v1/whatsapp/webhook").await.status,
         405
     );
+    assert_eq!(
+        get(server.addr, "/api/v1/whatsapp/status/").await.status,
+        405,
+        "the slash path is the same endpoint"
+    );
     assert_eq!(get(server.addr, "/nope").await.status, 404);
     assert_eq!(get(server.addr, "/metrics").await.status, 503);
     wait_for("the 503 log line", Duration::from_secs(5), || {
