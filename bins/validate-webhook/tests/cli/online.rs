@@ -327,6 +327,30 @@ fn api_key_only_checks_credentials_with_the_key_and_skips_the_account() {
     assert!(!run.stdout.contains(SECRET));
 }
 
+/// A placeholder API key secret beside a real token: the server's replies authenticate with the
+/// key (and are refused), so the online check asks with the key too instead of the token.
+#[test]
+fn a_placeholder_api_key_is_checked_as_the_server_uses_it() {
+    const KEY: &str = "SK00000000000000000000000000000001";
+    let twilio = FakeTwilio::start_blocking();
+    twilio.require_basic_auth(ACCOUNT, TOKEN);
+    let (run, _) = run_online(
+        &twilio,
+        &format!("TWILIO_API_KEY_SID={KEY}\nTWILIO_API_KEY_SECRET=your_api_key_secret\n"),
+    );
+    run.line_starting("  ⚠️ TWILIO_API_KEY_SECRET: still a placeholder");
+    let line = run.line_starting("  ❌ credentials: Twilio rejected the credentials for AC3f…5c7e");
+    assert!(line.contains("20003"), "{line}");
+    run.line("     Fix: Check TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET (Console › Account › API keys & tokens) and that the key belongs to TWILIO_ACCOUNT_SID.");
+    assert!(
+        twilio
+            .requests()
+            .iter()
+            .all(|r| r.basic_auth().is_some_and(|(user, _)| user == KEY))
+    );
+    assert_eq!(run.code, 1);
+}
+
 #[test]
 fn twilio_out_of_reach_names_the_url_that_was_tried() {
     let server = local_server();
