@@ -285,14 +285,18 @@ fn authenticate(
         );
         return refuse("forbidden: signature not verified\n");
     };
-    let mut checked = verify::check_and_decode(validator, &url, &parts.headers, body);
     // Twilio signed the URL it requested: with its trailing slash, or without, as the request.
-    if matches!(checked, Err(SignatureError::Mismatch))
-        && let Some(slashed) = verify::slash_as_requested(&url, &pq)
-        && let passed @ Ok(_) = verify::check_and_decode(validator, &slashed, &parts.headers, body)
-    {
-        checked = passed;
-    }
+    let slashed = verify::slash_as_requested(&url, &pq);
+    let check = |validator: &twilio_signature::Validator| {
+        let checked = verify::check_and_decode(validator, &url, &parts.headers, body);
+        match (&checked, &slashed) {
+            (Err(SignatureError::Mismatch), Some(slashed)) => {
+                verify::check_and_decode(validator, slashed, &parts.headers, body).or(checked)
+            }
+            _ => checked,
+        }
+    };
+    let checked = check(validator);
     // A placeholder is public (it is in .env.example and in every tutorial), so a signature made
     // with it proves nothing about the sender: refused, as the start-up finding announced.
     if checked.is_ok()
@@ -310,7 +314,7 @@ fn authenticate(
     // the secondary one (Twilio signs with whichever is primary on its side).
     if let (Err(SignatureError::Mismatch), KeyUsed::AuthToken { .. }, Some(secondary)) =
         (&checked, key, &app.secondary_validator)
-        && let Ok(form) = verify::check_and_decode(secondary, &url, &parts.headers, body)
+        && let Ok(form) = check(secondary)
     {
         app.secondary_token_used(route);
         return Verified::Pass(form);

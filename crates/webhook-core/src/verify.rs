@@ -206,7 +206,11 @@ pub fn diagnose(
     key: KeyUsed,
 ) -> Diagnosis {
     let suggested = rebuild_from_headers(headers, path_and_query);
-    let strip_query = |u: &str| u.split(['?', '#']).next().unwrap_or(u).to_owned();
+    // A trailing slash is no difference either: the signature is checked both ways.
+    let strip_query = |u: &str| {
+        let base = u.split(['?', '#']).next().unwrap_or(u);
+        base.strip_suffix('/').unwrap_or(base).to_owned()
+    };
     // Requests never carry the user:password@ of a URL (Twilio sends it as basic auth), so
     // it does not count as a difference.
     let differs = suggested
@@ -347,6 +351,16 @@ mod tests {
         );
         assert_eq!(same.request_suggests, None);
         assert!(same.hint.contains("TWILIO_AUTH_TOKEN is the current token"));
+        // A trailing slash is not a different URL: the signature was checked both ways.
+        let slash = diagnose(
+            &SignatureError::Mismatch,
+            "https://abc.ngrok-free.app/api/v1/whatsapp/webhook",
+            &h,
+            "/api/v1/whatsapp/webhook/",
+            TOKEN,
+        );
+        assert_eq!(slash.request_suggests, None);
+        assert!(slash.hint.contains("the URL matches"), "{}", slash.hint);
         let placeholder = diagnose(
             &SignatureError::Mismatch,
             "x",

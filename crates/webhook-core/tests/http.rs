@@ -581,6 +581,33 @@ async fn a_trailing_slash_on_the_webhook_paths_is_the_same_endpoint() {
     s.stop().await;
 }
 
+/// During a token rotation (Twilio signs with the secondary token) a Console URL with a
+/// trailing slash that WEBHOOK_URL does not have is still accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trailing_slash_is_forgiven_for_the_secondary_token_too() {
+    let db = TestDb::sqlite();
+    let secondary = "fedcba9876543210fedcba9876543210";
+    let s = Server::start(
+        &db,
+        Opts {
+            env: vec![("TWILIO_AUTH_TOKEN_SECONDARY", secondary.to_owned())],
+            ..Opts::default()
+        },
+    )
+    .await;
+    let body = inbound_body(&sid("SM"));
+    let slashed = format!("{WEBHOOK_URL}/");
+    let r = s
+        .post(
+            "/api/v1/whatsapp/webhook/",
+            &body,
+            &sign_form(secondary, &slashed, &body),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    s.stop().await;
+}
+
 /// WEBHOOK_URL without a slash, a status callback URL with one in the Console: Twilio posts to
 /// the path with the slash and signs the URL it requested, which is accepted; a signature for
 /// another URL still is not.
