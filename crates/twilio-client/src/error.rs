@@ -246,15 +246,19 @@ impl TwilioError {
     /// Whether trying again later can succeed: 429, 5xx, timeouts and connection failures.
     ///
     /// Never true for a 4xx other than 429: those need a change (credentials, number, template).
+    /// Nor for a failed TLS handshake (an untrusted certificate, a server that does not speak
+    /// TLS): a proxy or a wrong base URL does not change between tries.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            TwilioError::RateLimited { .. }
-                | TwilioError::Server(_)
-                | TwilioError::Timeout { .. }
-                | TwilioError::Connection { .. }
-                | TwilioError::OutOfTime { .. }
-        )
+        match self {
+            TwilioError::Connection { detail, .. } => !detail.starts_with("TLS"),
+            other => matches!(
+                other,
+                TwilioError::RateLimited { .. }
+                    | TwilioError::Server(_)
+                    | TwilioError::Timeout { .. }
+                    | TwilioError::OutOfTime { .. }
+            ),
+        }
     }
 
     /// The `Retry-After` Twilio asked for on a 429.

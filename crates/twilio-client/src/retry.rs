@@ -350,7 +350,7 @@ impl Client {
                         to = %req.to,
                         attempts,
                         error = %error,
-                        "twilio send: the caller's deadline came during the wait, no time for another try"
+                        "twilio send: stopped waiting to retry: the caller's deadline (a shutdown, say) leaves no time for another try"
                     );
                     out_of_time = true;
                     break;

@@ -697,7 +697,7 @@ async fn send_reply(
             if failure.attempts > 0 {
                 record_open_try(app, sid, outbound.id, &failure, until).await;
             }
-            tracing::warn!(message_sid = sid, attempts = failure.attempts, error = %failure.error, "⚠️ no time left to send or retry (in the claim, or before the shutdown's deadline); the sweep will retry");
+            tracing::warn!(message_sid = sid, attempts = failure.attempts, error = %failure.error, "⚠️ no time left to send or retry (the claim's lease ends, or the server is stopping); the reply is tried again after the claim lease (about 2 minutes), by this process or the next start's sweep");
             InboundState::Processing
         }
         Ok(Err(failure)) if deferral(&failure.error).is_some() => {
