@@ -62,6 +62,8 @@ pub struct App {
     secondary_seen: AtomicBool,
     /// A status callback arrived at the inbound URL (logged once).
     misrouted_status_seen: AtomicBool,
+    /// An inbound message arrived at the status URL (warned once).
+    misrouted_message_seen: AtomicBool,
     /// Set at shutdown: the moment by which every send to Twilio must have ended (no retry
     /// starts that could end later).
     pub(crate) sends_end_by: Arc<OnceLock<std::time::Instant>>,
@@ -312,6 +314,7 @@ impl App {
             heartbeat_ms: AtomicU64::new(now_ms()),
             secondary_seen: AtomicBool::new(false),
             misrouted_status_seen: AtomicBool::new(false),
+            misrouted_message_seen: AtomicBool::new(false),
             sends_end_by: Arc::new(OnceLock::new()),
             acks: AckPressure::new(),
             sends,
@@ -461,6 +464,15 @@ impl App {
                 message_sid = %cb.message_sid,
                 status = %cb.status,
                 "⚠️ A delivery status callback arrived at the inbound webhook URL: recorded as a status, not answered as a message. A status callback URL in the Twilio Console (the sender's, the Messaging Service's or the Sandbox's) is set to WEBHOOK_URL; point it at /api/v1/whatsapp/status instead, or leave it empty (replies sent by this server name their own)"
+            );
+        }
+    }
+
+    /// Notes an inbound message that arrived at the status callback URL (once per process).
+    pub fn message_at_status_url(&self) {
+        if !self.misrouted_message_seen.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "⚠️ An inbound message arrived at the status callback URL: recorded and answered as a message. In the Twilio Console (the sender's, the Messaging Service's or the Sandbox's settings), \"When a message comes in\" is set to /api/v1/whatsapp/status; set it to WEBHOOK_URL (/api/v1/whatsapp/webhook), and the status callback URL to /api/v1/whatsapp/status or nothing"
             );
         }
     }

@@ -68,7 +68,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let routed = route_path(&path);
     let (route, res) = match (routed, req.method()) {
         (WEBHOOK_PATH, &Method::POST) => ("webhook", inbound(&app, req, started).await),
-        (STATUS_PATH, &Method::POST) => ("status", status(&app, req).await),
+        (STATUS_PATH, &Method::POST) => ("status", status(&app, req, started).await),
         (HEALTH_PATH, &Method::GET | &Method::HEAD) => ("healthz", text(StatusCode::OK, "ok\n")),
         (READY_PATH, &Method::GET | &Method::HEAD) => ("readyz", ready(&app).await),
         (METRICS_PATH, &Method::GET | &Method::HEAD) => ("metrics", metrics(&app, &req).await),
@@ -418,9 +418,20 @@ async fn inbound(app: &App, req: Request<Incoming>, started: Instant) -> Respons
         app.status_callback_at_webhook_url(&cb);
         return record_status(app, &cb, &parts).await;
     }
+    record_message(app, params, &parts, started, "webhook").await
+}
+
+/// Records a verified inbound message and acknowledges it with empty TwiML.
+async fn record_message(
+    app: &App,
+    params: Vec<(String, String)>,
+    parts: &http::request::Parts,
+    started: Instant,
+    route: &'static str,
+) -> Response<Body> {
     let msg = match InboundMessage::from_params(params) {
         Ok(m) => m,
-        Err(e) => return bad_request("webhook", &e.to_string()),
+        Err(e) => return bad_request(route, &e.to_string()),
     };
     match app.record(&msg, idempotency_token(&parts.headers)).await {
         Ok(new) => {
@@ -447,7 +458,7 @@ async fn inbound(app: &App, req: Request<Incoming>, started: Instant) -> Respons
                 "storage unavailable, retry later\n",
             )
         }
-        Err(e) if e.is_invalid_input() => bad_request("webhook", &e.to_string()),
+        Err(e) if e.is_invalid_input() => bad_request(route, &e.to_string()),
         Err(e) => {
             tracing::error!(message_sid = %msg.message_sid, error = %e, "❌ Webhook answered 500: could not record the message");
             text(
@@ -458,7 +469,7 @@ async fn inbound(app: &App, req: Request<Incoming>, started: Instant) -> Respons
     }
 }
 
-async fn status(app: &App, req: Request<Incoming>) -> Response<Body> {
+async fn status(app: &App, req: Request<Incoming>, started: Instant) -> Response<Body> {
     let (parts, body) = match read_body(req).await {
         Ok(x) => x,
         Err(e) => return body_error(e),
@@ -467,11 +478,20 @@ async fn status(app: &App, req: Request<Incoming>) -> Response<Body> {
         Verified::Pass(form) => form,
         Verified::Refuse(res) => return res,
     };
-    let cb = match params_of(&parts.headers, &body, form.as_ref())
-        .and_then(|p| StatusCallback::from_params(p).map_err(|e| e.to_string()))
-    {
-        Ok(cb) => cb,
+    let params = match params_of(&parts.headers, &body, form.as_ref()) {
+        Ok(p) => p,
         Err(reason) => return bad_request("status", &reason),
+    };
+    // An inbound message sent here (the Console's "when a message comes in" and "status
+    // callback" URLs swapped) is recorded and answered as the message it is: Twilio will not
+    // deliver it anywhere else.
+    if !StatusCallback::is_status_callback(&params) {
+        app.message_at_status_url();
+        return record_message(app, params, &parts, started, "status").await;
+    }
+    let cb = match StatusCallback::from_params(params) {
+        Ok(cb) => cb,
+        Err(e) => return bad_request("status", &e.to_string()),
     };
     record_status(app, &cb, &parts).await
 }

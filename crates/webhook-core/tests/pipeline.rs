@@ -577,6 +577,48 @@ async fn a_status_callback_sent_to_the_webhook_url_is_recorded_not_answered() {
     s.stop().await;
 }
 
+/// The Console's "when a message comes in" URL set to the status callback URL (the two fields
+/// sit side by side): Twilio posts the inbound message there, and nowhere else. It is recorded
+/// and answered as the message it is, exactly once, instead of being stored as a "received"
+/// status nobody reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_message_sent_to_the_status_url_is_answered() {
+    let twilio = FakeTwilio::start().await;
+    let db = TestDb::sqlite();
+    let s = Server::start(
+        &db,
+        Opts {
+            twilio: Some(&twilio),
+            ..Opts::default()
+        },
+    )
+    .await;
+    let message = sid("SM");
+    let body = inbound_body(&message);
+    assert_eq!(s.post_status(&body, "").await.status, 200);
+    assert_eq!(s.wait_processed(&message).await, InboundState::Answered);
+    // Twilio's retry of the same delivery is a duplicate, not a second reply.
+    assert_eq!(s.post_status(&body, "").await.status, 200);
+    assert!(
+        s.app
+            .store
+            .status_events(&message)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not recorded as a status"
+    );
+    let sent = twilio.sent_messages();
+    assert_eq!(sent.len(), 1, "answered once");
+    assert_eq!(sent[0].form_value("To"), Some("whatsapp:+15551234567"));
+    // A status body without a SID is still refused as malformed.
+    let r = s
+        .post_status("Body=hi&From=whatsapp%3A%2B15551234567", "")
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    s.stop().await;
+}
+
 /// SIGTERM while a reply's POST is out: the 429 that comes back asks for a wait that, with the
 /// retry after it, would end after the shutdown's 20 s. No retry starts; the try and its error
 /// are recorded, the message is left to the next start's sweep, and the server stops without
