@@ -81,6 +81,13 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             }
             unrouted(routed)
         }
+        (other, &Method::POST) if req.headers().contains_key("x-twilio-signature") => {
+            tracing::warn!(
+                path = other,
+                "❌ Webhook answered 404: a request signed by Twilio was sent to a path this server does not serve; set the URL in the Twilio Console to WEBHOOK_URL (path {WEBHOOK_PATH}; status callbacks {STATUS_PATH})"
+            );
+            unrouted(routed)
+        }
         _ => unrouted(routed),
     };
     app.metrics.observe_request(

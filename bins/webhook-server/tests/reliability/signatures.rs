@@ -1,8 +1,8 @@
 //! The operator's side of signatures: a request signed with a Webhook Rule's shared key
 //! (HMAC-SHA256) gets a 403 whose log line names what to set; during an Auth Token rotation a
 //! webhook signed with the secondary token is accepted and the log says how to finish; a webhook
-//! configured with HTTP GET is refused with 405 and a line naming the fix; no secret ever appears
-//! in the output.
+//! configured with HTTP GET is refused with 405 and a line naming the fix, one sent to a wrong
+//! path gets 404 and a line naming the right one; no secret ever appears in the output.
 
 use test_support::{TestDb, WEBHOOK_URL, form_pairs};
 use twilio_signature::Validator;
@@ -174,6 +174,58 @@ async fn a_webhook_configured_with_get_is_refused_with_a_log_line_that_names_the
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(
         lines[0].contains("set this webhook's method to HTTP POST in the Twilio Console"),
+        "{}",
+        lines[0]
+    );
+}
+
+/// A Console URL with a wrong path (a typo, a framework's route): Twilio's signed POST gets a
+/// 404, and the log says where it went and which path to use; a scanner's unsigned POST to an
+/// unknown path is not worth a line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_webhook_at_a_wrong_path_is_logged_with_the_right_one() {
+    let db = TestDb::sqlite();
+    let server = ServerProcess::start(&base_env(&db.url(), None)).await;
+    let body = Msg::new("wrong-path", 0).form();
+    let scanner = request(server.addr, "POST", "/wp-login.php", &[], body.as_bytes()).await;
+    assert_eq!(scanner.status, 404);
+    let signature = test_support::sign_form(test_support::AUTH_TOKEN, WEBHOOK_URL, &body);
+    let typo = request(
+        server.addr,
+        "POST",
+        "/api/v1/whatsapp/webhooks",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("X-Twilio-Signature", &signature),
+        ],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(typo.status, 404);
+    let lines = |logs: &str| {
+        logs.lines()
+            .filter(|l| l.contains("Webhook answered 404"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    crate::support::wait_for(
+        "the 404 log line",
+        std::time::Duration::from_secs(5),
+        || {
+            let seen = !lines(&server.logs()).is_empty();
+            async move { seen }
+        },
+    )
+    .await;
+    let lines = lines(&server.logs());
+    assert_eq!(lines.len(), 1, "only the signed request: {lines:?}");
+    assert!(
+        lines[0].contains("/api/v1/whatsapp/webhooks"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("path /api/v1/whatsapp/webhook;"),
         "{}",
         lines[0]
     );
