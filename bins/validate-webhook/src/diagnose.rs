@@ -67,9 +67,15 @@ pub fn signed(
             format!("{url} answered {s} {code}: ngrok is running but cannot reach the backend"),
             format!("{} and make sure ngrok forwards to that port (`ngrok http {}`).", capitalise(&t.start_server()), t.port),
         ),
+        // webhook-server's body for a request it could not check at all (no token, a
+        // placeholder, a shared key it lacks) is "signature not verified".
+        (403, _) if answer.body.contains("signature not verified") => err(
+            format!("{url} refused a correctly signed request (403) without checking its signature"),
+            "The server has no usable key: its TWILIO_AUTH_TOKEN is not set or still a placeholder (its log line for this request says which); set the Auth Token in the server's environment and restart it.".to_owned(),
+        ),
         (403, _) => err(
             format!("{url} refused a correctly signed request (403)"),
-            "The server validates signatures with a different TWILIO_AUTH_TOKEN or WEBHOOK_URL than this .env: give it the same values (WEBHOOK_URL exactly as Twilio calls it: https, same host, no trailing slash) and restart it.".to_owned(),
+            "The server validates signatures with a different TWILIO_AUTH_TOKEN or WEBHOOK_URL than this .env: give it the same values (WEBHOOK_URL exactly as Twilio calls it: https, same host and path) and restart it.".to_owned(),
         ),
         (404 | 405, _) => err(
             format!("{url} answered {s}: nothing handles inbound messages at this path"),
@@ -221,6 +227,21 @@ mod tests {
         assert!(
             c.detail
                 .contains("refused a correctly signed request (403)"),
+            "{c:?}"
+        );
+        let unchecked = Ok(Answer {
+            status: 403,
+            body: "forbidden: signature not verified\n".to_owned(),
+            location: None,
+            ngrok_error: None,
+        });
+        let c = signed(s, "n", &T, &unchecked);
+        assert!(c.detail.contains("without checking its signature"), "{c:?}");
+        assert!(
+            c.hint
+                .as_deref()
+                .unwrap_or_default()
+                .contains("not set or still a placeholder"),
             "{c:?}"
         );
         let c = signed(s, "n", &T, &answer(502, Some("ERR_NGROK_8012")));

@@ -227,7 +227,7 @@ fn server_with_another_token_refuses_the_signed_probe() {
     let run = project(&twilio, &url, "").run(&["--online"]);
     run.lines_pair(
         &format!("  ❌ signed request: {url} refused a correctly signed request (403)"),
-        "     Fix: The server validates signatures with a different TWILIO_AUTH_TOKEN or WEBHOOK_URL than this .env: give it the same values (WEBHOOK_URL exactly as Twilio calls it: https, same host, no trailing slash) and restart it.",
+        "     Fix: The server validates signatures with a different TWILIO_AUTH_TOKEN or WEBHOOK_URL than this .env: give it the same values (WEBHOOK_URL exactly as Twilio calls it: https, same host and path) and restart it.",
     );
     run.no_line_starting("  ✅ tampered request");
     assert_eq!(run.code, 1);
