@@ -392,6 +392,7 @@ pub async fn process_batch(
                     message_sid = sid,
                     latency_ms = crate::metrics::latency_ms(started.elapsed()),
                     dry_run = false,
+                    reply = "sent",
                     "✅ Message processed successfully"
                 );
             }
@@ -417,6 +418,9 @@ fn log_finished(app: &App, finished: &[(String, InboundState)], started: Instant
                 message_sid = %sid,
                 latency_ms,
                 dry_run = *state == InboundState::DryRun,
+                // A message finished without a Twilio call needed no reply (the handler gave
+                // none, or it is validate-webhook's test message).
+                reply = if *state == InboundState::DryRun { "dry_run" } else { "none" },
                 "✅ Message processed successfully"
             );
         }
