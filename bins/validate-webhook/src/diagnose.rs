@@ -33,7 +33,7 @@ impl Target<'_> {
 
     fn start_server(&self) -> String {
         format!(
-            "start webhook-server (`cargo run -p webhook-server`) so it listens on PORT {}",
+            "start webhook-server (`cargo run --release -p webhook-server`) so it listens on PORT {}",
             self.port
         )
     }

@@ -39,7 +39,7 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
         missing
     };
     let start = format!(
-        "Start the server with `cargo run -p webhook-server` (it listens on PORT {port}), then check again."
+        "Start the server with `cargo run --release -p webhook-server` (it listens on PORT {port}), then check again."
     );
 
     let listening = addr

@@ -87,7 +87,7 @@ fn simulate_without_a_server_says_to_start_it() {
     let run = p.run(&["simulate"]);
     run.lines_pair(
         &format!("  ❌ answer: cannot connect to http://127.0.0.1:{port}/api/v1/whatsapp/webhook: connection refused"),
-        &format!("     Fix: Start webhook-server (`cargo run -p webhook-server`) so it listens on PORT {port}."),
+        &format!("     Fix: Start webhook-server (`cargo run --release -p webhook-server`) so it listens on PORT {port}."),
     );
     // Aimed elsewhere with --url: the fix names that port, not PORT.
     let other = crate::support::closed_port();
@@ -95,7 +95,7 @@ fn simulate_without_a_server_says_to_start_it() {
     let run = p.run(&["simulate", "--url", &url]);
     run.lines_pair(
         &format!("  ❌ answer: cannot connect to {url}: connection refused"),
-        &format!("     Fix: Start webhook-server (`cargo run -p webhook-server`) so it listens on PORT {other}."),
+        &format!("     Fix: Start webhook-server (`cargo run --release -p webhook-server`) so it listens on PORT {other}."),
     );
 }
 

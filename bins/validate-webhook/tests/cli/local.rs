@@ -11,7 +11,7 @@ fn backend_not_listening_is_a_warning_offline_and_an_error_online() {
     let port = p.port();
     let line = format!("  ⚠️ port: nothing is listening on 127.0.0.1:{port}");
     let fix = format!(
-        "Start the server with `cargo run -p webhook-server` (it listens on PORT {port}), then check again."
+        "Start the server with `cargo run --release -p webhook-server` (it listens on PORT {port}), then check again."
     );
     p.run(&[]).lines_pair(&line, &format!("     Note: {fix}"));
     let online = p.run(&["--online"]);

@@ -262,7 +262,7 @@ fn ngrok_up_backend_down_answers_502() {
     let run = p.run(&["--online"]);
     run.lines_pair(
         &format!("  ❌ signed request: {url} answered 502 ERR_NGROK_8012: ngrok is running but cannot reach the backend"),
-        &format!("     Fix: Start webhook-server (`cargo run -p webhook-server`) so it listens on PORT {port} and make sure ngrok forwards to that port (`ngrok http {port}`)."),
+        &format!("     Fix: Start webhook-server (`cargo run --release -p webhook-server`) so it listens on PORT {port} and make sure ngrok forwards to that port (`ngrok http {port}`)."),
     );
 }
 
@@ -275,7 +275,7 @@ fn nothing_at_webhook_url_is_a_connection_error() {
     let run = p.run(&["--online"]);
     run.lines_pair(
         &format!("  ❌ signed request: cannot connect to {url}: connection refused"),
-        &format!("     Fix: Start webhook-server (`cargo run -p webhook-server`) so it listens on PORT {port}."),
+        &format!("     Fix: Start webhook-server (`cargo run --release -p webhook-server`) so it listens on PORT {port}."),
     );
 }
 
