@@ -25,4 +25,4 @@ bench-ab A B:
 
 # Diagnose the setup (add --online to ask Twilio too)
 validate *ARGS:
-    cargo run -q -p validate-webhook -- {{ARGS}}
+    cargo run -q --release -p validate-webhook -- {{ARGS}}
