@@ -80,12 +80,9 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "URL", value_parser = parse_http_url)]
     pub url: Option<String>,
 
-    /// Sample message from fixtures/ to send.
-    #[arg(
-        long,
-        value_name = "NAME",
-        default_value = "inbound-whatsapp-text.form"
-    )]
+    /// Sample message from fixtures/ to send (inbound-whatsapp-text, -media, -button,
+    /// -location, -emoji, -long; the .form ending is optional), or the path of a form body.
+    #[arg(long, value_name = "NAME", default_value = "inbound-whatsapp-text")]
     pub fixture: String,
 }
 
