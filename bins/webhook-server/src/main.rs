@@ -182,6 +182,7 @@ fn report_config_error(opts: &config::LoadOptions, e: &config::ConfigError) {
         })
         .collect();
     let line = serde_json::json!({
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         "level": "ERROR",
         "target": "webhook_server",
         "message": "❌ configuration error: the server does not start",

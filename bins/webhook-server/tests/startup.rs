@@ -79,6 +79,9 @@ fn a_production_configuration_error_is_one_json_line() {
     assert_eq!(lines.len(), 1, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(lines[0]).expect("a JSON object");
     assert_eq!(v["level"], "ERROR");
+    // Like every line of the JSON log: RFC 3339, UTC.
+    let at = v["timestamp"].as_str().expect("a timestamp");
+    assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{at}");
     let keys: Vec<&str> = v["problems"]
         .as_array()
         .expect("problems")
