@@ -272,7 +272,8 @@ fn webhook_target(client: &Client, setup: &Setup) -> Check {
             "webhook",
             "no sender configured (TWILIO_WHATSAPP_FROM or TWILIO_MESSAGING_SERVICE_SID), so the URL Twilio calls cannot be looked up",
             Some(format!(
-                "Check that \"When a message comes in\" of your WhatsApp sender in the Twilio Console is {shown_expected} (HTTP POST)."
+                "Check that \"When a message comes in\" of your WhatsApp sender in the Twilio Console {}.",
+                console_must_be(expected, shown_expected)
             )),
         ),
         Some(SenderSetup::WhatsAppFrom(from))
@@ -283,7 +284,8 @@ fn webhook_target(client: &Client, setup: &Setup) -> Check {
                 "webhook",
                 "the WhatsApp Sandbox's \"When a message comes in\" URL cannot be read through Twilio's API",
                 Some(format!(
-                    "Check it in the Twilio Console: Messaging › Try it out › Send a WhatsApp message › Sandbox settings; it must be exactly {shown_expected} with method POST."
+                    "Check it in the Twilio Console: Messaging › Try it out › Send a WhatsApp message › Sandbox settings; it {}.",
+                    console_must_be(expected, shown_expected)
                 )),
             )
         }
@@ -476,6 +478,17 @@ fn compare(
     }
 }
 
+/// What the URL in the Console must be, for a note that cannot compare it: WEBHOOK_URL, unless
+/// WEBHOOK_URL is itself wrong (its own line says why), which must not be copied there.
+fn console_must_be(expected: Option<&str>, shown_expected: &str) -> String {
+    match expected {
+        Some(url) if !public_https(url) => format!(
+            "must be the public https URL Twilio calls (ending in /api/v1/whatsapp/webhook) with method POST: fix WEBHOOK_URL first ({url} cannot be it, see its line above), then set the same URL there"
+        ),
+        _ => format!("must be exactly {shown_expected} with method POST"),
+    }
+}
+
 /// Whether `url` is an https URL on a host Twilio can reach (what a Console webhook must be).
 fn public_https(url: &str) -> bool {
     url::Url::parse(url)
@@ -562,6 +575,14 @@ mod tests {
         );
         assert_eq!(c.status, Status::Warning, "{c:?}");
         assert!(c.detail.contains("trailing slash"), "{c:?}");
+        // A note that cannot compare never sends a wrong WEBHOOK_URL to the Console.
+        let public = "https://a.ngrok-free.app/api/v1/whatsapp/webhook";
+        assert_eq!(
+            console_must_be(Some(public), public),
+            format!("must be exactly {public} with method POST")
+        );
+        let local = "http://127.0.0.1:5000/api/v1/whatsapp/webhook";
+        assert!(console_must_be(Some(local), local).contains("fix WEBHOOK_URL first"));
         assert!(c.detail.contains("accepts"), "{c:?}");
         let c = compare(
             "the number +1",

@@ -57,7 +57,8 @@ fn accepted_credentials_active_account_and_sandbox_note() {
     run.line("  ✅ account: account AC3f…5c7e is active (Full)");
     run.lines_pair(
         "  ⚠️ webhook: the WhatsApp Sandbox's \"When a message comes in\" URL cannot be read through Twilio's API",
-        &format!("     Note: Check it in the Twilio Console: Messaging › Try it out › Send a WhatsApp message › Sandbox settings; it must be exactly {} with method POST.", server.url("/api/v1/whatsapp/webhook")),
+        // WEBHOOK_URL here is the local server's, which Twilio cannot call: not copied there.
+        &format!("     Note: Check it in the Twilio Console: Messaging › Try it out › Send a WhatsApp message › Sandbox settings; it must be the public https URL Twilio calls (ending in /api/v1/whatsapp/webhook) with method POST: fix WEBHOOK_URL first ({} cannot be it, see its line above), then set the same URL there.", server.url("/api/v1/whatsapp/webhook")),
     );
     let auth = twilio.requests()[0].basic_auth().expect("basic auth");
     assert_eq!(auth, (ACCOUNT.to_owned(), TOKEN.to_owned()));
