@@ -494,11 +494,8 @@ fn from_transport(error: ureq::Error) -> TwilioError {
         ureq::Error::Io(e) => {
             // ureq completes the TLS handshake before it writes the request, and passes rustls's
             // errors on wrapped in io::Error, as it does errors after the request went out.
-            if let Some(why) = handshake_failure(&e) {
-                return TwilioError::Connection {
-                    detail: format!("TLS: {why}"),
-                    may_have_been_sent: false,
-                };
+            if let Some(detail) = handshake_failure(&e) {
+                return TwilioError::Tls { detail };
             }
             let before_sending = matches!(
                 e.kind(),
@@ -519,13 +516,11 @@ fn from_transport(error: ureq::Error) -> TwilioError {
                 may_have_been_sent: !before_sending,
             }
         }
-        ureq::Error::Tls(why) => TwilioError::Connection {
-            detail: format!("TLS: {why}"),
-            may_have_been_sent: false,
+        ureq::Error::Tls(why) => TwilioError::Tls {
+            detail: why.to_owned(),
         },
-        ureq::Error::Rustls(e) => TwilioError::Connection {
-            detail: format!("TLS: {e}"),
-            may_have_been_sent: false,
+        ureq::Error::Rustls(e) => TwilioError::Tls {
+            detail: e.to_string(),
         },
         ureq::Error::BadUri(why) => TwilioError::Config(format!("bad request URL: {why}")),
         ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => {
@@ -549,14 +544,14 @@ fn from_transport(error: ureq::Error) -> TwilioError {
 /// was written), such as a certificate this client does not trust; `None` for any other error.
 fn handshake_failure(error: &io::Error) -> Option<String> {
     let tls = error.get_ref()?.downcast_ref::<rustls::Error>()?;
+    // Not InappropriateHandshakeMessage: TLS 1.3 returns it after the handshake too (a
+    // post-handshake message other than a ticket or a key update).
     matches!(
         tls,
         rustls::Error::InvalidCertificate(_)
             | rustls::Error::NoCertificatesPresented
             | rustls::Error::UnsupportedNameType
             | rustls::Error::PeerIncompatible(_)
-            | rustls::Error::InappropriateHandshakeMessage { .. }
-            | rustls::Error::HandshakeNotComplete
     )
     .then(|| tls.to_string())
 }

@@ -152,7 +152,15 @@ pub enum TwilioError {
         /// `false` only when the request provably never left (connect or DNS timeout).
         may_have_been_sent: bool,
     },
-    /// DNS, connect, TLS or a connection dropped mid-exchange.
+    /// The TLS connection could not be set up: the handshake failed (a certificate this client
+    /// does not trust, an incompatible server) or the TLS configuration is unusable. Nothing was
+    /// sent, and trying again at once meets the same certificate: not retryable within a send.
+    #[error("cannot reach twilio: TLS: {detail}. {hint}", hint = self.hint())]
+    Tls {
+        /// What failed (rustls's description).
+        detail: String,
+    },
+    /// DNS, connect, or a connection dropped mid-exchange.
     #[error("cannot reach twilio: {detail}. {hint}", hint = self.hint())]
     Connection {
         /// What failed, without secrets.
@@ -246,19 +254,17 @@ impl TwilioError {
     /// Whether trying again later can succeed: 429, 5xx, timeouts and connection failures.
     ///
     /// Never true for a 4xx other than 429: those need a change (credentials, number, template).
-    /// Nor for a failed TLS handshake (an untrusted certificate, a server that does not speak
-    /// TLS): a proxy or a wrong base URL does not change between tries.
+    /// Nor for [`Tls`](TwilioError::Tls): a proxy's certificate does not change between tries
+    /// (a caller may try the send again later, since nothing was sent).
     pub fn is_retryable(&self) -> bool {
-        match self {
-            TwilioError::Connection { detail, .. } => !detail.starts_with("TLS"),
-            other => matches!(
-                other,
-                TwilioError::RateLimited { .. }
-                    | TwilioError::Server(_)
-                    | TwilioError::Timeout { .. }
-                    | TwilioError::OutOfTime { .. }
-            ),
-        }
+        matches!(
+            self,
+            TwilioError::RateLimited { .. }
+                | TwilioError::Server(_)
+                | TwilioError::Timeout { .. }
+                | TwilioError::Connection { .. }
+                | TwilioError::OutOfTime { .. }
+        )
     }
 
     /// The `Retry-After` Twilio asked for on a 429.
@@ -296,14 +302,14 @@ impl TwilioError {
 
     /// Whether Twilio was never reached: the host name did not resolve, or the connection was
     /// refused or not made in time. Nothing was sent, and such a failure is often over in
-    /// minutes (a network or DNS blip). TLS failures are not included: a certificate or proxy
-    /// problem does not pass by waiting.
+    /// minutes (a network or DNS blip). TLS failures are not included: see
+    /// [`Tls`](TwilioError::Tls).
     pub fn never_reached(&self) -> bool {
         match self {
             TwilioError::Connection {
-                detail,
                 may_have_been_sent: false,
-            } => !detail.starts_with("TLS"),
+                ..
+            } => true,
             TwilioError::Timeout {
                 may_have_been_sent, ..
             } => !may_have_been_sent,
@@ -331,7 +337,7 @@ impl TwilioError {
             TwilioError::Timeout { .. } => {
                 "Twilio did not answer in time: retry later; check the network or raise the client timeout if it persists"
             }
-            TwilioError::Connection { detail, .. } if detail.starts_with("TLS") => {
+            TwilioError::Tls { .. } => {
                 "nothing was sent: the HTTPS handshake with TWILIO_API_BASE_URL failed; a corporate proxy or antivirus that intercepts HTTPS presents a certificate outside the Mozilla roots this client trusts, so let api.twilio.com through it untouched, and check the URL is Twilio's (https://api.twilio.com)"
             }
             TwilioError::Connection { .. } => {

@@ -11,7 +11,7 @@
 //!   (`To`, `From` or `MessagingServiceSid`, `Body`, repeated `MediaUrl`, `ContentSid` +
 //!   `ContentVariables`, `StatusCallback`), validated before it leaves.
 //! - [`Client::send_with_retry`]: retries what is retryable (429, 5xx, timeouts, connection
-//!   failures) with jittered exponential backoff and `Retry-After`; after a try whose response
+//!   failures; not a failed TLS handshake) with jittered exponential backoff and `Retry-After`; after a try whose response
 //!   was lost it looks the message up before sending again, so a retry cannot create a
 //!   duplicate we do not know about. See [`RetryPolicy`]. [`Client::send_counting_attempts`]
 //!   also says how many `POST`s a failure took ([`SendFailure`]).

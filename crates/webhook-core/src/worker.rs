@@ -388,11 +388,12 @@ pub async fn process_batch(
             finish(&app, sid, state, until).await;
             jobs.ack().await;
             if state != InboundState::Failed && state != InboundState::Processing {
+                let dry_run = state == InboundState::DryRun;
                 tracing::info!(
                     message_sid = sid,
                     latency_ms = crate::metrics::latency_ms(started.elapsed()),
-                    dry_run = false,
-                    reply = "sent",
+                    dry_run,
+                    reply = if dry_run { "dry_run" } else { "sent" },
                     "✅ Message processed successfully"
                 );
             }
@@ -601,8 +602,16 @@ async fn send_reply(
         }
     };
     if outbound.is_final() {
-        // A previous attempt already got an answer from Twilio (or was a dry run).
-        return InboundState::Answered;
+        // A previous attempt already got an answer from Twilio (or was a dry run), and a crash
+        // kept the message from taking it: it takes it now.
+        return if outbound.status == store::outbound_status::DRY_RUN {
+            InboundState::DryRun
+        } else if outbound.message_sid.is_none() {
+            // Terminal without a SID: Twilio refused the send.
+            InboundState::Failed
+        } else {
+            InboundState::Answered
+        };
     }
     let client = client.clone();
     let mut request = SendMessage {
@@ -763,13 +772,19 @@ async fn send_reply(
 /// TLS) on the last of the tries, a few seconds in all, with no earlier try in doubt (the retry
 /// looked those up), so a network blip does not lose the reply; or Twilio answered 429 to every
 /// try (too many concurrent requests, `Retry-After` honoured), a limit that passes with the
-/// account's other traffic. `None` for every other failure.
+/// account's other traffic; or the TLS handshake failed (one try: an intercepting proxy or a
+/// clock off at boot is fixed by the operator, not by the next second). `None` for every other
+/// failure.
 fn deferral(e: &TwilioError) -> Option<&'static str> {
     if e.never_reached() {
         Some("⚠️ Twilio unreachable, nothing sent; the reply is tried again after the claim lease")
     } else if matches!(e, TwilioError::RateLimited { .. }) {
         Some(
             "⚠️ Twilio rate-limited the reply on every try (429), nothing sent; it is tried again after the claim lease",
+        )
+    } else if matches!(e, TwilioError::Tls { .. }) {
+        Some(
+            "⚠️ the TLS handshake with Twilio failed (a certificate this server does not trust: a proxy or antivirus intercepting HTTPS?), nothing sent; the reply is tried again after the claim lease",
         )
     } else {
         None
@@ -1065,6 +1080,25 @@ fn json_string(v: serde_json::Value) -> String {
 mod tests {
     use super::*;
     use crate::inbound::params_to_json;
+
+    #[test]
+    fn a_failed_tls_handshake_defers_the_reply_like_an_unreachable_twilio() {
+        let tls = TwilioError::Tls {
+            detail: "invalid peer certificate: UnknownIssuer".to_owned(),
+        };
+        assert!(deferral(&tls).is_some_and(|line| line.contains("TLS handshake")));
+        let unreachable = TwilioError::Connection {
+            detail: "connection failed".to_owned(),
+            may_have_been_sent: false,
+        };
+        assert!(deferral(&unreachable).is_some());
+        // A connection lost after the request went out is in doubt, not deferred.
+        let lost = TwilioError::Connection {
+            detail: "i/o error".to_owned(),
+            may_have_been_sent: true,
+        };
+        assert_eq!(deferral(&lost), None);
+    }
 
     /// An in-process queue whose `n` jobs (`SM0`, `SM1`, …) were received by a batch.
     async fn received(n: usize) -> (Arc<store::InProcessQueue>, Vec<Job>) {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use test_support::{ACCOUNT_SID, AUTH_TOKEN};
-use twilio_client::{Auth, Client, RetryPolicy};
+use twilio_client::{Auth, Client, RetryPolicy, TwilioError};
 
 use crate::{Sleeps, reply};
 
@@ -86,6 +86,7 @@ fn an_untrusted_certificate_is_a_send_never_made_with_a_hint_at_the_proxy() {
         .send_message(&reply("hi"))
         .expect_err("the certificate is not trusted");
 
+    assert!(matches!(err, TwilioError::Tls { .. }), "{err:?}");
     assert!(!err.may_have_been_sent(), "{err:?}");
     // Not a network blip either: waiting does not fix a certificate.
     assert!(!err.never_reached(), "{err:?}");
