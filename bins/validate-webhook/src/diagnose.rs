@@ -71,7 +71,7 @@ pub fn signed(
         // placeholder, a shared key it lacks) is "signature not verified".
         (403, _) if answer.body.contains("signature not verified") => err(
             format!("{url} refused a correctly signed request (403) without checking its signature"),
-            "The server has no usable key: its TWILIO_AUTH_TOKEN is not set or still a placeholder (its log line for this request says which); set the Auth Token in the server's environment and restart it.".to_owned(),
+            "The server has no key to check it with: its TWILIO_AUTH_TOKEN is not set (its log line for this request says what it lacks); set the Auth Token in the server's environment and restart it.".to_owned(),
         ),
         (403, _) => err(
             format!("{url} refused a correctly signed request (403)"),
@@ -241,7 +241,7 @@ mod tests {
             c.hint
                 .as_deref()
                 .unwrap_or_default()
-                .contains("not set or still a placeholder"),
+                .contains("TWILIO_AUTH_TOKEN is not set"),
             "{c:?}"
         );
         let c = signed(s, "n", &T, &answer(502, Some("ERR_NGROK_8012")));

@@ -204,6 +204,23 @@ pub(crate) fn check_sid(
 }
 
 impl InboundMessage {
+    /// Whether `params` carry an inbound message's mark: `SmsStatus` `received` (or
+    /// `receiving`), which Twilio sends on every inbound message and never on a status
+    /// callback of a message we sent.
+    ///
+    /// ```
+    /// use webhook_core::inbound::{parse_form, InboundMessage};
+    /// assert!(InboundMessage::is_inbound(&parse_form(b"SmsStatus=received&Body=hi")));
+    /// assert!(!InboundMessage::is_inbound(&parse_form(b"SmsStatus=delivered&MessageStatus=delivered")));
+    /// assert!(!InboundMessage::is_inbound(&parse_form(b"Body=hi")));
+    /// ```
+    pub fn is_inbound(params: &[(String, String)]) -> bool {
+        params.iter().any(|(k, v)| {
+            k == "SmsStatus"
+                && (v.eq_ignore_ascii_case("received") || v.eq_ignore_ascii_case("receiving"))
+        })
+    }
+
     /// Builds the typed message from decoded webhook parameters.
     ///
     /// Requires `MessageSid`, `AccountSid`, `From` and `To`; everything else is optional.

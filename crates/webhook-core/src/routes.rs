@@ -81,12 +81,11 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             }
             unrouted(routed)
         }
-        (other, &Method::POST) if req.headers().contains_key("x-twilio-signature") => {
-            tracing::warn!(
-                path = other,
-                "❌ Webhook answered 404: a request signed by Twilio was sent to a path this server does not serve; set the URL in the Twilio Console to WEBHOOK_URL (path {WEBHOOK_PATH}; status callbacks {STATUS_PATH})"
-            );
-            unrouted(routed)
+        (other, &Method::POST)
+            if req.headers().contains_key("x-twilio-signature")
+                && !matches!(other, HEALTH_PATH | READY_PATH | METRICS_PATH) =>
+        {
+            ("other", misrouted(&app, req).await)
         }
         _ => unrouted(routed),
     };
@@ -96,6 +95,41 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         started.elapsed().as_secs_f64(),
     );
     res
+}
+
+/// A POST carrying `X-Twilio-Signature` to a path no route takes: 404, and a warning when the
+/// signature verifies for this server's public origin and that path, i.e. Twilio sent it (a
+/// Console URL with a wrong path, every message of which is lost). Anyone can add the header,
+/// so an unverified request stays silent.
+async fn misrouted(app: &App, req: Request<Incoming>) -> Response<Body> {
+    let not_found = || text(StatusCode::NOT_FOUND, "not found\n");
+    let Ok((parts, body)) = read_body(req).await else {
+        return not_found();
+    };
+    let pq = path_and_query(&parts);
+    // A placeholder token proves nothing (anyone can sign with it).
+    let primary = app.validator.as_ref().filter(|_| !app.token_is_placeholder);
+    let verifies = |url: &str| {
+        [primary, app.secondary_validator.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|v| verify::check_and_decode(v, url, &parts.headers, &body).is_ok())
+    };
+    if app
+        .webhook_url
+        .at_path(&parts.headers, &pq)
+        .is_some_and(|url| verifies(&url))
+    {
+        let path = parts.uri.path();
+        tracing::warn!(
+            path = path
+                .char_indices()
+                .nth(200)
+                .map_or(path, |(i, _)| &path[..i]),
+            "❌ Webhook answered 404: Twilio sent a webhook to a path this server does not serve; set the URL in the Twilio Console to WEBHOOK_URL (path {WEBHOOK_PATH}; status callbacks {STATUS_PATH})"
+        );
+    }
+    not_found()
 }
 
 /// The route a path takes. A trailing slash on the two webhook paths is the same endpoint: the
@@ -440,6 +474,9 @@ async fn record_message(
         Ok(m) => m,
         Err(e) => return bad_request(route, &e.to_string()),
     };
+    if route == "status" {
+        app.message_at_status_url();
+    }
     match app.record(&msg, idempotency_token(&parts.headers)).await {
         Ok(new) => {
             if !new {
@@ -491,9 +528,8 @@ async fn status(app: &App, req: Request<Incoming>, started: Instant) -> Response
     };
     // An inbound message sent here (the Console's "when a message comes in" and "status
     // callback" URLs swapped) is recorded and answered as the message it is: Twilio will not
-    // deliver it anywhere else.
-    if !StatusCallback::is_status_callback(&params) {
-        app.message_at_status_url();
+    // deliver it anywhere else. Only on positive evidence: an inbound message's SmsStatus.
+    if !StatusCallback::is_status_callback(&params) && InboundMessage::is_inbound(&params) {
         return record_message(app, params, &parts, started, "status").await;
     }
     let cb = match StatusCallback::from_params(params) {

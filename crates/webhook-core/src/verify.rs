@@ -87,6 +87,24 @@ impl PublicUrl {
     }
 }
 
+impl PublicUrl {
+    /// The public URL of another path on this server: the configured URL's origin (scheme,
+    /// userinfo, host, port) with `path_and_query`, or without a configured URL the one rebuilt
+    /// from the request's headers. For a request that came to a path no route takes.
+    pub fn at_path(&self, headers: &HeaderMap, path_and_query: &str) -> Option<String> {
+        match &self.configured {
+            Some(url) => {
+                let start = url.find("://").map_or(0, |i| i + 3);
+                let end = url[start..]
+                    .find(['/', '?', '#'])
+                    .map_or(url.len(), |i| start + i);
+                Some(format!("{}{path_and_query}", &url[..end]))
+            }
+            None => rebuild_from_headers(headers, path_and_query),
+        }
+    }
+}
+
 /// `url` with its path's trailing slash as the request has it, when the two differ: Twilio
 /// signs the URL it requests, and a Console URL (or status callback URL) that differs from the
 /// one configured here only by a trailing slash reaches the same endpoint. `None` when they
@@ -412,6 +430,32 @@ mod tests {
         assert!(
             suggests.starts_with("https://new.ngrok-free.app/"),
             "{suggests}"
+        );
+    }
+
+    #[test]
+    fn another_path_keeps_the_configured_origin() {
+        let p = PublicUrl::new(Some(
+            "https://u:p@bot.example.com:8443/api/v1/whatsapp/webhook?x=1".into(),
+        ));
+        assert_eq!(
+            p.at_path(&HeaderMap::new(), "/hooks/whatsapp?a=b")
+                .as_deref(),
+            Some("https://u:p@bot.example.com:8443/hooks/whatsapp?a=b")
+        );
+        let bare = PublicUrl::new(Some("https://bot.example.com".into()));
+        assert_eq!(
+            bare.at_path(&HeaderMap::new(), "/x").as_deref(),
+            Some("https://bot.example.com/x")
+        );
+        let dev = PublicUrl::new(None);
+        let h = headers(&[
+            ("host", "abc.ngrok-free.app"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        assert_eq!(
+            dev.at_path(&h, "/x").as_deref(),
+            Some("https://abc.ngrok-free.app/x")
         );
     }
 

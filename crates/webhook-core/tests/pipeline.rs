@@ -611,12 +611,72 @@ async fn an_inbound_message_sent_to_the_status_url_is_answered() {
     let sent = twilio.sent_messages();
     assert_eq!(sent.len(), 1, "answered once");
     assert_eq!(sent[0].form_value("To"), Some("whatsapp:+15551234567"));
-    // A status body without a SID is still refused as malformed.
+    // A message without its SID is refused as malformed; a body without an inbound message's
+    // SmsStatus is not taken for one (a 400 from the status parser).
     let r = s
-        .post_status("Body=hi&From=whatsapp%3A%2B15551234567", "")
+        .post_status(
+            "SmsStatus=received&Body=hi&From=whatsapp%3A%2B15551234567",
+            "",
+        )
         .await;
     assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("MessageSid"), "{}", r.body);
+    let other = sid("SM");
+    let r = s
+        .post_status(&format!("MessageSid={other}&Body=hi"), "")
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("MessageStatus"), "{}", r.body);
+    assert!(s.app.store.get_inbound(&other).await.unwrap().is_none());
     s.stop().await;
+}
+
+/// A server whose Twilio answers every send with 429 asking for 30 s (the first answer held
+/// `hold_first`), one message posted, stopped `after_post` after its first POST reached
+/// Twilio: how long the stop took, the reply row, the message's state and the POSTs made.
+async fn stop_while_rate_limited(
+    hold_first: Option<Duration>,
+    after_post: Duration,
+) -> (Duration, store::OutboundMessage, InboundState, usize) {
+    let twilio = FakeTwilio::start().await;
+    if let Some(hold) = hold_first {
+        twilio.delay_next(1, hold);
+    }
+    twilio.rate_limit_next(10, 30);
+    let db = TestDb::sqlite();
+    let s = Server::start(
+        &db,
+        Opts {
+            twilio: Some(&twilio),
+            ..Opts::default()
+        },
+    )
+    .await;
+    let sid = sid("SM");
+    assert_eq!(s.post_webhook(&inbound_body(&sid)).await.status, 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while twilio.sent_messages().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no POST reached Twilio"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(after_post).await;
+    let stopping = std::time::Instant::now();
+    s.stop().await;
+    let took = stopping.elapsed();
+
+    let store = store::Store::connect(&db.url(), store::StoreOptions::default())
+        .await
+        .unwrap();
+    let out = store
+        .outbound_for_inbound(&sid)
+        .await
+        .unwrap()
+        .expect("outbound row");
+    let state = store.get_inbound(&sid).await.unwrap().unwrap().state;
+    (took, out, state, twilio.sent_messages().len())
 }
 
 /// SIGTERM while a reply's POST is out: the 429 that comes back asks for a wait that, with the
@@ -625,45 +685,15 @@ async fn an_inbound_message_sent_to_the_status_url_is_answered() {
 /// waiting out the drain for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_starts_no_retry_that_would_end_after_it() {
-    let twilio = FakeTwilio::start().await;
-    twilio.delay_next(1, Duration::from_millis(1500));
-    twilio.rate_limit_next(10, 30);
-    let db = TestDb::sqlite();
-    let s = Server::start(
-        &db,
-        Opts {
-            twilio: Some(&twilio),
-            ..Opts::default()
-        },
-    )
-    .await;
-    let sid = sid("SM");
-    assert_eq!(s.post_webhook(&inbound_body(&sid)).await.status, 200);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while twilio.sent_messages().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no POST reached Twilio"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    s.stop().await; // the 429 arrives during the stop
-
-    let store = store::Store::connect(&db.url(), store::StoreOptions::default())
-        .await
-        .unwrap();
-    let out = store
-        .outbound_for_inbound(&sid)
-        .await
-        .unwrap()
-        .expect("outbound row");
+    // The 429 arrives during the stop.
+    let (_, out, state, posts) =
+        stop_while_rate_limited(Some(Duration::from_millis(1500)), Duration::ZERO).await;
     assert_eq!(out.attempts, 1, "the try is recorded when the send ends");
     assert_eq!(out.error_code, Some(20429));
     let error = out.error_message.unwrap_or_default();
     assert!(error.contains("20429"), "{error}");
-    assert_eq!(twilio.sent_messages().len(), 1, "no retry");
-    let row = store.get_inbound(&sid).await.unwrap().unwrap();
-    assert_eq!(row.state, InboundState::Processing, "left to the sweep");
+    assert_eq!(posts, 1, "no retry");
+    assert_eq!(state, InboundState::Processing, "left to the sweep");
 }
 
 /// SIGTERM while a reply waits out a 429's `Retry-After` of 30 s, which with the retry after
@@ -671,50 +701,16 @@ async fn shutdown_starts_no_retry_that_would_end_after_it() {
 /// error are recorded, and the stop does not wait out the drain for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_a_retry_wait_that_would_outlast_it() {
-    let twilio = FakeTwilio::start().await;
-    twilio.rate_limit_next(10, 30);
-    let db = TestDb::sqlite();
-    let s = Server::start(
-        &db,
-        Opts {
-            twilio: Some(&twilio),
-            ..Opts::default()
-        },
-    )
-    .await;
-    let sid = sid("SM");
-    assert_eq!(s.post_webhook(&inbound_body(&sid)).await.status, 200);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while twilio.sent_messages().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no POST reached Twilio"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     // The 429 is back and the 30 s wait has begun.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let stopping = std::time::Instant::now();
-    s.stop().await;
-    let took = stopping.elapsed();
+    let (took, out, state, posts) = stop_while_rate_limited(None, Duration::from_millis(500)).await;
     assert!(
         took < Duration::from_secs(10),
         "the stop waited {took:?}: the retry wait outlasted it"
     );
-
-    let store = store::Store::connect(&db.url(), store::StoreOptions::default())
-        .await
-        .unwrap();
-    let out = store
-        .outbound_for_inbound(&sid)
-        .await
-        .unwrap()
-        .expect("outbound row");
     assert_eq!(out.attempts, 1, "the try is recorded when the wait ends");
     assert_eq!(out.error_code, Some(20429));
-    assert_eq!(twilio.sent_messages().len(), 1, "no retry");
-    let row = store.get_inbound(&sid).await.unwrap().unwrap();
-    assert_eq!(row.state, InboundState::Processing, "left to the sweep");
+    assert_eq!(posts, 1, "no retry");
+    assert_eq!(state, InboundState::Processing, "left to the sweep");
 }
 
 /// A queue that takes jobs (and counts them) and never hands them out: the state of a process

@@ -429,9 +429,11 @@ fn compare(
     };
     // The server checks the signature with the trailing slash the request has: a URL that
     // differs only by it works.
-    let slash_only =
-        actual != expected && actual.trim_end_matches('/') == expected.trim_end_matches('/');
-    if actual != expected && !slash_only && !same_but_default_port(actual, expected) {
+    let same = actual == expected || same_but_default_port(actual, expected);
+    let (bare_actual, bare_expected) = (without_path_slash(actual), without_path_slash(expected));
+    let slash_only = !same
+        && (bare_actual == bare_expected || same_but_default_port(&bare_actual, &bare_expected));
+    if !same && !slash_only {
         let fix = if !public_https(expected) {
             // WEBHOOK_URL's own line says what is wrong with it: do not send it to the Console.
             format!(
@@ -476,6 +478,13 @@ fn compare(
             format!("Set the method to HTTP POST in the Twilio Console ({console})."),
         ),
     }
+}
+
+/// `url` without a trailing slash at the end of its path (before any `?query` or `#fragment`).
+fn without_path_slash(url: &str) -> String {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    let (base, rest) = url.split_at(end);
+    format!("{}{rest}", base.strip_suffix('/').unwrap_or(base))
 }
 
 /// What the URL in the Console must be, for a note that cannot compare it: WEBHOOK_URL, unless
@@ -575,6 +584,15 @@ mod tests {
         );
         assert_eq!(c.status, Status::Warning, "{c:?}");
         assert!(c.detail.contains("trailing slash"), "{c:?}");
+        // Before a query, and with an explicit :443, it is the same slash.
+        let c = compare(
+            "the number +1",
+            Some("https://a.example:443/x/?t=1"),
+            Some("POST"),
+            Some("https://a.example/x?t=1"),
+            "X",
+        );
+        assert_eq!(c.status, Status::Warning, "{c:?}");
         // A note that cannot compare never sends a wrong WEBHOOK_URL to the Console.
         let public = "https://a.ngrok-free.app/api/v1/whatsapp/webhook";
         assert_eq!(

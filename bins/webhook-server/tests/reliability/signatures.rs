@@ -180,8 +180,8 @@ async fn a_webhook_configured_with_get_is_refused_with_a_log_line_that_names_the
 }
 
 /// A Console URL with a wrong path (a typo, a framework's route): Twilio's signed POST gets a
-/// 404, and the log says where it went and which path to use; a scanner's unsigned POST to an
-/// unknown path is not worth a line.
+/// 404, and the log says where it went and which path to use; a scanner's POST to an unknown
+/// path, with or without a made-up signature header, is not worth a line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_webhook_at_a_wrong_path_is_logged_with_the_right_one() {
     let db = TestDb::sqlite();
@@ -189,7 +189,23 @@ async fn a_signed_webhook_at_a_wrong_path_is_logged_with_the_right_one() {
     let body = Msg::new("wrong-path", 0).form();
     let scanner = request(server.addr, "POST", "/wp-login.php", &[], body.as_bytes()).await;
     assert_eq!(scanner.status, 404);
-    let signature = test_support::sign_form(test_support::AUTH_TOKEN, WEBHOOK_URL, &body);
+    // The header alone proves nothing: anyone can add it.
+    let forged = request(
+        server.addr,
+        "POST",
+        "/wp-login.php",
+        &[("X-Twilio-Signature", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(forged.status, 404);
+    // Twilio signs the URL it calls: WEBHOOK_URL's origin and the wrong path.
+    let origin = WEBHOOK_URL.trim_end_matches("/api/v1/whatsapp/webhook");
+    let signature = test_support::sign_form(
+        test_support::AUTH_TOKEN,
+        &format!("{origin}/api/v1/whatsapp/webhooks"),
+        &body,
+    );
     let typo = request(
         server.addr,
         "POST",
@@ -218,7 +234,7 @@ async fn a_signed_webhook_at_a_wrong_path_is_logged_with_the_right_one() {
     )
     .await;
     let lines = lines(&server.logs());
-    assert_eq!(lines.len(), 1, "only the signed request: {lines:?}");
+    assert_eq!(lines.len(), 1, "only Twilio's request: {lines:?}");
     assert!(
         lines[0].contains("/api/v1/whatsapp/webhooks"),
         "{}",
