@@ -524,7 +524,7 @@ async fn reconcile(
     let candidates = match tokio::task::spawn_blocking(move || c.find_all_sent(&r, since)).await {
         Ok(Ok(candidates)) => candidates,
         Ok(Err(e)) => {
-            tracing::warn!(message_sid = sid, error = %e, "⚠️ reply outcome unknown and the lookup failed; it will be looked up again before any resend");
+            tracing::warn!(message_sid = sid, error = %e, "⚠️ an earlier try of this reply is checked at Twilio before any resend (its row is still submitting), and the check failed; the reply is tried again after the claim lease");
             return Some(InboundState::Processing);
         }
         Err(e) => {
