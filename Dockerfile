@@ -41,6 +41,7 @@ USER 10001:10001
 ENV HOST=0.0.0.0 \
     PORT=5000
 EXPOSE 5000
-# Health: GET /healthz (alive) and GET /readyz (database, queue and worker healthy); the image
-# has no HTTP client, so let the orchestrator probe them.
+# Health: GET /healthz (alive), GET /readyz (database, queue and worker healthy) and
+# GET /readyz/webhooks (the same without the queue: webhooks are taken while Redis is down); the
+# image has no HTTP client, so let the orchestrator probe them.
 CMD ["webhook-server"]

@@ -149,6 +149,16 @@ pub struct Readiness {
     pub worker: String,
 }
 
+impl Readiness {
+    /// The report judged for taking webhooks: the database and the worker, not the queue
+    /// (webhooks are recorded and acknowledged while Redis is down; the sweep answers them).
+    /// The queue's state is still reported.
+    pub fn for_webhooks(mut self) -> Readiness {
+        self.ready = self.database == "ok" && self.worker == "ok";
+        self
+    }
+}
+
 /// The validator `make` builds from a configured signing secret, and whether the secret looks
 /// like a placeholder (for 403 diagnostics); `(None, false)` when it is not set.
 fn signing_key(secret: Option<&Secret>, make: fn(&str) -> Validator) -> (Option<Validator>, bool) {

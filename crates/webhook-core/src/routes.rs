@@ -27,6 +27,10 @@ pub const STATUS_PATH: &str = "/api/v1/whatsapp/status";
 pub const HEALTH_PATH: &str = "/healthz";
 /// Readiness probe path (Render's `healthCheckPath`).
 pub const READY_PATH: &str = "/readyz";
+/// Readiness to take webhooks: `/readyz` without the queue. While Redis is down webhooks are
+/// still recorded and acknowledged (the database sweep answers them), so a platform health
+/// check that takes an instance out of routing (Render after 15 s) should not count Redis.
+pub const READY_WEBHOOKS_PATH: &str = "/readyz/webhooks";
 /// Prometheus metrics path.
 pub const METRICS_PATH: &str = "/metrics";
 /// Largest request body accepted (Twilio's own limit for a webhook response is 64 KiB too).
@@ -71,6 +75,9 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         (STATUS_PATH, &Method::POST) => ("status", status(&app, req, started).await),
         (HEALTH_PATH, &Method::GET | &Method::HEAD) => ("healthz", text(StatusCode::OK, "ok\n")),
         (READY_PATH, &Method::GET | &Method::HEAD) => ("readyz", ready(&app).await),
+        (READY_WEBHOOKS_PATH, &Method::GET | &Method::HEAD) => {
+            ("readyz", readiness(&app.readiness().await.for_webhooks()))
+        }
         (METRICS_PATH, &Method::GET | &Method::HEAD) => ("metrics", metrics(&app, &req).await),
         (WEBHOOK_PATH | STATUS_PATH, &Method::GET) => {
             if looks_like_twilio(req.uri().query()) {
@@ -83,7 +90,10 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         }
         (other, &Method::POST)
             if req.headers().contains_key("x-twilio-signature")
-                && !matches!(other, HEALTH_PATH | READY_PATH | METRICS_PATH) =>
+                && !matches!(
+                    other,
+                    HEALTH_PATH | READY_PATH | READY_WEBHOOKS_PATH | METRICS_PATH
+                ) =>
         {
             ("other", misrouted(&app, req).await)
         }
@@ -164,7 +174,7 @@ pub async fn starting(
         .unwrap_or_else(|_| "the database".to_owned());
     match (route_path(req.uri().path()), req.method()) {
         (HEALTH_PATH, &Method::GET | &Method::HEAD) => text(StatusCode::OK, "ok\n"),
-        (READY_PATH, &Method::GET | &Method::HEAD) => readiness(&Readiness {
+        (READY_PATH | READY_WEBHOOKS_PATH, &Method::GET | &Method::HEAD) => readiness(&Readiness {
             ready: false,
             database: format!("not ready: {reason}"),
             queue: "not started".to_owned(),
@@ -197,7 +207,7 @@ fn unrouted(path: &str) -> (&'static str, Response<Body>) {
         WEBHOOK_PATH => ("webhook", not_allowed("POST")),
         STATUS_PATH => ("status", not_allowed("POST")),
         HEALTH_PATH => ("healthz", not_allowed("GET, HEAD")),
-        READY_PATH => ("readyz", not_allowed("GET, HEAD")),
+        READY_PATH | READY_WEBHOOKS_PATH => ("readyz", not_allowed("GET, HEAD")),
         METRICS_PATH => ("metrics", not_allowed("GET, HEAD")),
         _ => ("other", text(StatusCode::NOT_FOUND, "not found\n")),
     }

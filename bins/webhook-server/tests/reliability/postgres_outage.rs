@@ -124,6 +124,9 @@ async fn a_server_started_without_its_database_answers_503_until_the_database_co
 
     let ready = get(server.addr, "/readyz").await;
     assert_eq!(ready.status, 503, "{}", ready.body);
+    // The health check render.yaml uses does not route webhooks to it either.
+    let webhooks = get(server.addr, "/readyz/webhooks").await;
+    assert_eq!(webhooks.status, 503, "{}", webhooks.body);
     let json: serde_json::Value = serde_json::from_str(&ready.body).expect("JSON");
     assert_eq!(json["ready"], false);
     assert!(

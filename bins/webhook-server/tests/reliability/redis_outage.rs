@@ -98,6 +98,15 @@ async fn webhooks_stay_200_while_redis_is_down_and_no_reply_is_lost_or_doubled()
         },
     )
     .await;
+    // Webhooks are still taken: the health check render.yaml uses stays 200 (Render takes an
+    // instance out of routing after 15 s of failures), and reports the queue.
+    let webhooks = get(t.server.addr, "/readyz/webhooks").await;
+    assert_eq!(webhooks.status, 200, "{}", webhooks.body);
+    assert!(
+        webhooks.body.contains(r#""queue":"unavailable"#),
+        "{}",
+        webhooks.body
+    );
     // A Redis restarted without persistence has lost the stream and the consumer group.
     let deleted = redis_cmd(REDIS_DB, &["DEL", "whatsapp-webhook:jobs"]).await;
     assert!(
