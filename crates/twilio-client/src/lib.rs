@@ -11,9 +11,9 @@
 //!   (`To`, `From` or `MessagingServiceSid`, `Body`, repeated `MediaUrl`, `ContentSid` +
 //!   `ContentVariables`, `StatusCallback`), validated before it leaves.
 //! - [`Client::send_with_retry`]: retries what is retryable (429, 5xx, timeouts, connection
-//!   failures; not a failed TLS handshake) with jittered exponential backoff and `Retry-After`; after a try whose response
-//!   was lost it looks the message up before sending again, so a retry cannot create a
-//!   duplicate we do not know about. See [`RetryPolicy`]. [`Client::send_counting_attempts`]
+//!   failures; not a failed TLS handshake) with jittered exponential backoff and
+//!   `Retry-After`; after a try whose response was lost it looks the message up before sending
+//!   again, so a retry cannot create a duplicate we do not know about. See [`RetryPolicy`]. [`Client::send_counting_attempts`]
 //!   also says how many `POST`s a failure took ([`SendFailure`]).
 //! - Look-ups: [`Client::fetch_message`], [`Client::list_messages`], [`Client::fetch_account`],
 //!   [`Client::check_credentials`] (works with API keys), [`Client::find_incoming_number`],

@@ -88,16 +88,16 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             }
             unrouted(routed)
         }
-        (other, &Method::POST)
-            if req.headers().contains_key("x-twilio-signature")
-                && !matches!(
-                    other,
-                    HEALTH_PATH | READY_PATH | READY_WEBHOOKS_PATH | METRICS_PATH
-                ) =>
-        {
-            ("other", misrouted(&app, req).await)
-        }
-        _ => unrouted(routed),
+        _ => match unrouted(routed) {
+            // A path no route takes ("other": not a known path with the wrong method).
+            ("other", _)
+                if req.method() == Method::POST
+                    && req.headers().contains_key("x-twilio-signature") =>
+            {
+                ("other", misrouted(&app, req).await)
+            }
+            answer => answer,
+        },
     };
     app.metrics.observe_request(
         route,
@@ -469,25 +469,22 @@ async fn inbound(app: &App, req: Request<Incoming>, started: Instant) -> Respons
         app.status_callback_at_webhook_url(&cb);
         return record_status(app, &cb, &parts).await;
     }
-    record_message(app, params, &parts, started, "webhook").await
+    let msg = match InboundMessage::from_params(params) {
+        Ok(m) => m,
+        Err(e) => return bad_request("webhook", &e.to_string()),
+    };
+    record_message(app, &msg, &parts, started, "webhook").await
 }
 
 /// Records a verified inbound message and acknowledges it with empty TwiML.
 async fn record_message(
     app: &App,
-    params: Vec<(String, String)>,
+    msg: &InboundMessage,
     parts: &http::request::Parts,
     started: Instant,
     route: &'static str,
 ) -> Response<Body> {
-    let msg = match InboundMessage::from_params(params) {
-        Ok(m) => m,
-        Err(e) => return bad_request(route, &e.to_string()),
-    };
-    if route == "status" {
-        app.message_at_status_url();
-    }
-    match app.record(&msg, idempotency_token(&parts.headers)).await {
+    match app.record(msg, idempotency_token(&parts.headers)).await {
         Ok(new) => {
             if !new {
                 app.metrics.duplicate();
@@ -540,7 +537,12 @@ async fn status(app: &App, req: Request<Incoming>, started: Instant) -> Response
     // callback" URLs swapped) is recorded and answered as the message it is: Twilio will not
     // deliver it anywhere else. Only on positive evidence: an inbound message's SmsStatus.
     if !StatusCallback::is_status_callback(&params) && InboundMessage::is_inbound(&params) {
-        return record_message(app, params, &parts, started, "status").await;
+        let msg = match InboundMessage::from_params(params) {
+            Ok(m) => m,
+            Err(e) => return bad_request("status", &e.to_string()),
+        };
+        app.message_at_status_url();
+        return record_message(app, &msg, &parts, started, "status").await;
     }
     let cb = match StatusCallback::from_params(params) {
         Ok(cb) => cb,

@@ -224,8 +224,9 @@ pub fn diagnose(
     key: KeyUsed,
 ) -> Diagnosis {
     let suggested = rebuild_from_headers(headers, path_and_query);
-    // A trailing slash is no difference either: the signature is checked both ways.
-    let strip_query = |u: &str| {
+    // Compared without query, fragment and trailing slash: the signature was checked both
+    // ways for the slash.
+    let comparable = |u: &str| {
         let base = u.split(['?', '#']).next().unwrap_or(u);
         base.strip_suffix('/').unwrap_or(base).to_owned()
     };
@@ -233,7 +234,7 @@ pub fn diagnose(
     // it does not count as a difference.
     let differs = suggested
         .as_deref()
-        .is_some_and(|s| strip_query(s) != strip_query(&without_userinfo(checked_url)));
+        .is_some_and(|s| comparable(s) != comparable(&without_userinfo(checked_url)));
     let hint = if let Some(hint) = placeholder_hint(key) {
         hint
     } else if matches!(error, SignatureError::Missing) {
