@@ -27,13 +27,15 @@ impl Invalid {
 /// credential: `your_auth_token`, `changeme`, `xxxx…`, `ACxxxxxxxx…`, `<token>`, `…`.
 ///
 /// Real SIDs and tokens are random hex, so none of these patterns occurs in them by chance
-/// (four `x` in a row cannot appear in hex at all).
+/// (an `x` cannot appear in hex at all). An API key secret is 32 random letters and digits,
+/// where four `x` in a row occur by chance in about one secret of 30,000: `x`s mark a
+/// placeholder only as a run of eight or more, or as half of the value or more.
 pub fn is_placeholder(value: &str) -> bool {
     let lower = value.trim().to_ascii_lowercase();
     if lower.is_empty() {
         return false;
     }
-    const MARKERS: [&str; 10] = [
+    const MARKERS: [&str; 9] = [
         "your_",
         "your-",
         "yourauth",
@@ -43,9 +45,8 @@ pub fn is_placeholder(value: &str) -> bool {
         "placeholder",
         "replace",
         "example",
-        "xxxx",
     ];
-    if MARKERS.iter().any(|m| lower.contains(m)) {
+    if MARKERS.iter().any(|m| lower.contains(m)) || mostly_x(&lower) {
         return true;
     }
     if lower.starts_with('<') || lower.contains("...") || lower.contains('…') {
@@ -61,6 +62,22 @@ pub fn is_placeholder(value: &str) -> bool {
     let mut chars = lower.chars();
     let first = chars.next();
     lower.len() >= 8 && chars.all(|c| Some(c) == first)
+}
+
+/// `xxxxxxxx…`, `ACxxxxxxxx…`, `+1415xxxxxxx`: a run of at least eight `x`, or at least four
+/// that make up half of the value.
+fn mostly_x(lower: &str) -> bool {
+    let (mut run, mut longest, mut count) = (0usize, 0usize, 0usize);
+    for c in lower.chars() {
+        if c == 'x' {
+            run += 1;
+            count += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    longest >= 8 || (longest >= 4 && count * 2 >= lower.chars().count())
 }
 
 /// `prefix` followed by exactly 32 hex digits (Twilio SIDs: `AC…`, `MG…`, `SK…`).
@@ -223,6 +240,8 @@ mod tests {
             "<your token>",
             "placeholder",
             "00000000000000000000000000000000",
+            "SKxxxx",
+            "+1415xxxxxxx",
             "token",
             "...",
         ] {
@@ -236,6 +255,9 @@ mod tests {
             "0123456789abcdef0123456789abcdef",
             "AC0123456789abcdef0123456789abcdef",
             "9f86d081884c7d659a2feaa0c55ad015",
+            // API key secrets are 32 random letters and digits: four x in a row happen.
+            "q7XxXxR2mN8pL4vB6tY1wZ3kJ5hG9fD0",
+            "abxxxxcd0123456789ABCDEFGHIJKLMN",
             "",
         ] {
             assert!(!is_placeholder(v), "{v} is not a placeholder");

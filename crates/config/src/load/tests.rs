@@ -902,3 +902,25 @@ fn problems_follow_the_key_table_order() {
         ]
     );
 }
+
+#[test]
+fn production_accepts_an_api_key_secret_with_four_x_in_a_row() {
+    // API key secrets are 32 random letters and digits; "xXxX" occurs in about one of 30,000.
+    let secret = "q7XxXxR2mN8pL4vB6tY1wZ3kJ5hG9fD0";
+    let s = vars(&[
+        ("APP_ENV", "production"),
+        ("TWILIO_ACCOUNT_SID", SID),
+        ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("TWILIO_API_KEY_SID", KEY_SID),
+        ("TWILIO_API_KEY_SECRET", secret),
+        ("TWILIO_MESSAGING_SERVICE_SID", MG),
+        ("WEBHOOK_URL", HOOK),
+    ])
+    .unwrap();
+    assert_eq!(s.api_key_secret.as_ref().map(|k| k.expose()), Some(secret));
+    assert!(
+        s.findings().iter().all(|f| f.check != "placeholder"),
+        "{:?}",
+        s.findings()
+    );
+}
