@@ -100,3 +100,32 @@ fn a_production_configuration_error_is_one_json_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("❌ configuration error:\n"), "{stderr}");
 }
+
+/// A Twilio base URL the client would refuse is a configuration error like any other: exit 2,
+/// listed with the other problems, the password masked, and no "🚀 listening" first.
+#[test]
+fn an_api_base_url_the_client_refuses_stops_the_start_as_a_configuration_error() {
+    let out = run_with(&[
+        (
+            "TWILIO_API_BASE_URL",
+            "https://proxyuser:ProxyPw4242@api.twilio.com",
+        ),
+        ("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"),
+        ("TWILIO_AUTH_TOKEN", "0123456789abcdef0123456789abcdef"),
+        ("TWILIO_WHATSAPP_FROM", "whatsapp:+14155550100"),
+        ("PORT", "abc"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("PORT (environment)"), "{all}");
+    assert!(
+        all.contains("TWILIO_API_BASE_URL (environment): \"https://proxyuser:***@api.twilio.com\""),
+        "{all}"
+    );
+    assert!(!all.contains("ProxyPw4242"), "{all}");
+    assert!(!all.contains("listening"), "{all}");
+}

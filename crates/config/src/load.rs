@@ -14,7 +14,7 @@ use crate::settings::{AppEnv, LogFormat, Sender, Settings};
 use crate::sources::{EnvSource, Gathered, LoadOptions, Raw, gather, gather_env_only};
 use crate::values::{
     Invalid, has_surrounding_whitespace, is_e164, is_hex32, is_listen_host, is_placeholder, is_sid,
-    parse_http_url, parse_number, shown,
+    parse_http_url, parse_number, shown, shown_url,
 };
 
 /// The result of [`load`]: the settings and the files they were read from.
@@ -207,7 +207,7 @@ fn build_partial(gathered: Gathered) -> (Settings, Vec<Problem>) {
     s.sender = b.sender(from, service);
     if let Some(base) = b.parse("TWILIO_API_BASE_URL", |v| {
         let fix = format!("use {DEFAULT_API_BASE_URL} or leave TWILIO_API_BASE_URL unset");
-        parse_http_url(v, &fix).map(|_| v.trim_end_matches('/').to_owned())
+        api_base_url(v, &fix)
     }) {
         s.api_base_url = base;
     }
@@ -367,6 +367,49 @@ fn database_url(v: &str) -> Result<Secret, Invalid> {
             fix,
         )),
     }
+}
+
+/// The Twilio REST base URL, held to what `twilio-client` accepts, so that a value it would refuse
+/// stops the start with the other configuration problems instead of failing the first send:
+/// `https` (plain `http` only for a test server on this machine), no `user:password@`, no query
+/// or fragment, and not ending in the API version the client appends itself. Stored without a
+/// trailing slash. Messages show the URL with its password masked.
+fn api_base_url(v: &str, fix: &str) -> Result<String, Invalid> {
+    let url = parse_http_url(v, fix)?;
+    let shown = shown_url(v);
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Invalid::new(
+            format!(
+                "{shown} holds a user:password@; Twilio requests authenticate with TWILIO_ACCOUNT_SID and the Auth Token (or an API key), never with this URL"
+            ),
+            "remove the user:password@ part",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() || v.contains(' ') {
+        return Err(Invalid::new(
+            format!("{shown} has a query, a fragment or a space; it must be a bare base URL"),
+            fix,
+        ));
+    }
+    let host = url.host_str().unwrap_or_default();
+    if url.scheme() == "http" && !matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
+        return Err(Invalid::new(
+            format!(
+                "{shown} uses http on a host that is not this machine: the Auth Token would travel unencrypted, so the Twilio client refuses it (plain http is only for a test server on localhost)"
+            ),
+            format!("use https:// ({DEFAULT_API_BASE_URL} for Twilio)"),
+        ));
+    }
+    let base = v.trim_end_matches('/');
+    if base.ends_with("/2010-04-01") {
+        return Err(Invalid::new(
+            format!(
+                "{shown} ends in /2010-04-01, which the client appends itself (requests would go to …/2010-04-01/2010-04-01/…)"
+            ),
+            "remove /2010-04-01 from the end",
+        ));
+    }
+    Ok(base.to_owned())
 }
 
 /// A password holding an unencoded '/', '?' or '#' ends the URL's authority early: the rest of

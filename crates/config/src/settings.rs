@@ -312,7 +312,7 @@ impl Settings {
         line.push_str(&format!(
             " sender={sender} database={} queue={queue} api_base_url={} log_format={} workers={}",
             self.database_url_redacted(),
-            self.api_base_url,
+            redact_url(&self.api_base_url),
             self.log_format.as_str(),
             self.worker_concurrency,
         ));
@@ -336,7 +336,7 @@ impl Settings {
             host: &self.host,
             port: self.port,
             sender: self.sender.as_ref(),
-            api_base_url: &self.api_base_url,
+            api_base_url: redact_url(&self.api_base_url),
             app_env: self.app_env,
             auto_reply: &self.auto_reply,
             log_format: self.log_format,
@@ -364,7 +364,7 @@ struct View<'a> {
     host: &'a str,
     port: u16,
     sender: Option<&'a Sender>,
-    api_base_url: &'a str,
+    api_base_url: String,
     app_env: AppEnv,
     auto_reply: &'a str,
     log_format: LogFormat,

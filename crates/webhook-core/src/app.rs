@@ -563,6 +563,57 @@ mod tests {
     use super::*;
     use crate::pace::{BUSY_HOLD, BUSY_RECORDING};
 
+    /// A base URL the configuration accepts is one the client accepts, and the other way round:
+    /// otherwise the server logs "🚀 listening" and then stops at its first step with an error
+    /// outside the configuration's report (or refuses a URL the client could use).
+    #[test]
+    fn the_configuration_and_the_client_agree_on_twilio_base_urls() {
+        for base in [
+            "https://api.twilio.com",
+            "https://api.twilio.com/",
+            "https://api.dublin.ie1.twilio.com",
+            "https://proxy.corp.example/twilio",
+            "https://[2001:db8::1]:8443",
+            "http://127.0.0.1:26340",
+            "http://localhost:8080/",
+            "http://[::1]:8080",
+            "http://fake-twilio.internal:8080",
+            "http://10.0.0.5",
+            "https://user:pw@api.twilio.com",
+            "https://user@api.twilio.com",
+            "https://api.twilio.com/?x=1",
+            "https://api.twilio.com/#top",
+            "ftp://api.twilio.com",
+            "api.twilio.com",
+        ] {
+            let settings = Settings::from_vars([("TWILIO_API_BASE_URL", base)]);
+            let client = twilio_client::Client::new(
+                base,
+                twilio_client::Auth::token(
+                    "AC0123456789abcdef0123456789abcdef",
+                    "0123456789abcdef0123456789abcdef",
+                ),
+                Duration::from_secs(1),
+            );
+            assert_eq!(
+                settings.is_ok(),
+                client.is_ok(),
+                "{base}: configuration {settings:?}, client {client:?}"
+            );
+            if let Ok(s) = settings {
+                let stored = twilio_client::Client::new(
+                    &s.api_base_url,
+                    twilio_client::Auth::token(
+                        "AC0123456789abcdef0123456789abcdef",
+                        "0123456789abcdef0123456789abcdef",
+                    ),
+                    Duration::from_secs(1),
+                );
+                assert!(stored.is_ok(), "{base} stored as {}", s.api_base_url);
+            }
+        }
+    }
+
     #[test]
     fn acknowledgements_stay_busy_for_the_hold_after_the_count_falls() {
         let acks = AckPressure::new();

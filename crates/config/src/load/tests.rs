@@ -924,3 +924,47 @@ fn production_accepts_an_api_key_secret_with_four_x_in_a_row() {
         s.findings()
     );
 }
+
+/// A base URL the Twilio client would refuse stops the start with the other problems (exit 2,
+/// key, source, fix), instead of starting and failing at the client; its password never shows.
+#[test]
+fn an_api_base_url_the_client_refuses_is_a_configuration_error() {
+    let cases = [
+        (
+            "https://proxyuser:ProxyPw4242@api.twilio.com",
+            "TWILIO_API_BASE_URL (environment): \"https://proxyuser:***@api.twilio.com\" holds a user:password@; Twilio requests authenticate with TWILIO_ACCOUNT_SID and the Auth Token (or an API key), never with this URL; fix: remove the user:password@ part",
+        ),
+        (
+            "http://fake-twilio.internal:8080",
+            "TWILIO_API_BASE_URL (environment): \"http://fake-twilio.internal:8080\" uses http on a host that is not this machine: the Auth Token would travel unencrypted, so the Twilio client refuses it (plain http is only for a test server on localhost); fix: use https:// (https://api.twilio.com for Twilio)",
+        ),
+        (
+            "https://api.twilio.com/2010-04-01/",
+            "TWILIO_API_BASE_URL (environment): \"https://api.twilio.com/2010-04-01/\" ends in /2010-04-01, which the client appends itself (requests would go to …/2010-04-01/2010-04-01/…); fix: remove /2010-04-01 from the end",
+        ),
+        (
+            "https://api.twilio.com/?region=ie1",
+            "TWILIO_API_BASE_URL (environment): \"https://api.twilio.com/?region=ie1\" has a query, a fragment or a space; it must be a bare base URL; fix: use https://api.twilio.com or leave TWILIO_API_BASE_URL unset",
+        ),
+    ];
+    for (value, expected) in cases {
+        let all = problems(&[("TWILIO_API_BASE_URL", value), ("PORT", "abc")]);
+        assert_eq!(all.len(), 2, "listed with the other problems: {all:#?}");
+        assert_eq!(all[1], expected);
+        assert!(!all.concat().contains("ProxyPw4242"));
+    }
+    // What the client accepts loads: https anywhere, http on this machine, a path prefix.
+    for (value, stored) in [
+        ("https://api.twilio.com/", "https://api.twilio.com"),
+        ("http://127.0.0.1:26340", "http://127.0.0.1:26340"),
+        ("http://localhost:8080/", "http://localhost:8080"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+        (
+            "https://proxy.corp.example/twilio",
+            "https://proxy.corp.example/twilio",
+        ),
+    ] {
+        let s = vars(&[("TWILIO_API_BASE_URL", value)]).unwrap();
+        assert_eq!(s.api_base_url, stored);
+    }
+}
