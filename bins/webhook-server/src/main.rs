@@ -80,14 +80,30 @@ fn main() -> ExitCode {
 
 async fn serve(settings: config::Settings, sources: Vec<String>) -> anyhow::Result<()> {
     let addr = format!("{}:{}", settings.host, settings.port);
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .with_context(|| {
-            format!(
-                "could not listen on {addr} (is another process using PORT={}?)",
+    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                format!("is another process using PORT={}?", settings.port)
+            }
+            std::io::ErrorKind::AddrNotAvailable => format!(
+                "HOST={} is not an address of this machine; 0.0.0.0 listens on all of them",
+                settings.host
+            ),
+            std::io::ErrorKind::PermissionDenied => format!(
+                "ports below 1024 need privileges; use a PORT such as 5000 (PORT={})",
                 settings.port
-            )
-        })?;
+            ),
+            _ => format!(
+                "is HOST={} an IP address or a name this machine resolves?",
+                settings.host
+            ),
+        };
+        anyhow::Error::new(e).context(format!("could not listen on {addr} ({why})"))
+    })?;
+    // The bound address as an address (an IPv6 host in brackets: http://[::]:5000).
+    let addr = listener
+        .local_addr()
+        .map_or(addr, |bound| bound.to_string());
     tracing::info!(
         config = %settings.redacted_summary(),
         sources = %if sources.is_empty() { "defaults and environment".to_owned() } else { format!("defaults, {}, environment", sources.join(", ")) },
@@ -164,8 +180,10 @@ async fn shutdown_signal() {
 /// otherwise as text, one problem per line.
 fn report_config_error(opts: &config::LoadOptions, e: &config::ConfigError) {
     let format = config::load_partial(opts).loaded.settings.log_format;
+    // Written, not `eprintln!`: a closed stderr must not turn exit 2 into a panic.
+    use std::io::Write as _;
     if format != config::LogFormat::Json {
-        eprintln!("❌ configuration error:\n{e}");
+        let _ = writeln!(std::io::stderr(), "❌ configuration error:\n{e}");
         return;
     }
     let problems: Vec<serde_json::Value> = e
@@ -188,7 +206,7 @@ fn report_config_error(opts: &config::LoadOptions, e: &config::ConfigError) {
         "message": "❌ configuration error: the server does not start",
         "problems": problems,
     });
-    eprintln!("{line}");
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn init_tracing(settings: &config::Settings) {
@@ -197,15 +215,20 @@ fn init_tracing(settings: &config::Settings) {
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,hyper=warn"));
     // sea-orm's trace-level `connect` spans record the whole DATABASE_URL, password included,
     // and every event inside them repeats it: keep them off whatever RUST_LOG asks for.
-    let filter = match "sea_orm::driver=debug".parse() {
-        Ok(cap) => filter.add_directive(cap),
-        Err(_) => filter,
-    };
+    // sqlx logs each connection parameter it does not read with its value (`?token=…`): the
+    // configuration's DATABASE_URL line names those keys without their values instead.
+    let filter = ["sea_orm::driver=debug", "sqlx_postgres::options=error"]
+        .into_iter()
+        .filter_map(|cap| cap.parse().ok())
+        .fold(filter, |filter, cap| filter.add_directive(cap));
     use std::io::IsTerminal;
     let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    // A log consumer that went away (a closed pipe) must not stop the server: tracing would
+    // report each failed write on stderr, and a closed stderr makes that report panic.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi);
+        .with_ansi(ansi)
+        .log_internal_errors(false);
     if settings.log_format == config::LogFormat::Json {
         builder.json().flatten_event(true).init();
     } else {

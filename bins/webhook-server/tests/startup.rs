@@ -129,3 +129,77 @@ fn an_api_base_url_the_client_refuses_stops_the_start_as_a_configuration_error()
     assert!(!all.contains("ProxyPw4242"), "{all}");
     assert!(!all.contains("listening"), "{all}");
 }
+
+/// A log consumer that goes away (a `| head`, a log shipper that exits) closes the pipe the
+/// server writes its logs to; the server goes on serving and stops cleanly on SIGTERM.
+#[test]
+fn a_closed_log_pipe_does_not_stop_the_server() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_webhook-server"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("TWILIO_AUTH_TOKEN", "0123456789abcdef0123456789abcdef")
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start webhook-server");
+    // Both ends the server writes to are closed before it logs its first line.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut served = 0;
+    while served < 5 && Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("child status") {
+            panic!("the server exited with {status} once its log pipe was closed");
+        }
+        // Each refused webhook logs a warning: more writes into the closed pipe.
+        match post_unsigned(port) {
+            Some(403) => served += 1,
+            Some(503) | None => std::thread::sleep(Duration::from_millis(50)),
+            Some(other) => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(
+        served, 5,
+        "the server answered while its logs had nowhere to go"
+    );
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("child status") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit 30 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{status}");
+}
+
+/// An unsigned webhook; the status code, or `None` while nothing listens.
+fn post_unsigned(port: u16) -> Option<u16> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let body = "MessageSid=SM0123&From=whatsapp%3A%2B15550001111&Body=hi";
+    write!(
+        stream,
+        "POST /api/v1/whatsapp/webhook HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}

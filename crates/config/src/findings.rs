@@ -124,7 +124,7 @@ impl Settings {
     /// for a WEBHOOK_URL derived from `RENDER_EXTERNAL_URL`, or a status URL derived from
     /// WEBHOOK_URL); `TWILIO_WHATSAPP_FROM`: `ok`, `missing` (dry run), `bare_number`;
     /// `TWILIO_MESSAGING_SERVICE_SID`: `ok`, `both_senders`; `DATABASE_URL`: `ok`,
-    /// `in_memory`, `sqlite_in_production`; `REDIS_URL`: `ok`; `TWILIO_API_BASE_URL`: `ok`,
+    /// `in_memory`, `sqlite_in_production`, `ignored_parameters`; `REDIS_URL`: `ok`; `TWILIO_API_BASE_URL`: `ok`,
     /// `not_a_url`, `not_https`, `not_twilio`; `HOST`: `loopback`; `PORT`: `ok`; any key:
     /// `misnamed` (a warning: the key is not set, left at its default or a placeholder, while
     /// `.env` or the environment sets a variable this server does not read whose name says it
@@ -543,7 +543,24 @@ fn database(r: &mut Report<'_>) {
     let url = s.database_url.expose();
     let shown = s.database_url_redacted();
     if !url.starts_with("sqlite:") {
-        r.ok(KEY, shown);
+        let ignored = ignored_postgres_parameters(url);
+        if ignored.is_empty() {
+            r.ok(KEY, shown);
+        } else {
+            // sqlx says this too, but with each value (a `token=` may be a secret): its line is
+            // kept off the logs, and this one names the keys only.
+            let message = format!(
+                "{shown}: the connection ignores the parameter(s) {}",
+                ignored.join(", ")
+            );
+            r.warn(
+                KEY,
+                "ignored_parameters",
+                false,
+                &message,
+                "remove them; the PostgreSQL client reads sslmode, sslrootcert, sslcert, sslkey, host, hostaddr, port, dbname, user, password, application_name, options and statement-cache-capacity",
+            );
+        }
     } else if url.contains(":memory:") || url.contains("mode=memory") {
         r.warn(
             KEY,
@@ -563,6 +580,41 @@ fn database(r: &mut Report<'_>) {
     } else {
         r.ok(KEY, format!("{shown} (embedded SQLite)"));
     }
+}
+
+/// Query parameters of a PostgreSQL URL that sqlx does not read (it logs each with its value
+/// and goes on): the keys only, in order, each once.
+fn ignored_postgres_parameters(url: &str) -> Vec<String> {
+    const READ: [&str; 18] = [
+        "sslmode",
+        "ssl-mode",
+        "sslrootcert",
+        "ssl-root-cert",
+        "ssl-ca",
+        "sslcert",
+        "ssl-cert",
+        "sslkey",
+        "ssl-key",
+        "statement-cache-capacity",
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "application_name",
+        "options",
+    ];
+    let mut ignored: Vec<String> = Vec::new();
+    let Ok(parsed) = Url::parse(url) else {
+        return ignored;
+    };
+    for (key, _) in parsed.query_pairs() {
+        if !READ.contains(&key.as_ref()) && !ignored.iter().any(|k| *k == key) {
+            ignored.push(key.into_owned());
+        }
+    }
+    ignored
 }
 
 fn redis(r: &mut Report<'_>) {

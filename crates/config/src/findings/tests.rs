@@ -468,6 +468,33 @@ fn database() {
         ),
         ok("postgresql://app:***@db:5432/webhook")
     );
+    // Parameters the PostgreSQL client ignores are named (sqlx's own line, with the values, is
+    // kept off the logs); their values are not.
+    let ignored = about(
+        &dev(&[(
+            "DATABASE_URL",
+            "postgres://app:pw@db/webhook?sslmode=require&sslpassword=SslPw89&token=TokQ1&token=2&application_name=bot",
+        )]),
+        "DATABASE_URL",
+    );
+    assert_eq!(ignored.len(), 1);
+    assert_eq!(ignored[0].0, Status::Warning);
+    assert_eq!(
+        ignored[0].1,
+        "postgres://app:***@db/webhook?sslmode=require&sslpassword=***&token=***&token=***&application_name=bot: the connection ignores the parameter(s) sslpassword, token"
+    );
+    assert!(!format!("{ignored:?}").contains("SslPw89"));
+    assert_eq!(
+        about(
+            &prod(&[(
+                "DATABASE_URL",
+                "postgres://db/webhook?sslmode=verify-full&options=-c%20statement_timeout%3D5s"
+            )]),
+            "DATABASE_URL"
+        )[0]
+        .0,
+        Status::Ok
+    );
 }
 
 #[test]
