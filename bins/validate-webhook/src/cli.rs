@@ -24,6 +24,29 @@ pub struct Cli {
     pub check: CheckArgs,
 }
 
+impl Cli {
+    /// Refuses what clap's grammar lets through but nothing would read: `--online` before
+    /// `simulate` or `send-test` (it belongs to `check`; after those subcommands clap refuses it
+    /// itself).
+    pub fn checked(self) -> Result<Cli, clap::Error> {
+        use clap::CommandFactory as _;
+        let subcommand = match &self.command {
+            Some(Command::Simulate(_)) => Some("simulate"),
+            Some(Command::SendTest(_)) => Some("send-test"),
+            _ => None,
+        };
+        match subcommand {
+            Some(name) if self.check.online => Err(Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "--online belongs to `check` and is not used by `{name}` (`{name}` always sends its request)"
+                ),
+            )),
+            _ => Ok(self),
+        }
+    }
+}
+
 /// Options every subcommand understands.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
@@ -31,7 +54,7 @@ pub struct GlobalArgs {
     #[arg(long, value_name = "PATH", global = true)]
     pub env_file: Option<PathBuf>,
 
-    /// Print the stable JSON document (see the README) instead of text.
+    /// Print the stable JSON document (its fields: bins/validate-webhook/README.md) instead of text.
     #[arg(long, global = true)]
     pub json: bool,
 

@@ -98,12 +98,19 @@ pub fn usage_error_json(args: &[String], clap_message: &str) -> String {
             _ => None,
         })
         .unwrap_or("check");
-    let detail = clap_message
+    // clap's first paragraph: "error: the following required arguments were not provided:"
+    // and the lines naming them, up to the blank line before "Usage:".
+    let paragraph: Vec<&str> = clap_message
         .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("the arguments could not be parsed")
-        .trim_start_matches("error: ")
-        .trim();
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let joined = paragraph.join(" ");
+    let detail = match joined.trim_start_matches("error: ").trim() {
+        "" => "the arguments could not be parsed",
+        detail => detail,
+    };
     let mut report = Report::default();
     report.push(Check::error(
         Section::Usage,

@@ -6,7 +6,7 @@ use clap::Parser as _;
 use validate_webhook::cli::Cli;
 
 fn main() -> ExitCode {
-    match Cli::try_parse() {
+    match Cli::try_parse().and_then(Cli::checked) {
         Ok(cli) => validate_webhook::run(cli),
         Err(e) => {
             // Help and --version are "errors" with exit code 0; usage errors are 2, and with

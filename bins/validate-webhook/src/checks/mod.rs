@@ -103,7 +103,11 @@ impl Ctx {
         vec![Check::warning(
             section,
             "skipped",
-            format!("{} is wrong (see ❌ above)", broken.join(" and ")),
+            format!(
+                "{} {} wrong (see ❌ above)",
+                broken.join(" and "),
+                if broken.len() == 1 { "is" } else { "are" }
+            ),
             Some("Fix that value, then run validate-webhook again."),
         )]
     }

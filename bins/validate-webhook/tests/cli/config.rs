@@ -217,6 +217,23 @@ fn on_render_the_lenient_reload_keeps_the_webhook_url_derived_from_render_extern
 }
 
 #[test]
+fn two_values_that_do_not_parse_are_named_in_the_plural() {
+    let p = Project::new(&dotenv("DATABASE_URL=sqlite://data/bot.db?mode=rwc\n"))
+        .env("PORT", "80a")
+        .env("WEBHOOK_URL", "not a url");
+    let run = p.run(&[]);
+    let skipped: Vec<&str> = run
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains(" and ") && l.starts_with("  ⚠️ skipped: "))
+        .collect();
+    assert!(!skipped.is_empty(), "{}", run.stdout);
+    for line in skipped {
+        assert!(line.ends_with(" are wrong (see ❌ above)"), "{line}");
+    }
+}
+
+#[test]
 fn a_value_that_does_not_parse_skips_only_the_checks_that_read_it() {
     let p =
         Project::new(&dotenv("DATABASE_URL=sqlite://data/bot.db?mode=rwc\n")).env("PORT", "80a");

@@ -61,6 +61,9 @@ fn usage_errors_exit_2() {
         &["frobnicate"],
         &["simulate", "--url", "notaurl"],
         &["simulate", "--url", "ftp://x/y"],
+        // --online is check's: before another subcommand it would be silently ignored.
+        &["--online", "simulate"],
+        &["--online", "send-test", "--to", "whatsapp:+15551234567"],
     ] {
         let run = p.run(args);
         assert_eq!(run.code, 2, "{args:?}: {}{}", run.stdout, run.stderr);
@@ -88,7 +91,14 @@ fn usage_errors_with_json_still_print_a_json_document() {
     assert!(run.stderr.contains("soon"), "clap's text stays on stderr");
     let run = p.run(&["send-test", "--json"]);
     assert_eq!(run.code, 2);
-    assert_eq!(run.json()["command"], "send-test");
+    let v = run.json();
+    assert_eq!(v["command"], "send-test");
+    let detail = v["checks"][0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with("the following required arguments were not provided:")
+            && detail.contains("--to"),
+        "the detail names the missing argument: {detail}"
+    );
 }
 
 #[test]
