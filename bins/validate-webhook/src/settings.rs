@@ -317,7 +317,9 @@ fn problem_checks(problems: &[config::Problem]) -> Vec<Check> {
                 Some(k) => (section_for(k), k.clone()),
                 None => (Section::Config, p.source.clone()),
             };
-            let detail = if p.key.is_some() {
+            // "not set" is already the message's first words; a file or the environment is
+            // where the value is to be changed.
+            let detail = if p.key.is_some() && p.source != "not set" {
                 format!("{} ({})", p.message, p.source)
             } else {
                 p.message.clone()

@@ -217,6 +217,22 @@ fn on_render_the_lenient_reload_keeps_the_webhook_url_derived_from_render_extern
 }
 
 #[test]
+fn a_key_production_requires_says_not_set_once() {
+    let run = Project::new("APP_ENV=production\n").run(&[]);
+    run.line("  ❌ TWILIO_AUTH_TOKEN: not set: production does not start without the real token");
+    run.line("  ❌ WEBHOOK_URL: not set: production checks signatures against it");
+    // A value that is set still names where it came from.
+    let run = Project::new("APP_ENV=production\nTWILIO_AUTH_TOKEN=changeme\n").run(&[]);
+    assert!(
+        run.lines()
+            .iter()
+            .any(|l| l.starts_with("  ❌ TWILIO_AUTH_TOKEN: ") && l.ends_with("(.env line 2)")),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
 fn two_values_that_do_not_parse_are_named_in_the_plural() {
     let p = Project::new(&dotenv("DATABASE_URL=sqlite://data/bot.db?mode=rwc\n"))
         .env("PORT", "80a")
