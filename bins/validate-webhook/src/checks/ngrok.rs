@@ -63,6 +63,22 @@ fn forward_port(addr: &str) -> Option<u16> {
     }
 }
 
+/// The host a tunnel forwards to (`localhost` when `addr` names a port only), IPv6 in brackets.
+fn forward_host(addr: &str) -> &str {
+    let rest = addr.split_once("://").map_or(addr, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.starts_with('[') {
+        return authority
+            .find(']')
+            .map_or(authority, |end| &authority[..=end]);
+    }
+    match authority.split_once(':') {
+        Some((host, _)) => host,
+        None if authority.bytes().all(|b| b.is_ascii_digit()) => "localhost",
+        None => authority,
+    }
+}
+
 /// The ngrok section's checks.
 pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
     let api = format!("{}/api/tunnels", ctx.ngrok_api_url.trim_end_matches('/'));
@@ -175,7 +191,7 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
                 "public URL",
                 format!("{} is WEBHOOK_URL's origin", t.public_url),
             ));
-            out.push(forwarding(t, port));
+            out.push(forwarding(t, port, &ctx.setup.host));
         }
         None => {
             // The tunnel most likely meant for this server: https and forwarding to PORT.
@@ -237,16 +253,37 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
                 )),
             }
             if uses_ngrok {
-                out.push(forwarding(t, port));
+                out.push(forwarding(t, port, &ctx.setup.host));
             }
         }
     }
     out
 }
 
-fn forwarding(t: &Tunnel, port: u16) -> Check {
-    match forward_port(&t.config.addr) {
-        Some(p) if p == port => Check::ok(
+fn forwarding(t: &Tunnel, port: u16, host: &str) -> Check {
+    let addr = t.config.addr.as_str();
+    // ngrok connects to what `addr` names; both of these get its 502 for every request.
+    let unreachable = if addr.starts_with("https://") {
+        Some((
+            "the server speaks plain http, so ngrok's TLS handshake with it fails (502)",
+            format!("Restart ngrok with `ngrok http {port}` (no https:// before the port)."),
+        ))
+    } else if forward_host(addr) == "[::1]" && !host.contains(':') {
+        Some((
+            "the server listens on IPv4 only (HOST), so ngrok's connection is refused (502)",
+            format!("Restart ngrok with `ngrok http 127.0.0.1:{port}`, or set HOST=::."),
+        ))
+    } else {
+        None
+    };
+    match (forward_port(addr), unreachable) {
+        (Some(p), Some((why, fix))) if p == port => Check::error(
+            S,
+            "forwarding",
+            format!("{} forwards to {addr}, but {why}", t.public_url),
+            fix,
+        ),
+        (Some(p), _) if p == port => Check::ok(
             S,
             "forwarding",
             format!(
@@ -254,7 +291,7 @@ fn forwarding(t: &Tunnel, port: u16) -> Check {
                 t.public_url, t.config.addr
             ),
         ),
-        Some(p) => Check::error(
+        (Some(p), _) => Check::error(
             S,
             "forwarding",
             format!(
@@ -265,7 +302,7 @@ fn forwarding(t: &Tunnel, port: u16) -> Check {
                 "Restart ngrok with `ngrok http {port}` (then update WEBHOOK_URL and the Twilio Console), or set PORT={p}."
             ),
         ),
-        None => Check::warning(
+        (None, _) => Check::warning(
             S,
             "forwarding",
             format!(
@@ -311,6 +348,10 @@ mod tests {
         assert_eq!(forward_port("https://localhost"), Some(443));
         assert_eq!(forward_port("http://localhost"), Some(80));
         assert_eq!(forward_port("http://[::1]:5000"), Some(5000));
+        assert_eq!(forward_host("http://[::1]:5000"), "[::1]");
+        assert_eq!(forward_host("http://localhost:5000"), "localhost");
+        assert_eq!(forward_host("5000"), "localhost");
+        assert_eq!(forward_host("192.168.5.5:5000"), "192.168.5.5");
     }
 
     #[test]

@@ -115,6 +115,39 @@ fn forwarding_to_another_port_is_an_error() {
 }
 
 #[test]
+fn forwarding_that_ngrok_cannot_connect_to_is_an_error() {
+    // `ngrok http https://localhost:PORT`: ngrok speaks TLS to a plain-http server (502).
+    let p = Project::new(&dotenv(&format!("WEBHOOK_URL={NGROK_WEBHOOK}\n")));
+    let port = p.port();
+    let addr = format!("https://localhost:{port}");
+    let ngrok = FakeNgrok::start_blocking(NGROK_URL, &addr);
+    let run = p.env("NGROK_API_URL", ngrok.base_url()).run(&[]);
+    run.lines_pair(
+        &format!("  ❌ forwarding: {NGROK_URL} forwards to {addr}, but the server speaks plain http, so ngrok's TLS handshake with it fails (502)"),
+        &format!("     Fix: Restart ngrok with `ngrok http {port}` (no https:// before the port)."),
+    );
+    // To [::1] while the server listens on IPv4 only (the default HOST=0.0.0.0).
+    let p = Project::new(&dotenv(&format!("WEBHOOK_URL={NGROK_WEBHOOK}\n")));
+    let port = p.port();
+    let addr = format!("http://[::1]:{port}");
+    let ngrok = FakeNgrok::start_blocking(NGROK_URL, &addr);
+    let run = p.env("NGROK_API_URL", ngrok.base_url()).run(&[]);
+    run.lines_pair(
+        &format!("  ❌ forwarding: {NGROK_URL} forwards to {addr}, but the server listens on IPv4 only (HOST), so ngrok's connection is refused (502)"),
+        &format!("     Fix: Restart ngrok with `ngrok http 127.0.0.1:{port}`, or set HOST=::."),
+    );
+    // The same with HOST=:: is fine.
+    let p = Project::new(&dotenv(&format!("WEBHOOK_URL={NGROK_WEBHOOK}\nHOST=::\n")));
+    let port = p.port();
+    let addr = format!("http://[::1]:{port}");
+    let ngrok = FakeNgrok::start_blocking(NGROK_URL, &addr);
+    let run = p.env("NGROK_API_URL", ngrok.base_url()).run(&[]);
+    run.line(&format!(
+        "  ✅ forwarding: {NGROK_URL} forwards to {addr} (PORT {port})"
+    ));
+}
+
+#[test]
 fn an_agent_without_tunnels_is_reported() {
     let p = Project::new(&dotenv(&format!("WEBHOOK_URL={NGROK_WEBHOOK}\n")));
     let port = p.port();
