@@ -391,13 +391,20 @@ impl App {
         callback_marker: Option<String>,
     ) -> Result<(), StoreError> {
         let recording = self.acks.start();
+        // The reply row gets Twilio's ErrorMessage, or (Twilio often sends none) the hint for its
+        // code, as a send-time error records its hint: an operator reading outbound_messages
+        // sees what to do about a 63016 without the logs.
+        let error_message = cb.error_message.clone().or_else(|| {
+            let code = cb.error_code?;
+            twilio_client::hint_for_code(code).map(|hint| format!("error {code}: {hint}"))
+        });
         let applied = self
             .store
             .record_status(NewStatusEvent {
                 message_sid: cb.message_sid.clone(),
                 status: cb.status.clone(),
                 error_code: cb.error_code,
-                error_message: cb.error_message.clone(),
+                error_message,
                 params_json: crate::inbound::params_to_json(&cb.params),
                 idempotency_token,
                 callback_marker,

@@ -194,6 +194,66 @@ async fn a_status_callback_during_a_lost_response_stops_the_resend() {
     s.stop().await;
 }
 
+/// WhatsApp's delivery failures arrive in status callbacks with an `ErrorCode` and, as a rule, no
+/// `ErrorMessage` (fixtures/status-failed-63016.form). The reply row records the code's hint,
+/// as a refused send records its own (DESIGN: "record them there, with the same hints").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_failure_callback_records_its_hint_on_the_reply() {
+    let db = TestDb::sqlite();
+    let twilio = FakeTwilio::start().await;
+    let s = Server::with_twilio(&db, &twilio).await;
+    let sid = sid("SM");
+    assert_eq!(s.post_webhook(&inbound_body(&sid)).await.status, 200);
+    assert_eq!(s.wait_processed(&sid).await, InboundState::Answered);
+    let out = s
+        .app
+        .store
+        .outbound_for_inbound(&sid)
+        .await
+        .unwrap()
+        .unwrap();
+    let reply_sid = out.message_sid.clone().expect("sent");
+    let body = test_support::fixture("status-failed-63016.form")
+        .replace("SM2f4e6d8c0b1a3f5e7d9c2b4a6f8e0d1c", &reply_sid);
+    assert!(!body.contains("ErrorMessage"), "{body}");
+    let r = s
+        .post_status(&body, &format!("ref={}", out.callback_marker))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let out = s.app.store.get_outbound(out.id).await.unwrap().unwrap();
+    assert_eq!(
+        (out.status.as_str(), out.error_code),
+        ("failed", Some(63016))
+    );
+    let hint = twilio_client::hint_for_code(63016).expect("63016 has a hint");
+    assert_eq!(
+        out.error_message.as_deref(),
+        Some(format!("error 63016: {hint}").as_str())
+    );
+    // Twilio's own ErrorMessage, when a callback has one, is what the row keeps.
+    let second = test_support::services::sid("SM");
+    assert_eq!(s.post_webhook(&inbound_body(&second)).await.status, 200);
+    assert_eq!(s.wait_processed(&second).await, InboundState::Answered);
+    let out = s
+        .app
+        .store
+        .outbound_for_inbound(&second)
+        .await
+        .unwrap()
+        .unwrap();
+    let body = test_support::fixture("status-failed-63016.form").replace(
+        "SM2f4e6d8c0b1a3f5e7d9c2b4a6f8e0d1c",
+        out.message_sid.as_deref().expect("sent"),
+    ) + "&ErrorMessage=Twilio%27s+words";
+    let r = s
+        .post_status(&body, &format!("ref={}", out.callback_marker))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let out = s.app.store.get_outbound(out.id).await.unwrap().unwrap();
+    assert_eq!(out.error_message.as_deref(), Some("Twilio's words"));
+    s.stop().await;
+}
+
 /// Two identical replies to one person (a fixed template), the second's POST answered 500
 /// without creating anything: its lookup lists the first reply's message, which that reply
 /// recorded, so it sends its own at once (it took the first reply's message, failed on the
@@ -215,7 +275,7 @@ async fn an_identical_reply_after_a_5xx_does_not_take_the_first_reply_s_message(
     assert_eq!(s.post_webhook(&inbound_body(&first)).await.status, 200);
     assert_eq!(s.wait_processed(&first).await, InboundState::Answered);
     twilio.fail_next_sends(1, 500, "error-500.json");
-    let second = sid("SM");
+    let second = test_support::services::sid("SM");
     assert_eq!(s.post_webhook(&inbound_body(&second)).await.status, 200);
     assert_eq!(s.wait_processed(&second).await, InboundState::Answered);
     assert_eq!(twilio.created_messages().len(), 2, "one message per reply");
