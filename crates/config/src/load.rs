@@ -337,7 +337,8 @@ fn account_sid(v: &str) -> Result<String, Invalid> {
         "this is an API key SID: move it to TWILIO_API_KEY_SID and set TWILIO_ACCOUNT_SID to the AC… SID"
     } else if is_sid(v, "MG") {
         "this is a Messaging Service SID: move it to TWILIO_MESSAGING_SERVICE_SID and set TWILIO_ACCOUNT_SID to the AC… SID"
-    } else if is_hex32(v) {
+    } else if is_hex32(v) && !v.starts_with("AC") {
+        // "AC" and 30 hex digits is 32 hex characters too: a SID cut short, not a token.
         "this looks like an Auth Token: move it to TWILIO_AUTH_TOKEN and set TWILIO_ACCOUNT_SID to the AC… SID"
     } else {
         "copy the Account SID from the Twilio Console home page"

@@ -298,6 +298,12 @@ fn each_bad_value_names_key_source_and_fix() {
             r#"TWILIO_ACCOUNT_SID (environment): not an Account SID: expected "AC" followed by 32 hex characters, got 32 characters; fix: this looks like an Auth Token: move it to TWILIO_AUTH_TOKEN and set TWILIO_ACCOUNT_SID to the AC… SID"#,
         ),
         (
+            // A SID two characters short is 32 hex characters too: not taken for a token.
+            "TWILIO_ACCOUNT_SID",
+            "AC0123456789abcdef0123456789abcd",
+            r#"TWILIO_ACCOUNT_SID (environment): not an Account SID: expected "AC" followed by 32 hex characters, got 32 characters; fix: copy the Account SID from the Twilio Console home page"#,
+        ),
+        (
             "TWILIO_AUTH_TOKEN",
             "0123456789abcdef0123456789abcdefg",
             "TWILIO_AUTH_TOKEN (environment): not an Auth Token: expected 32 hex characters, got 33 characters; fix: copy the Auth Token from the Twilio Console home page (Account Info)",
