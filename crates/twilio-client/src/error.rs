@@ -325,11 +325,18 @@ impl TwilioError {
         match self {
             TwilioError::Authentication(_) => hint_for_code(20003).unwrap_or_default(),
             TwilioError::RateLimited { .. } => hint_for_code(20429).unwrap_or_default(),
+            // Twilio's own errors are JSON with a code; an HTML 502/504 is a proxy's.
+            TwilioError::Server(e) if e.code.is_none() => {
+                "Twilio, or a proxy between this server and Twilio, answered with a server error: retry with backoff; check status.twilio.com and any HTTPS proxy on the way if it persists"
+            }
             TwilioError::Server(_) => {
                 "Twilio had an internal problem: retry with backoff and check status.twilio.com if it persists"
             }
             TwilioError::NotFound(_) => {
                 "check the SID and that it belongs to this account (TWILIO_ACCOUNT_SID)"
+            }
+            TwilioError::Other(e) if e.code.is_none() => {
+                "the answer carried no Twilio error code (Twilio's errors do): check that TWILIO_API_BASE_URL reaches Twilio and not a proxy or another server"
             }
             TwilioError::Other(_) => {
                 "look the code up at https://www.twilio.com/docs/errors and fix the request or the Console setting it names"
@@ -506,6 +513,27 @@ mod tests {
         let e = ApiError::parse(502, "\n<html>\nBad Gateway</html>\n");
         assert_eq!(e.message, "<html> Bad Gateway</html>");
         assert_eq!(ApiError::parse(500, "").message, "empty body");
+    }
+
+    #[test]
+    fn an_answer_without_a_twilio_code_is_not_told_to_look_a_code_up() {
+        // A proxy's HTML pages: no code to look up, and maybe not Twilio's fault.
+        let e = TwilioError::from_response(400, None, "<html>Bad Request</html>");
+        assert!(matches!(e, TwilioError::Other(_)), "{e:?}");
+        assert!(e.hint().contains("carried no Twilio error code"), "{e}");
+        let e = TwilioError::from_response(502, None, "<html>Bad Gateway</html>");
+        assert!(matches!(e, TwilioError::Server(_)), "{e:?}");
+        assert!(e.hint().contains("or a proxy between"), "{e}");
+        // Twilio's own JSON errors keep their hints.
+        let e =
+            TwilioError::from_response(400, None, r#"{"code":21606,"message":"x","status":400}"#);
+        assert!(e.hint().starts_with("look the code up"), "{e}");
+        let e =
+            TwilioError::from_response(500, None, r#"{"code":20500,"message":"x","status":500}"#);
+        assert!(
+            e.hint().starts_with("Twilio had an internal problem"),
+            "{e}"
+        );
     }
 
     #[test]
