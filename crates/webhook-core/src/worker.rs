@@ -697,7 +697,17 @@ async fn send_reply(
                     }
                 }
                 // The row stays "submitting": the next attempt looks the message up instead of resending.
-                tracing::warn!(message_sid = sid, reply_sid = %m.sid, error = %e, "⚠️ reply sent but not recorded; will reconcile");
+                if e.is_constraint() {
+                    // The other reply's own try created nothing (or it is not listed yet): this
+                    // one has no message of its own until a later lookup shows one.
+                    tracing::warn!(
+                        message_sid = sid,
+                        reply_sid = %m.sid,
+                        "⚠️ the message Twilio created for this reply is recorded on an identical reply to the same person (its lookup took it); this reply is looked up again, and sent if still missing, after its claim lease"
+                    );
+                } else {
+                    tracing::warn!(message_sid = sid, reply_sid = %m.sid, error = %e, "⚠️ reply sent but not recorded; will reconcile");
+                }
                 return InboundState::Processing;
             }
             reply_sent(app, sid, &m.sid, attempts, recovered);
