@@ -124,11 +124,12 @@ impl Settings {
     /// for a WEBHOOK_URL derived from `RENDER_EXTERNAL_URL`, or a status URL derived from
     /// WEBHOOK_URL); `TWILIO_WHATSAPP_FROM`: `ok`, `missing` (dry run), `bare_number`;
     /// `TWILIO_MESSAGING_SERVICE_SID`: `ok`, `both_senders`; `DATABASE_URL`: `ok`,
-    /// `in_memory`, `sqlite_in_production`, `ignored_parameters`; `REDIS_URL`: `ok`; `TWILIO_API_BASE_URL`: `ok`,
-    /// `not_a_url`, `not_https`, `not_twilio`; `HOST`: `loopback`; `PORT`: `ok`; any key:
-    /// `misnamed` (a warning: the key is not set, left at its default or a placeholder, while
-    /// `.env` or the environment sets a variable this server does not read whose name says it
-    /// was meant for it — `TWILIO_PHONE_NUMBER`, `twilio_auth_token`, `TWILIO_AUTH_TOKN`).
+    /// `in_memory`, `sqlite_in_production`, `ignored_parameters`; `REDIS_URL`: `ok`;
+    /// `TWILIO_API_BASE_URL`: `ok`, `not_a_url`, `not_https`, `not_twilio`; `HOST`:
+    /// `loopback`; `PORT`: `ok`; any key: `misnamed` (a warning: the key is not set, left at its
+    /// default or a placeholder, while `.env` or the environment sets a variable this server
+    /// does not read whose name says it was meant for it — `TWILIO_PHONE_NUMBER`,
+    /// `twilio_auth_token`, `TWILIO_AUTH_TOKN`).
     ///
     /// With `APP_ENV=production`, warnings that are unsafe in production are problems, and
     /// [`load`](crate::load) refuses to start on any problem.
