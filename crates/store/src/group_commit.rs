@@ -39,6 +39,10 @@ const PARAMS_PER_ROW: usize = 11;
 /// How long [`Inserter::write_txn`] waits for the rollback of a failed transaction.
 const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The longest a webhook waits for its row's commit (Twilio waits 15 s for the whole answer):
+/// after it, the caller answers 503 and the writer moves on.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The largest batch: keeps a multi-row statement under SQLite's 32,766 bound parameters.
 pub(crate) const MAX_BATCH: usize = 1024;
 
@@ -546,7 +550,23 @@ impl GroupCommit {
     }
 }
 
+/// What a caller gets when its row was not committed within [`WRITE_TIMEOUT`] (it may still be
+/// committed later, and is then a duplicate of Twilio's retry).
+fn no_answer() -> StoreError {
+    StoreError::Unavailable(format!(
+        "the database did not answer within {} s",
+        WRITE_TIMEOUT.as_secs()
+    ))
+}
+
+/// Waits at most [`WRITE_TIMEOUT`] for the row's commit, however many batches are ahead of it.
 async fn submit(tx: &mpsc::Sender<Pending>, row: Row) -> Result<Recorded, StoreError> {
+    tokio::time::timeout(WRITE_TIMEOUT, submit_unbounded(tx, row))
+        .await
+        .unwrap_or_else(|_| Err(no_answer()))
+}
+
+async fn submit_unbounded(tx: &mpsc::Sender<Pending>, row: Row) -> Result<Recorded, StoreError> {
     let (reply, answer) = oneshot::channel();
     tx.send(Pending { row, reply })
         .await
@@ -591,7 +611,12 @@ async fn run_writer(
             }
         }
         let (rows, replies): (Vec<Row>, Vec<_>) = batch.drain(..).map(|p| (p.row, p.reply)).unzip();
-        let results = inserter.write(&rows).await;
+        // A database that stops answering (a silent network, a hung server) must not hold the
+        // writer: its callers get "unavailable" and the next batch takes another connection.
+        let results = match tokio::time::timeout(WRITE_TIMEOUT, inserter.write(&rows)).await {
+            Ok(results) => results,
+            Err(_) => vec![Err(no_answer()); rows.len()],
+        };
         for (reply, result) in replies.into_iter().zip(results) {
             // The caller may be gone (client disconnected): the row is committed regardless.
             let _ = reply.send(result);

@@ -65,6 +65,7 @@ pub mod status;
 mod store;
 
 pub use error::StoreError;
+pub use group_commit::WRITE_TIMEOUT;
 pub use migrations::Migrator;
 pub use model::{
     InboundMessage, InboundState, NewInbound, NewOutbound, NewStatusEvent, OutboundMessage,

@@ -118,7 +118,25 @@ impl Store {
     ///
     /// The event is committed first, then applied: if the send's `MessageSid` is recorded at the
     /// same moment by [`Store::update_outbound`], one of the two applies the event.
+    ///
+    /// A database that does not answer within [`crate::WRITE_TIMEOUT`] gives
+    /// [`StoreError::Unavailable`] (the callback is answered 503, and Twilio may retry it).
     pub async fn record_status(&self, ev: NewStatusEvent) -> Result<StatusApplied, StoreError> {
+        let timeout = crate::WRITE_TIMEOUT;
+        tokio::time::timeout(timeout, self.record_status_unbounded(ev))
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "the database did not answer within {} s",
+                    timeout.as_secs()
+                )))
+            })
+    }
+
+    async fn record_status_unbounded(
+        &self,
+        ev: NewStatusEvent,
+    ) -> Result<StatusApplied, StoreError> {
         let _write = self.write_guard().await;
         if ev.message_sid.is_empty() {
             return Err(StoreError::InvalidInput(

@@ -24,6 +24,9 @@ use tokio::sync::watch;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests and replies.
 pub const DRAIN: Duration = Duration::from_secs(20);
+
+/// How long the exit waits for the database pool to close after the drain.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest header section accepted (bigger → 431).
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
@@ -191,7 +194,17 @@ pub async fn serve_app(listener: TcpListener, app: Arc<App>, shutdown: impl Futu
         );
     }
     let _ = worker.await;
-    app.store.close().await;
+    // Closing the pool waits for every connection to come back; one stuck in a statement the
+    // database never answers (a silent network) would hold the exit forever.
+    if tokio::time::timeout(CLOSE_TIMEOUT, app.store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "⚠️ database connections still busy after {} s (the database stopped answering); exiting without them",
+            CLOSE_TIMEOUT.as_secs()
+        );
+    }
     tracing::info!("server stopped");
 }
 

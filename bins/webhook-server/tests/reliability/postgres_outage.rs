@@ -181,3 +181,50 @@ async fn a_server_started_without_its_database_answers_503_until_the_database_co
         1
     );
 }
+
+/// PostgreSQL that stops answering without closing anything (packets dropped, a failover that
+/// left connections to a vanished primary, a hung server): every webhook still gets its 503
+/// inside Twilio's 15 s (the write timeout; no answer at all would be Twilio's 11200 and a lost
+/// message), each with its log line, and SIGTERM still ends the process (the pool's close
+/// would wait for the stuck connections forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_stops_answering_gets_503s_in_time_and_sigterm_still_exits() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let proxy = Proxy::start(PG_ADDR).await;
+    let proxied = db.url().replace("127.0.0.1:5432", &proxy.addr.to_string());
+    let fake = FakeTwilio::start().await;
+    let mut server = ServerProcess::start(&base_env(&proxied, Some(&fake))).await;
+    let before = Msg::batch("pg-silent", 0, 3);
+    assert_eq!(post_all(&[server.addr], &before, 3).await, vec![200; 3]);
+
+    proxy.freeze();
+    let during = Msg::batch("pg-silent", 3, 3);
+    let started = Instant::now();
+    let statuses = post_all(&[server.addr], &during, 3).await;
+    let took = started.elapsed();
+    assert_eq!(statuses, vec![503; 3], "answered, and not acknowledged");
+    assert!(
+        took < Duration::from_secs(15),
+        "inside Twilio's 15 s: {took:?}"
+    );
+    let logs = server.logs();
+    for m in &during {
+        assert!(
+            logs.lines().any(|l| l.contains(&m.sid)
+                && l.contains("Webhook answered 503")
+                && l.contains("did not answer within")),
+            "a 503 line for {}:\n{logs}",
+            m.sid
+        );
+    }
+
+    let status = server.terminate(Duration::from_secs(75)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit 0 after SIGTERM, got {status:?}:\n{}",
+        server.logs()
+    );
+    proxy.thaw();
+}

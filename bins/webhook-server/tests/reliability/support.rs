@@ -169,6 +169,27 @@ impl ServerProcess {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM, then waits up to `timeout` for the exit; its status, or `None` while still
+    /// running.
+    pub(crate) async fn terminate(
+        &mut self,
+        timeout: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill -TERM");
+        assert!(sent.success(), "kill -TERM {}", self.pid());
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+
     /// True while the process has not exited.
     pub(crate) fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
