@@ -243,7 +243,7 @@ impl Store {
                     msg.attempts += 1;
                     let (state, dry_run) = decide(&msg);
                     finished.push((msg.message_sid, state));
-                    dry_runs.extend(dry_run);
+                    dry_runs.extend(dry_run.map(NewOutbound::normalized));
                 }
                 let pairs: Vec<(&str, InboundState)> =
                     finished.iter().map(|(s, st)| (s.as_str(), *st)).collect();

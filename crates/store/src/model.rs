@@ -33,7 +33,10 @@ pub struct NewInbound {
 }
 
 impl NewInbound {
-    /// Empty optional strings become `None`, so both backends store the same NULLs.
+    /// Empty optional strings become `None`, so both backends store the same NULLs. A NUL
+    /// character, which PostgreSQL's text cannot hold (the whole row would be refused, and the
+    /// message lost), becomes U+FFFD in the columns on both backends; `params_json` keeps it,
+    /// escaped as `\u0000`.
     pub(crate) fn normalized(mut self) -> NewInbound {
         for field in [
             &mut self.profile_name,
@@ -44,7 +47,34 @@ impl NewInbound {
                 *field = None;
             }
         }
+        for field in [
+            &mut self.message_sid,
+            &mut self.account_sid,
+            &mut self.from,
+            &mut self.to,
+            &mut self.body,
+        ]
+        .into_iter()
+        .chain(
+            [
+                &mut self.profile_name,
+                &mut self.wa_id,
+                &mut self.idempotency_token,
+            ]
+            .into_iter()
+            .flatten(),
+        ) {
+            without_nul(field);
+        }
         self
+    }
+}
+
+/// Replaces each NUL character (which PostgreSQL's text cannot hold) with U+FFFD, so that a
+/// value carrying one is stored alike on both backends instead of failing its whole statement.
+fn without_nul(field: &mut String) {
+    if field.contains('\0') {
+        *field = field.replace('\0', "\u{FFFD}");
     }
 }
 
@@ -161,6 +191,22 @@ pub struct NewOutbound {
     pub from: String,
     /// Reply text.
     pub body: String,
+}
+
+impl NewOutbound {
+    /// The row as stored: a NUL in the reply (a handler quoting a message that held one) becomes
+    /// U+FFFD, as in [`NewInbound`]; the request sent to Twilio keeps what the handler wrote.
+    pub(crate) fn normalized(mut self) -> NewOutbound {
+        for field in [
+            &mut self.inbound_message_sid,
+            &mut self.to,
+            &mut self.from,
+            &mut self.body,
+        ] {
+            without_nul(field);
+        }
+        self
+    }
 }
 
 /// Outbound status written by the store itself before Twilio knows the message.

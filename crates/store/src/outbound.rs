@@ -27,6 +27,7 @@ impl Store {
     /// Check [`OutboundMessage::is_final`] and [`OutboundMessage::is_in_doubt`] before sending.
     /// Fails with [`StoreError::Constraint`] when the inbound message is unknown.
     pub async fn create_outbound(&self, new: NewOutbound) -> Result<OutboundMessage, StoreError> {
+        let new = new.normalized();
         let _write = self.write_guard().await;
         let backend = self.backend();
         let now = sql::now();

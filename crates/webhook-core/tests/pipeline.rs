@@ -194,6 +194,36 @@ async fn a_status_callback_during_a_lost_response_stops_the_resend() {
     s.stop().await;
 }
 
+/// A signed message whose text holds a NUL character (`%00`) is acknowledged and answered on
+/// PostgreSQL as on SQLite: PostgreSQL's text cannot hold NUL, and the row used to be refused
+/// (400, and Twilio does not retry a 4xx: the message was lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_with_a_nul_character_is_kept_and_answered_on_both_backends() {
+    let mut dbs = vec![TestDb::sqlite()];
+    dbs.extend(TestDb::postgres().await);
+    for db in &dbs {
+        let s = Server::start(db, Opts::default()).await;
+        let sid = sid("SM");
+        let body = inbound_body(&sid).replace("Body=Hello%2C", "Body=Hello%00%2C");
+        assert!(body.contains("%00"));
+        let r = s.post_webhook(&body).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(s.wait_processed(&sid).await, InboundState::DryRun);
+        let row = s.app.store.get_inbound(&sid).await.unwrap().unwrap();
+        assert!(row.body.starts_with("Hello\u{FFFD},"), "{:?}", row.body);
+        // The reply row quotes the text as the handler wrote it, NUL replaced the same way.
+        let reply = s
+            .app
+            .store
+            .outbound_for_inbound(&sid)
+            .await
+            .unwrap()
+            .expect("a dry-run reply row");
+        assert!(reply.body.contains("Hello\u{FFFD},"), "{:?}", reply.body);
+        s.stop().await;
+    }
+}
+
 /// WhatsApp's delivery failures arrive in status callbacks with an `ErrorCode` and, as a rule, no
 /// `ErrorMessage` (fixtures/status-failed-63016.form). The reply row records the code's hint,
 /// as a refused send records its own (DESIGN: "record them there, with the same hints").
