@@ -259,6 +259,28 @@ async fn permit(
     acquired.map_or(Permit::Over, Permit::Got)
 }
 
+/// A batch the database refused for a reason other than being unavailable (one message it will
+/// not take, whatever the cause) is processed again one message at a time: otherwise that one
+/// message would hold back every message batched with it, at every redelivery and sweep.
+fn one_at_a_time<'a>(
+    app: &'a Arc<App>,
+    mut held: Held,
+    sends: &'a Arc<Semaphore>,
+    error: &StoreError,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+    let jobs = std::mem::take(&mut held.jobs);
+    tracing::warn!(
+        jobs = jobs.len(),
+        error = %error,
+        "⚠️ the database refused a batch of messages; processing them one at a time so that only the message at fault waits"
+    );
+    Box::pin(async move {
+        for job in jobs {
+            process_batch(app, vec![job], Vec::new(), sends).await;
+        }
+    })
+}
+
 /// What the handler decided for one claimed message.
 enum Decision {
     /// No reply: record this state with the batch's outcomes.
@@ -313,6 +335,10 @@ pub async fn process_batch(
                 log_finished(app, &outcomes, started);
                 held.ack().await;
             }
+            Err(e) if !e.is_unavailable() && held.jobs.len() > 1 => {
+                drop(send_slots);
+                one_at_a_time(app, held, sends, &e).await;
+            }
             Err(e) => {
                 // Nothing was written: the jobs come back (Redis redelivers them, the sweep
                 // finds them in the database).
@@ -328,6 +354,11 @@ pub async fn process_batch(
     .await
     {
         Ok(rows) => rows,
+        Err(e) if !e.is_unavailable() && held.jobs.len() > 1 => {
+            drop(send_slots);
+            one_at_a_time(app, held, sends, &e).await;
+            return;
+        }
         Err(e) => {
             // Nothing was claimed: the jobs come back (Redis redelivers them, the sweep finds
             // them in the database).

@@ -1487,6 +1487,47 @@ async fn jobs_of_a_batch_that_cannot_be_claimed_leave_the_queue_depth() {
     jobs_of_a_batch_that_cannot_be_written_leave_the_queue_depth(Some(&twilio)).await;
 }
 
+/// One message the database refuses (here a trigger on its row; the NUL character PostgreSQL
+/// cannot hold was one such) does not hold back the messages batched with it: the refused batch
+/// is processed again one message at a time, and only that message waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_database_refuses_does_not_hold_back_its_batch() {
+    let db = TestDb::sqlite();
+    let s = Server::start(
+        &db,
+        Opts {
+            env: vec![("SWEEP_INTERVAL_SECS", "1".to_owned())],
+            ..Opts::default()
+        },
+    )
+    .await;
+    // First every answer is refused, so that the four messages wait together for the sweep,
+    // which queues them at once: one batch.
+    refuse(&db, "UPDATE", "inbound_messages").await;
+    let sids: Vec<String> = (0..4).map(|_| sid("SM")).collect();
+    for sid in &sids {
+        assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
+    }
+    wait_queue_empty(&s, "after the refused batches").await;
+    let poison = &sids[1];
+    test_support::services::execute_sql(&db.url(), "DROP TRIGGER refuse_inbound_messages").await;
+    test_support::services::execute_sql(
+        &db.url(),
+        &format!(
+            "CREATE TRIGGER refuse_one BEFORE UPDATE ON inbound_messages \
+             WHEN NEW.message_sid = '{poison}' \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        ),
+    )
+    .await;
+    for sid in sids.iter().filter(|s| *s != poison) {
+        assert_eq!(s.wait_processed(sid).await, InboundState::DryRun, "{sid}");
+    }
+    let row = s.app.store.get_inbound(poison).await.unwrap().unwrap();
+    assert_eq!(row.state, InboundState::Received, "the refused one waits");
+    s.stop().await;
+}
+
 /// A handler that never answers.
 struct NoReply;
 
