@@ -930,7 +930,11 @@ async fn finish(app: &App, sid: &str, state: InboundState, until: Deadline) {
 }
 
 /// Runs a database step, retrying with backoff (100 ms doubling to 5 s) while it fails because
-/// the database is unavailable, until `until`. Other errors return at once.
+/// the database is unavailable, until `until`. Other errors return at once. A step with no
+/// answer within [`store::WRITE_TIMEOUT`] (a database that went silent: a connection stuck in
+/// its statement) counts as unavailable: the worker goes on instead of hanging on it. Each step
+/// is one the worker already retries after a lost answer (a claim names its attempt, the others
+/// are idempotent).
 async fn retry_unavailable<T, F, Fut>(
     sid: &str,
     step: &str,
@@ -943,7 +947,15 @@ where
 {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match op().await {
+        let answer = tokio::time::timeout(store::WRITE_TIMEOUT, op())
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "the database did not answer within {} s",
+                    store::WRITE_TIMEOUT.as_secs()
+                )))
+            });
+        match answer {
             Err(e) if e.is_unavailable() && Deadline::now() + backoff < until => {
                 tracing::warn!(
                     message_sid = sid,
@@ -1120,6 +1132,50 @@ fn json_string(v: serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database step that never answers (a connection stuck in its statement) ends with
+    /// "unavailable" at the caller's deadline instead of holding the worker; one that answers
+    /// on a later try succeeds.
+    #[tokio::test(start_paused = true)]
+    async fn a_database_step_without_an_answer_does_not_hold_the_worker() {
+        let started = Deadline::now();
+        let until = started + Duration::from_secs(30);
+        let err = retry_unavailable("SM1", "claiming", until, || {
+            std::future::pending::<Result<(), StoreError>>()
+        })
+        .await
+        .unwrap_err();
+        assert!(err.is_unavailable(), "{err}");
+        assert!(
+            err.to_string().contains("did not answer within 10 s"),
+            "{err}"
+        );
+        let took = started.elapsed();
+        assert!(
+            took >= store::WRITE_TIMEOUT && took <= until - started + store::WRITE_TIMEOUT,
+            "{took:?}"
+        );
+
+        let mut tries = 0;
+        let answered = retry_unavailable(
+            "SM2",
+            "claiming",
+            Deadline::now() + until.duration_since(started),
+            || {
+                tries += 1;
+                let first = tries == 1;
+                async move {
+                    if first {
+                        std::future::pending::<()>().await;
+                    }
+                    Ok::<u32, StoreError>(7)
+                }
+            },
+        )
+        .await;
+        assert_eq!(answered.unwrap(), 7);
+        assert_eq!(tries, 2);
+    }
     use crate::inbound::params_to_json;
 
     #[test]
