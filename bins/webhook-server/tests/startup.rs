@@ -9,23 +9,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn the_dry_run_is_said_once_at_start() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_webhook-server"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOST", "127.0.0.1")
-        .env("PORT", port.to_string())
-        .env("TWILIO_AUTH_TOKEN", "0123456789abcdef0123456789abcdef")
-        .env("NO_COLOR", "1")
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start webhook-server");
+    let (mut child, _) = spawn_on_the_default(dir.path());
     // The worker's start line comes after the dry-run line; then stop the server.
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut out = child.stdout.take().expect("stdout");
@@ -49,6 +33,29 @@ fn the_dry_run_is_said_once_at_start() {
         "one dry-run line:\n{text}"
     );
     assert!(text.contains("⚠️ Dry run: replies are recorded"), "{text}");
+}
+
+/// Starts the server on the embedded default in `dir` (a token, a free loopback port), its
+/// stdout and stderr piped to the test; the child and its port.
+fn spawn_on_the_default(dir: &std::path::Path) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_webhook-server"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("TWILIO_AUTH_TOKEN", "0123456789abcdef0123456789abcdef")
+        .env("NO_COLOR", "1")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start webhook-server");
+    (child, port)
 }
 
 /// Runs the server in an empty directory with only `vars` (and PATH) set, to its exit.
@@ -135,22 +142,7 @@ fn an_api_base_url_the_client_refuses_stops_the_start_as_a_configuration_error()
 #[test]
 fn a_closed_log_pipe_does_not_stop_the_server() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_webhook-server"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOST", "127.0.0.1")
-        .env("PORT", port.to_string())
-        .env("TWILIO_AUTH_TOKEN", "0123456789abcdef0123456789abcdef")
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start webhook-server");
+    let (mut child, port) = spawn_on_the_default(dir.path());
     // Both ends the server writes to are closed before it logs its first line.
     drop(child.stdout.take());
     drop(child.stderr.take());

@@ -232,25 +232,29 @@ async fn a_delivery_failure_callback_records_its_hint_on_the_reply() {
     let db = TestDb::sqlite();
     let twilio = FakeTwilio::start().await;
     let s = Server::with_twilio(&db, &twilio).await;
-    let sid = sid("SM");
-    assert_eq!(s.post_webhook(&inbound_body(&sid)).await.status, 200);
-    assert_eq!(s.wait_processed(&sid).await, InboundState::Answered);
-    let out = s
-        .app
-        .store
-        .outbound_for_inbound(&sid)
-        .await
-        .unwrap()
-        .unwrap();
-    let reply_sid = out.message_sid.clone().expect("sent");
-    let body = test_support::fixture("status-failed-63016.form")
-        .replace("SM2f4e6d8c0b1a3f5e7d9c2b4a6f8e0d1c", &reply_sid);
-    assert!(!body.contains("ErrorMessage"), "{body}");
-    let r = s
-        .post_status(&body, &format!("ref={}", out.callback_marker))
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let out = s.app.store.get_outbound(out.id).await.unwrap().unwrap();
+    // A callback for a sent reply's message: the 63016 fixture, plus `extra` parameters.
+    let fail = async |extra: &str| {
+        let sid = sid("SM");
+        assert_eq!(s.post_webhook(&inbound_body(&sid)).await.status, 200);
+        assert_eq!(s.wait_processed(&sid).await, InboundState::Answered);
+        let out = s
+            .app
+            .store
+            .outbound_for_inbound(&sid)
+            .await
+            .unwrap()
+            .unwrap();
+        let body = test_support::fixture("status-failed-63016.form").replace(
+            "SM2f4e6d8c0b1a3f5e7d9c2b4a6f8e0d1c",
+            out.message_sid.as_deref().expect("sent"),
+        ) + extra;
+        let r = s
+            .post_status(&body, &format!("ref={}", out.callback_marker))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        s.app.store.get_outbound(out.id).await.unwrap().unwrap()
+    };
+    let out = fail("").await;
     assert_eq!(
         (out.status.as_str(), out.error_code),
         ("failed", Some(63016))
@@ -261,25 +265,7 @@ async fn a_delivery_failure_callback_records_its_hint_on_the_reply() {
         Some(format!("error 63016: {hint}").as_str())
     );
     // Twilio's own ErrorMessage, when a callback has one, is what the row keeps.
-    let second = test_support::services::sid("SM");
-    assert_eq!(s.post_webhook(&inbound_body(&second)).await.status, 200);
-    assert_eq!(s.wait_processed(&second).await, InboundState::Answered);
-    let out = s
-        .app
-        .store
-        .outbound_for_inbound(&second)
-        .await
-        .unwrap()
-        .unwrap();
-    let body = test_support::fixture("status-failed-63016.form").replace(
-        "SM2f4e6d8c0b1a3f5e7d9c2b4a6f8e0d1c",
-        out.message_sid.as_deref().expect("sent"),
-    ) + "&ErrorMessage=Twilio%27s+words";
-    let r = s
-        .post_status(&body, &format!("ref={}", out.callback_marker))
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let out = s.app.store.get_outbound(out.id).await.unwrap().unwrap();
+    let out = fail("&ErrorMessage=Twilio%27s+words").await;
     assert_eq!(out.error_message.as_deref(), Some("Twilio's words"));
     s.stop().await;
 }
