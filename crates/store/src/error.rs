@@ -19,8 +19,8 @@ pub enum StoreError {
     /// The database refused the write because of a constraint (unique, foreign key, not null).
     #[error("constraint violated: {0}")]
     Constraint(String),
-    /// The value cannot be stored as given (for example a NUL byte in text on PostgreSQL) or an
-    /// argument or option is invalid. Retrying the same input fails the same way.
+    /// The value cannot be stored as given (for example a value a table's own check refuses) or
+    /// an argument or option is invalid. Retrying the same input fails the same way.
     #[error("invalid input: {0}")]
     InvalidInput(String),
     /// Something that should not happen: an unexpected row shape, a missing table (migrations not

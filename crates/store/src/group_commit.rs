@@ -8,7 +8,8 @@
 //!
 //! Failure rules:
 //! - A batch that fails for a reason other than "database unavailable" is retried row by row,
-//!   so one bad row (a NUL byte PostgreSQL text cannot hold) fails only its own caller.
+//!   so one bad row (one the database refuses: a rule or trigger of its own) fails only its own
+//!   caller. (A NUL, which PostgreSQL text cannot hold, is replaced before the row gets here.)
 //! - The writer never exits on an error; a panic inside it is logged and the writer restarts.
 //!   Callers whose rows were in flight get [`StoreError::Bug`] instead of hanging.
 //! - A caller that goes away (client disconnected) does not stop the commit; its answer is
