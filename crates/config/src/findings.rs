@@ -611,7 +611,9 @@ fn ignored_postgres_parameters(url: &str) -> Vec<String> {
         return ignored;
     };
     for (key, _) in parsed.query_pairs() {
-        if !READ.contains(&key.as_ref()) && !ignored.iter().any(|k| *k == key) {
+        // `options[search_path]=app` is read too (sqlx: one `-c` setting per key).
+        let read = READ.contains(&key.as_ref()) || key.starts_with("options[");
+        if !read && !ignored.iter().any(|k| *k == key) {
             ignored.push(key.into_owned());
         }
     }

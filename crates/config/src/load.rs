@@ -373,8 +373,8 @@ fn database_url(v: &str) -> Result<Secret, Invalid> {
 /// The Twilio REST base URL, held to what `twilio-client` accepts, so that a value it would refuse
 /// stops the start with the other configuration problems instead of failing the first send:
 /// `https` (plain `http` only for a test server on this machine), no `user:password@`, no query
-/// or fragment, and not ending in the API version the client appends itself. Stored without a
-/// trailing slash. Messages show the URL with its password masked.
+/// or fragment, and not ending in the API version the client appends itself. Stored as parsed
+/// (normalised), without a trailing slash. Messages show the URL with its password masked.
 fn api_base_url(v: &str, fix: &str) -> Result<String, Invalid> {
     let url = parse_http_url(v, fix)?;
     let shown = shown_url(v);
@@ -401,7 +401,9 @@ fn api_base_url(v: &str, fix: &str) -> Result<String, Invalid> {
             format!("use https:// ({DEFAULT_API_BASE_URL} for Twilio)"),
         ));
     }
-    let base = v.trim_end_matches('/');
+    // Stored as the URL parser writes it (scheme and host in lower case, `127.1` as
+    // `127.0.0.1`, an empty `@` dropped): the form the client's own check reads.
+    let base = url.as_str().trim_end_matches('/');
     if base.ends_with("/2010-04-01") {
         return Err(Invalid::new(
             format!(

@@ -268,7 +268,8 @@ fn forwarding(t: &Tunnel, port: u16, host: &str) -> Check {
             "the server speaks plain http, so ngrok's TLS handshake with it fails (502)",
             format!("Restart ngrok with `ngrok http {port}` (no https:// before the port)."),
         ))
-    } else if forward_host(addr) == "[::1]" && !host.contains(':') {
+    } else if forward_host(addr) == "[::1]" && host.parse::<std::net::Ipv4Addr>().is_ok() {
+        // Only an IPv4 address for certain: `localhost` may resolve to ::1 first.
         Some((
             "the server listens on IPv4 only (HOST), so ngrok's connection is refused (502)",
             format!("Restart ngrok with `ngrok http 127.0.0.1:{port}`, or set HOST=::."),

@@ -488,7 +488,7 @@ fn database() {
         about(
             &prod(&[(
                 "DATABASE_URL",
-                "postgres://db/webhook?sslmode=verify-full&options=-c%20statement_timeout%3D5s"
+                "postgres://db/webhook?sslmode=verify-full&options=-c%20statement_timeout%3D5s&options[search_path]=app"
             )]),
             "DATABASE_URL"
         )[0]
