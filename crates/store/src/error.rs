@@ -5,6 +5,8 @@
 //! request or the code. Messages never contain connection URLs or passwords: they are built from
 //! driver error text, which sqlx and redis-rs keep free of credentials.
 
+use std::time::Duration;
+
 use sea_orm::{DbBackend, DbErr, RuntimeErr, SqlxError};
 
 /// Why a store or queue operation failed.
@@ -30,6 +32,15 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The database gave no answer within `limit` (a connection stuck in its statement): an
+    /// [`StoreError::Unavailable`]. The statement may still complete after it.
+    pub fn no_answer_within(limit: Duration) -> StoreError {
+        StoreError::Unavailable(format!(
+            "the database did not answer within {} s",
+            limit.as_secs()
+        ))
+    }
+
     /// True when the backing service is unreachable or overloaded: answer 503, retry later.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))

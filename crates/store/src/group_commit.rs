@@ -551,20 +551,20 @@ impl GroupCommit {
     }
 }
 
-/// What a caller gets when its row was not committed within [`WRITE_TIMEOUT`] (it may still be
-/// committed later, and is then a duplicate of Twilio's retry).
-fn no_answer() -> StoreError {
-    StoreError::Unavailable(format!(
-        "the database did not answer within {} s",
-        WRITE_TIMEOUT.as_secs()
-    ))
+/// `write`'s result, or [`StoreError::Unavailable`] when the database has not answered within
+/// [`WRITE_TIMEOUT`] (what it was writing may still be committed later; Twilio's retry is then
+/// a duplicate).
+pub(crate) async fn within_write_timeout<T>(
+    write: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(WRITE_TIMEOUT, write)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::no_answer_within(WRITE_TIMEOUT)))
 }
 
 /// Waits at most [`WRITE_TIMEOUT`] for the row's commit, however many batches are ahead of it.
 async fn submit(tx: &mpsc::Sender<Pending>, row: Row) -> Result<Recorded, StoreError> {
-    tokio::time::timeout(WRITE_TIMEOUT, submit_unbounded(tx, row))
-        .await
-        .unwrap_or_else(|_| Err(no_answer()))
+    within_write_timeout(submit_unbounded(tx, row)).await
 }
 
 async fn submit_unbounded(tx: &mpsc::Sender<Pending>, row: Row) -> Result<Recorded, StoreError> {
@@ -616,7 +616,7 @@ async fn run_writer(
         // writer: its callers get "unavailable" and the next batch takes another connection.
         let results = match tokio::time::timeout(WRITE_TIMEOUT, inserter.write(&rows)).await {
             Ok(results) => results,
-            Err(_) => vec![Err(no_answer()); rows.len()],
+            Err(_) => vec![Err(StoreError::no_answer_within(WRITE_TIMEOUT)); rows.len()],
         };
         for (reply, result) in replies.into_iter().zip(results) {
             // The caller may be gone (client disconnected): the row is committed regardless.

@@ -14,7 +14,7 @@ use sea_orm::{
 };
 
 use crate::entity::inbound_messages;
-use crate::group_commit::{Row, WRITE_TIMEOUT};
+use crate::group_commit::{Row, within_write_timeout};
 use crate::sql::{self, Params, text, ts};
 use crate::{InboundMessage, InboundState, NewInbound, NewOutbound, Recorded, Store, StoreError};
 
@@ -39,7 +39,7 @@ impl Store {
     ///
     /// Concurrent calls share one transaction (group commit) unless
     /// [`StoreOptions::group_commit`](crate::StoreOptions::group_commit) is off. A database that
-    /// does not commit the row within [`WRITE_TIMEOUT`] gives [`StoreError::Unavailable`] (the
+    /// does not commit the row within [`crate::WRITE_TIMEOUT`] gives [`StoreError::Unavailable`] (the
     /// row may still be committed later; Twilio's retry is then a duplicate).
     pub async fn record_inbound(&self, msg: NewInbound) -> Result<Recorded, StoreError> {
         if msg.message_sid.is_empty() {
@@ -50,14 +50,7 @@ impl Store {
         let row = Row::new(msg);
         match self.group_commit() {
             Some(gc) => gc.submit(row).await,
-            None => tokio::time::timeout(WRITE_TIMEOUT, self.inserter().insert_one(&row))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(StoreError::Unavailable(format!(
-                        "the database did not answer within {} s",
-                        WRITE_TIMEOUT.as_secs()
-                    )))
-                }),
+            None => within_write_timeout(self.inserter().insert_one(&row)).await,
         }
     }
 

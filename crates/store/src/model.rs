@@ -43,8 +43,10 @@ impl NewInbound {
             &mut self.wa_id,
             &mut self.idempotency_token,
         ] {
-            if field.as_deref() == Some("") {
-                *field = None;
+            match field {
+                Some(value) if value.is_empty() => *field = None,
+                Some(value) => without_nul(value),
+                None => {}
             }
         }
         for field in [
@@ -53,17 +55,7 @@ impl NewInbound {
             &mut self.from,
             &mut self.to,
             &mut self.body,
-        ]
-        .into_iter()
-        .chain(
-            [
-                &mut self.profile_name,
-                &mut self.wa_id,
-                &mut self.idempotency_token,
-            ]
-            .into_iter()
-            .flatten(),
-        ) {
+        ] {
             without_nul(field);
         }
         self

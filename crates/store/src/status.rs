@@ -122,15 +122,7 @@ impl Store {
     /// A database that does not answer within [`crate::WRITE_TIMEOUT`] gives
     /// [`StoreError::Unavailable`] (the callback is answered 503, and Twilio may retry it).
     pub async fn record_status(&self, ev: NewStatusEvent) -> Result<StatusApplied, StoreError> {
-        let timeout = crate::WRITE_TIMEOUT;
-        tokio::time::timeout(timeout, self.record_status_unbounded(ev))
-            .await
-            .unwrap_or_else(|_| {
-                Err(StoreError::Unavailable(format!(
-                    "the database did not answer within {} s",
-                    timeout.as_secs()
-                )))
-            })
+        crate::group_commit::within_write_timeout(self.record_status_unbounded(ev)).await
     }
 
     async fn record_status_unbounded(

@@ -957,10 +957,7 @@ where
     let mut backoff = Duration::from_millis(100);
     loop {
         let Ok(answer) = tokio::time::timeout(STEP_TIMEOUT, op()).await else {
-            return Err(StoreError::Unavailable(format!(
-                "the database did not answer within {} s",
-                STEP_TIMEOUT.as_secs()
-            )));
+            return Err(StoreError::no_answer_within(STEP_TIMEOUT));
         };
         match answer {
             Err(e) if e.is_unavailable() && Deadline::now() + backoff < until => {
