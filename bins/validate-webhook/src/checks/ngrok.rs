@@ -49,34 +49,26 @@ fn origin(url: &str) -> Option<String> {
     Some(u.origin().ascii_serialization())
 }
 
-/// The local port a tunnel forwards to: `http://localhost:8080`, `localhost:80`, `8080`.
-fn forward_port(addr: &str) -> Option<u16> {
-    let (scheme, rest) = match addr.split_once("://") {
-        Some((s, r)) => (s, r),
-        None => ("http", addr),
-    };
+/// The host and port a tunnel forwards to: `http://localhost:8080`, `localhost:80`, `8080`
+/// (host `localhost`), `https://localhost` (port 443); an IPv6 host keeps its brackets. The
+/// port is `None` when it cannot be read.
+fn forward_target(addr: &str) -> (&str, Option<u16>) {
+    let (scheme, rest) = addr.split_once("://").unwrap_or(("http", addr));
     let authority = rest.split('/').next().unwrap_or_default();
+    if authority.bytes().all(|b| b.is_ascii_digit()) {
+        return ("localhost", authority.parse().ok());
+    }
     match authority.rsplit_once(':') {
-        Some((_, port)) => port.parse().ok(),
-        None if authority.bytes().all(|b| b.is_ascii_digit()) => authority.parse().ok(),
-        None => Some(if scheme == "https" { 443 } else { 80 }),
+        // `[::1]` without a port: the last ':' is inside the brackets.
+        Some((_, port)) if port.ends_with(']') => (authority, None),
+        Some((host, port)) => (host, port.parse().ok()),
+        None => (authority, Some(if scheme == "https" { 443 } else { 80 })),
     }
 }
 
-/// The host a tunnel forwards to (`localhost` when `addr` names a port only), IPv6 in brackets.
-fn forward_host(addr: &str) -> &str {
-    let rest = addr.split_once("://").map_or(addr, |(_, r)| r);
-    let authority = rest.split('/').next().unwrap_or_default();
-    if authority.starts_with('[') {
-        return authority
-            .find(']')
-            .map_or(authority, |end| &authority[..=end]);
-    }
-    match authority.split_once(':') {
-        Some((host, _)) => host,
-        None if authority.bytes().all(|b| b.is_ascii_digit()) => "localhost",
-        None => authority,
-    }
+/// The local port a tunnel forwards to (see [`forward_target`]).
+fn forward_port(addr: &str) -> Option<u16> {
+    forward_target(addr).1
 }
 
 /// The ngrok section's checks.
@@ -268,7 +260,7 @@ fn forwarding(t: &Tunnel, port: u16, host: &str) -> Check {
             "the server speaks plain http, so ngrok's TLS handshake with it fails (502)",
             format!("Restart ngrok with `ngrok http {port}` (no https:// before the port)."),
         ))
-    } else if forward_host(addr) == "[::1]" && host.parse::<std::net::Ipv4Addr>().is_ok() {
+    } else if forward_target(addr).0 == "[::1]" && host.parse::<std::net::Ipv4Addr>().is_ok() {
         // Only an IPv4 address for certain: `localhost` may resolve to ::1 first.
         Some((
             "the server listens on IPv4 only (HOST), so ngrok's connection is refused (502)",
@@ -349,10 +341,10 @@ mod tests {
         assert_eq!(forward_port("https://localhost"), Some(443));
         assert_eq!(forward_port("http://localhost"), Some(80));
         assert_eq!(forward_port("http://[::1]:5000"), Some(5000));
-        assert_eq!(forward_host("http://[::1]:5000"), "[::1]");
-        assert_eq!(forward_host("http://localhost:5000"), "localhost");
-        assert_eq!(forward_host("5000"), "localhost");
-        assert_eq!(forward_host("192.168.5.5:5000"), "192.168.5.5");
+        assert_eq!(forward_target("http://[::1]:5000").0, "[::1]");
+        assert_eq!(forward_target("http://localhost:5000").0, "localhost");
+        assert_eq!(forward_target("5000").0, "localhost");
+        assert_eq!(forward_target("192.168.5.5:5000").0, "192.168.5.5");
     }
 
     #[test]
