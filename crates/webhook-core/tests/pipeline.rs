@@ -50,13 +50,7 @@ async fn replies_once(db: &TestDb, queue: Option<Arc<dyn WorkQueue>>) {
         send.form_value("Body"),
         Some("Hi Ana Souza! We received your message: Hello, I need help with my order #1234")
     );
-    let outbound = s
-        .app
-        .store
-        .outbound_for_inbound(&sid)
-        .await
-        .unwrap()
-        .expect("outbound row");
+    let outbound = s.reply_row(&sid).await;
     assert_eq!(
         send.form_value("StatusCallback"),
         Some(
@@ -164,13 +158,7 @@ async fn a_status_callback_during_a_lost_response_stops_the_resend() {
         assert!(std::time::Instant::now() < deadline, "the send went out");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let out = s
-        .app
-        .store
-        .outbound_for_inbound(&sid)
-        .await
-        .unwrap()
-        .unwrap();
+    let out = s.reply_row(&sid).await;
     let body = test_support::fixture("status-sent.form")
         .replace("SM8e2c4a6b0d1f3e5a7c9b2d4f6a8c0e1b", &created);
     let r = s
@@ -212,13 +200,7 @@ async fn a_message_with_a_nul_character_is_kept_and_answered_on_both_backends() 
         let row = s.app.store.get_inbound(&sid).await.unwrap().unwrap();
         assert!(row.body.starts_with("Hello\u{FFFD},"), "{:?}", row.body);
         // The reply row quotes the text as the handler wrote it, NUL replaced the same way.
-        let reply = s
-            .app
-            .store
-            .outbound_for_inbound(&sid)
-            .await
-            .unwrap()
-            .expect("a dry-run reply row");
+        let reply = s.reply_row(&sid).await;
         assert!(reply.body.contains("Hello\u{FFFD},"), "{:?}", reply.body);
         s.stop().await;
     }
@@ -237,13 +219,7 @@ async fn a_delivery_failure_callback_records_its_hint_on_the_reply() {
         let sid = sid("SM");
         assert_eq!(s.post_webhook(&inbound_body(&sid)).await.status, 200);
         assert_eq!(s.wait_processed(&sid).await, InboundState::Answered);
-        let out = s
-            .app
-            .store
-            .outbound_for_inbound(&sid)
-            .await
-            .unwrap()
-            .unwrap();
+        let out = s.reply_row(&sid).await;
         let body = test_support::fixture("status-failed-63016.form").replace(
             "SM2f4e6d8c0b1a3f5e7d9c2b4a6f8e0d1c",
             out.message_sid.as_deref().expect("sent"),
@@ -300,20 +276,8 @@ async fn an_identical_reply_after_a_5xx_does_not_take_the_first_reply_s_message(
         3,
         "the 500, then the second reply's own"
     );
-    let a = s
-        .app
-        .store
-        .outbound_for_inbound(&first)
-        .await
-        .unwrap()
-        .unwrap();
-    let b = s
-        .app
-        .store
-        .outbound_for_inbound(&second)
-        .await
-        .unwrap()
-        .unwrap();
+    let a = s.reply_row(&first).await;
+    let b = s.reply_row(&second).await;
     assert_ne!(a.message_sid, b.message_sid);
     assert_eq!(b.attempts, 2);
     s.stop().await;
@@ -450,13 +414,7 @@ async fn without_a_sender_replies_are_recorded_as_dry_run() {
     let sid = sid("SM");
     assert_eq!(s.post_webhook(&inbound_body(&sid)).await.status, 200);
     assert_eq!(s.wait_processed(&sid).await, InboundState::DryRun);
-    let out = s
-        .app
-        .store
-        .outbound_for_inbound(&sid)
-        .await
-        .unwrap()
-        .unwrap();
+    let out = s.reply_row(&sid).await;
     assert_eq!(out.status, "dry_run");
     assert_eq!(out.to, "whatsapp:+15551234567");
     assert!(out.body.contains("Hello, I need help"));
@@ -492,13 +450,7 @@ async fn out_of_order_status_callbacks_never_move_backwards() {
     let sid = sid("SM");
     assert_eq!(s.post_webhook(&inbound_body(&sid)).await.status, 200);
     s.wait_processed(&sid).await;
-    let out = s
-        .app
-        .store
-        .outbound_for_inbound(&sid)
-        .await
-        .unwrap()
-        .unwrap();
+    let out = s.reply_row(&sid).await;
     let reply_sid = out.message_sid.clone().unwrap();
     let marker = format!("ref={}", out.callback_marker);
     for status in ["read", "sent", "delivered", "sent"] {
@@ -554,13 +506,7 @@ async fn callbacks_to_a_status_url_with_a_query_or_fragment_are_accepted() {
             .form_value("StatusCallback")
             .expect("StatusCallback")
             .to_owned();
-        let out = s
-            .app
-            .store
-            .outbound_for_inbound(&sid)
-            .await
-            .unwrap()
-            .unwrap();
+        let out = s.reply_row(&sid).await;
         let marker = format!("ref={}", out.callback_marker);
         assert!(callback.contains(&marker), "{callback}");
         if let Some(base) = signed_base {

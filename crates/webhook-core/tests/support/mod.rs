@@ -198,6 +198,16 @@ impl Server {
         request(self.addr, "GET", path, &[], b"").await
     }
 
+    /// The reply row of inbound message `sid`, which must exist.
+    pub(crate) async fn reply_row(&self, sid: &str) -> store::OutboundMessage {
+        self.app
+            .store
+            .outbound_for_inbound(sid)
+            .await
+            .expect("read the reply row")
+            .unwrap_or_else(|| panic!("{sid} has a reply row"))
+    }
+
     /// Waits until the inbound message leaves `received`/`processing`.
     pub(crate) async fn wait_processed(&self, sid: &str) -> InboundState {
         let deadline = Instant::now() + Duration::from_secs(20);
