@@ -28,7 +28,7 @@ struct Config {
     statement: BatchStatement,
     linger_us: u64,
     pool: Option<u32>,
-    /// Group-commit writers (`None`: the store's default, 2 on PostgreSQL, 1 on SQLite).
+    /// Group-commit writers (`None`: the store's default, 1).
     writers: Option<usize>,
     /// SIDs in insertion order instead of random: shows what random index inserts cost.
     sequential_sids: bool,
@@ -245,28 +245,33 @@ fn main() {
     use BatchStatement::{Auto, MultiRowValues, RowsInTransaction, Unnest};
     let configs = [
         Config::new(
+            "PostgreSQL group commit (UNNEST, 1 writer: the default)",
+            true,
+            true,
+            Auto,
+        ),
+        Config {
+            writers: Some(2),
+            ..Config::new(
+                "PostgreSQL group commit (UNNEST, 2 writers)",
+                true,
+                true,
+                Unnest,
+            )
+        },
+        Config::new(
             "PostgreSQL group commit (multi-row VALUES)",
             true,
             true,
             MultiRowValues,
         ),
         Config {
-            writers: Some(1),
-            ..Config::new(
-                "PostgreSQL group commit (multi-row, 1 writer)",
-                true,
-                true,
-                MultiRowValues,
-            )
-        },
-        Config::new("PostgreSQL group commit (UNNEST)", true, true, Unnest),
-        Config {
             linger_us: 200,
             ..Config::new(
-                "PostgreSQL group commit (multi-row, linger 200us)",
+                "PostgreSQL group commit (UNNEST, linger 200us)",
                 true,
                 true,
-                MultiRowValues,
+                Unnest,
             )
         },
         Config {
@@ -408,7 +413,7 @@ fn main() {
     for (db, best, single) in [
         (
             "PostgreSQL",
-            "PostgreSQL group commit (multi-row VALUES)",
+            "PostgreSQL group commit (UNNEST, 1 writer",
             "PostgreSQL one INSERT",
         ),
         (

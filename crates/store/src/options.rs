@@ -22,9 +22,11 @@ pub struct StoreOptions {
     /// How long the writer waits for more rows after the queue ran dry, when the batch is not
     /// full (`STORE_BATCH_LINGER_US`, default 0: commit what is there at once).
     pub batch_linger: Duration,
-    /// Group-commit writers working in parallel (each commits its own batch). `None`: 2 on
-    /// PostgreSQL, where a second batch can be gathered and sent while the first waits for its
-    /// fsync; 1 on SQLite, which has one writer anyway.
+    /// Group-commit writers working in parallel (each commits its own batch). `None`: 1. A
+    /// second PostgreSQL writer sends a batch while the first waits for its fsync, but each then
+    /// commits half as many rows and PostgreSQL spends more CPU per row: through HTTP, with the
+    /// load on the same two cores, one writer acknowledged 1.07× as many webhooks per second
+    /// (`bench/README.md`). SQLite has one writer anyway.
     pub writers: Option<usize>,
     /// Which statement writes a batch; see [`BatchStatement`].
     pub batch_statement: BatchStatement,
@@ -59,14 +61,15 @@ impl Default for StoreOptions {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BatchStatement {
-    /// The fastest measured through sea-orm/sqlx: [`MultiRowValues`](Self::MultiRowValues) on
-    /// both backends (on PostgreSQL it beat UNNEST in 6 of 7 paired runs, by 1–13%).
+    /// The fastest measured through the server: [`Unnest`](Self::Unnest) on PostgreSQL,
+    /// [`MultiRowValues`](Self::MultiRowValues) on SQLite.
     #[default]
     Auto,
     /// PostgreSQL only: `INSERT … SELECT … FROM UNNEST($1::text[], …) ON CONFLICT DO NOTHING
     /// RETURNING message_sid`. One statement text for every batch size, prepared once per
-    /// connection (the design of the feasibility study; through sea-orm the per-column array
-    /// values cost a little more than multi-row VALUES).
+    /// connection, and no padding (the design of the feasibility study). With one writer's
+    /// batches of ~30 rows it acknowledged 1.08× as many webhooks per second as multi-row VALUES
+    /// through the server, and PostgreSQL spent less CPU per row.
     Unnest,
     /// `INSERT … VALUES (…), (…), … ON CONFLICT DO NOTHING`, with `RETURNING message_sid` on
     /// PostgreSQL; on SQLite the new rows are told apart by rowid. The batch is padded to a power

@@ -91,6 +91,7 @@ impl Store {
                     "BatchStatement::Unnest needs PostgreSQL".to_owned(),
                 ));
             }
+            (BatchStatement::Auto, DbBackend::Postgres) => Strategy::Unnest,
             (BatchStatement::RowsInTransaction, _) => Strategy::RowsInTransaction,
             (BatchStatement::Auto | BatchStatement::MultiRowValues, _) => Strategy::MultiRowValues,
         };
@@ -130,10 +131,7 @@ impl Store {
 
         let inserter = Arc::new(Inserter::new(db.clone(), strategy));
         let group_commit = opts.group_commit.then(|| {
-            let writers = opts.writers.unwrap_or(match backend {
-                DbBackend::Postgres => 2,
-                _ => 1,
-            });
+            let writers = opts.writers.unwrap_or(1);
             GroupCommit::start(inserter.clone(), opts.batch_max, opts.batch_linger, writers)
         });
         let store = Store {

@@ -309,40 +309,51 @@ on_both_backends!(
     a_batch_mixing_known_and_new_sids_tells_each_caller_apart
 );
 
-/// The UNNEST batch statement (PostgreSQL only) tells new from duplicate rows too.
+/// Both PostgreSQL batch statements (UNNEST, the default, and the padded multi-row VALUES) tell
+/// new from duplicate rows, with two writers committing batches side by side.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unnest_batches_record_new_and_duplicate_rows_on_postgres() {
+async fn each_batch_statement_records_new_and_duplicate_rows_on_postgres() {
     let Some(db) = TestDb::postgres().await else {
         return;
     };
-    let store = db
-        .store(StoreOptions {
-            batch_statement: store::BatchStatement::Unnest,
-            ..Default::default()
-        })
-        .await;
-    let known = sid("SMk");
-    assert_eq!(
-        store.record_inbound(inbound(&known)).await.unwrap(),
-        Recorded::New
-    );
-    let mut sids: Vec<String> = (0..100).map(|i| sid(&format!("SM{i}u"))).collect();
-    sids.push(known.clone());
-    let mut tasks = Vec::new();
-    for s in &sids {
-        let store = store.clone();
-        let msg = inbound(s);
-        tasks.push(tokio::spawn(async move { store.record_inbound(msg).await }));
-    }
-    for (s, t) in sids.iter().zip(tasks) {
-        let expected = if *s == known {
-            Recorded::Duplicate
-        } else {
+    for (tag, statement) in [
+        ("u", store::BatchStatement::Unnest),
+        ("v", store::BatchStatement::MultiRowValues),
+    ] {
+        let store = db
+            .store(StoreOptions {
+                batch_statement: statement,
+                writers: Some(2),
+                ..Default::default()
+            })
+            .await;
+        let known = sid(&format!("SMk{tag}"));
+        assert_eq!(
+            store.record_inbound(inbound(&known)).await.unwrap(),
             Recorded::New
-        };
-        assert_eq!(t.await.unwrap().unwrap(), expected, "{s}");
+        );
+        let mut sids: Vec<String> = (0..100).map(|i| sid(&format!("SM{i}{tag}"))).collect();
+        sids.push(known.clone());
+        let mut tasks = Vec::new();
+        for s in &sids {
+            let store = store.clone();
+            let msg = inbound(s);
+            tasks.push(tokio::spawn(async move { store.record_inbound(msg).await }));
+        }
+        for (s, t) in sids.iter().zip(tasks) {
+            let expected = if *s == known {
+                Recorded::Duplicate
+            } else {
+                Recorded::New
+            };
+            assert_eq!(t.await.unwrap().unwrap(), expected, "{statement:?}: {s}");
+        }
+        let row = store.get_inbound(&sids[0]).await.unwrap().unwrap();
+        assert_eq!(
+            row.profile_name.as_deref(),
+            Some("Ana Souza"),
+            "{statement:?}"
+        );
+        assert_eq!(row.params_json, inbound(&sids[0]).params_json);
     }
-    let row = store.get_inbound(&sids[0]).await.unwrap().unwrap();
-    assert_eq!(row.profile_name.as_deref(), Some("Ana Souza"));
-    assert_eq!(row.params_json, inbound(&sids[0]).params_json);
 }
