@@ -332,7 +332,7 @@ fn authenticate(
     let Some(url) = public.resolve(&parts.headers, &pq) else {
         tracing::warn!(
             route,
-            "❌ Webhook refused with 403: WEBHOOK_URL is not set and the request has no Host header to rebuild it from"
+            "❌ Webhook refused with 403: WEBHOOK_URL is not set and the request has no usable Host header to rebuild it from"
         );
         return refuse("forbidden: signature not verified\n");
     };

@@ -77,7 +77,7 @@ impl PublicUrl {
                 let rebuilt = rebuild_from_headers(headers, path_and_query)?;
                 if !self.warned.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
-                        url = %rebuilt,
+                        url = %config::redact_url(&rebuilt),
                         "⚠️ WEBHOOK_URL is not set: validating signatures against a URL rebuilt from Host/X-Forwarded-Proto; set WEBHOOK_URL to the URL configured in Twilio"
                     );
                 }
@@ -114,7 +114,7 @@ pub fn slash_as_requested(url: &str, path_and_query: &str) -> Option<String> {
     let end = url.find(['?', '#']).unwrap_or(url.len());
     let (base, rest) = url.split_at(end);
     let path_start = base.find("://").map_or(0, |i| i + 3);
-    let has_path = |b: &str| b[path_start..].contains('/');
+    let has_path = |b: &str| b.get(path_start..).is_some_and(|p| p.contains('/'));
     match (
         request_path.len() > 1 && request_path.ends_with('/'),
         base.ends_with('/'),
@@ -129,6 +129,8 @@ pub fn slash_as_requested(url: &str, path_and_query: &str) -> Option<String> {
 }
 
 /// `X-Forwarded-Proto`://`X-Forwarded-Host` or `Host` + path, as a proxy-aware guess of the public URL.
+/// `None` when the host is missing or is not a host (with an optional port), or the scheme is
+/// not a scheme: headers are the client's words, and only a URL can be checked against.
 pub fn rebuild_from_headers(headers: &HeaderMap, path_and_query: &str) -> Option<String> {
     let get = |name: &str| {
         headers
@@ -137,9 +139,17 @@ pub fn rebuild_from_headers(headers: &HeaderMap, path_and_query: &str) -> Option
             .map(|v| v.split(',').next().unwrap_or(v).trim().to_owned())
             .filter(|v| !v.is_empty())
     };
-    let host = get("x-forwarded-host").or_else(|| get("host"))?;
+    let host = get("x-forwarded-host")
+        .or_else(|| get("host"))
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
+        })?;
     let proto = get("x-forwarded-proto").unwrap_or_else(|| "http".to_owned());
-    Some(format!("{proto}://{host}{path_and_query}"))
+    let scheme = proto.bytes().enumerate().all(|(i, b)| {
+        b.is_ascii_alphabetic() || (i > 0 && (b.is_ascii_digit() || b"+-.".contains(&b)))
+    });
+    scheme.then(|| format!("{proto}://{host}{path_and_query}"))
 }
 
 /// Checks the request's signature; JSON bodies (with `bodySHA256` in the URL) take the body-hash path.
@@ -344,6 +354,28 @@ mod tests {
     }
 
     #[test]
+    fn headers_that_are_not_a_host_or_a_scheme_rebuild_no_url() {
+        for (name, value) in [
+            ("host", "#"),
+            ("host", "a/b"),
+            ("host", "a?b"),
+            ("host", "user@host"),
+            ("x-forwarded-host", "#frag"),
+            ("x-forwarded-proto", "java script"),
+            ("x-forwarded-proto", "1http"),
+        ] {
+            let mut h = headers(&[("host", "bot.example.com")]);
+            h.insert(name, value.parse().unwrap());
+            assert_eq!(rebuild_from_headers(&h, "/x"), None, "{name}: {value}");
+        }
+        let h = headers(&[("host", "[::1]:8080"), ("x-forwarded-proto", "https")]);
+        assert_eq!(
+            rebuild_from_headers(&h, "/x").as_deref(),
+            Some("https://[::1]:8080/x")
+        );
+    }
+
+    #[test]
     fn diagnosis_points_at_the_url_mismatch() {
         let h = headers(&[
             ("host", "abc.ngrok-free.app"),
@@ -500,6 +532,12 @@ mod tests {
         );
         assert_eq!(slash_as_requested(status, "/"), None);
         assert_eq!(slash_as_requested("https://bot.example.com/", "/x"), None);
+        // Never a panic, whatever is left of the URL before its query or fragment.
+        for url in ["http://#/api", "http:/", "x", "", "://", "http://?a=/"] {
+            for pq in ["/", "/api/", "/api", "/api?x=1"] {
+                let _ = slash_as_requested(url, pq);
+            }
+        }
         assert_eq!(slash_as_requested("https://bot.example.com", "/x/"), None);
     }
 
