@@ -58,6 +58,11 @@ impl StoreError {
 
     /// Classifies a sea-orm error that happened while doing `context` (e.g. "inserting inbound
     /// messages") on a database of kind `backend`.
+    ///
+    /// A database that refuses us (no such database, user or password refused: a password
+    /// rotated, a database dropped while we run) is [`StoreError::Unavailable`] here: the
+    /// webhook answers 503, `/readyz` fails, and everything recovers once `DATABASE_URL` works
+    /// again. At start the same refusal is a configuration error ([`Self::from_db_at_start`]).
     pub(crate) fn from_db(backend: DbBackend, context: &str, err: &DbErr) -> StoreError {
         let kind = match (err, sqlx_error(err)) {
             (DbErr::ConnectionAcquire(_), _) => Kind::Unavailable,
@@ -65,15 +70,21 @@ impl StoreError {
             (DbErr::Conn(_), None) => Kind::Unavailable,
             _ => Kind::Bug,
         };
-        let hint = match sqlx_error(err) {
-            Some(SqlxError::Database(db)) if backend == DbBackend::Postgres => db
-                .code()
-                .and_then(|code| pg_misconfiguration(&code))
-                .map(|fix| format!(" — {fix}"))
-                .unwrap_or_default(),
-            _ => String::new(),
-        };
+        let fix = misconfiguration(backend, err);
+        let hint = fix.map(|fix| format!(" — {fix}")).unwrap_or_default();
         kind.into_error(format!("{context}: {}{hint}", describe(err)))
+    }
+
+    /// [`Self::from_db`] for connecting and migrating at start: a database that refuses
+    /// `DATABASE_URL` itself (no such database, user or password refused) is
+    /// [`StoreError::InvalidInput`], since waiting will not change it and the operator must.
+    pub(crate) fn from_db_at_start(backend: DbBackend, context: &str, err: &DbErr) -> StoreError {
+        match StoreError::from_db(backend, context, err) {
+            StoreError::Unavailable(msg) if misconfiguration(backend, err).is_some() => {
+                StoreError::InvalidInput(msg)
+            }
+            other => other,
+        }
     }
 
     /// Classifies a Redis error that happened while doing `context`.
@@ -175,6 +186,16 @@ fn describe(err: &DbErr) -> String {
 
 /// PostgreSQL codes that mean `DATABASE_URL` itself must change (retrying does not help and it
 /// is not a bug of ours), with what to tell the operator.
+/// What to fix when `err` is PostgreSQL refusing `DATABASE_URL` itself.
+fn misconfiguration(backend: DbBackend, err: &DbErr) -> Option<&'static str> {
+    match sqlx_error(err) {
+        Some(SqlxError::Database(db)) if backend == DbBackend::Postgres => {
+            db.code().and_then(|code| pg_misconfiguration(&code))
+        }
+        _ => None,
+    }
+}
+
 fn pg_misconfiguration(code: &str) -> Option<&'static str> {
     match code {
         "3D000" => {
@@ -221,7 +242,9 @@ fn classify_pg(code: &str) -> Kind {
         }
         "25006" | "40001" | "40P01" | "55P03" | "57014" => Kind::Unavailable,
         c if c.starts_with("23") => Kind::Constraint,
-        c if pg_misconfiguration(c).is_some() => Kind::InvalidInput,
+        // No such database, user or password refused: the database turns us away now (see
+        // `StoreError::from_db_at_start` for the same at start).
+        c if pg_misconfiguration(c).is_some() => Kind::Unavailable,
         // data exceptions: invalid byte sequence (NUL), string too long, bad datetime ...
         c if c.starts_with("22") => Kind::InvalidInput,
         _ => Kind::Bug,
@@ -257,8 +280,8 @@ mod tests {
         assert_eq!(classify_pg("23505"), Kind::Constraint);
         assert_eq!(classify_pg("22021"), Kind::InvalidInput);
         assert_eq!(classify_pg("42P01"), Kind::Bug);
-        assert_eq!(classify_pg("3D000"), Kind::InvalidInput, "no such database");
-        assert_eq!(classify_pg("28P01"), Kind::InvalidInput, "bad password");
+        assert_eq!(classify_pg("3D000"), Kind::Unavailable, "no such database");
+        assert_eq!(classify_pg("28P01"), Kind::Unavailable, "bad password");
     }
 
     #[test]

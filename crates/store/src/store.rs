@@ -127,7 +127,7 @@ impl Store {
         }
         let db = Database::connect(co)
             .await
-            .map_err(|e| StoreError::from_db(backend, "connecting to the database", &e))?;
+            .map_err(|e| StoreError::from_db_at_start(backend, "connecting to the database", &e))?;
 
         let inserter = Arc::new(Inserter::new(db.clone(), strategy));
         let group_commit = opts.group_commit.then(|| {
@@ -152,7 +152,8 @@ impl Store {
     /// start together wait for each other instead of racing.
     pub async fn run_migrations(&self) -> Result<(), StoreError> {
         let backend = self.backend();
-        let err = |e: sea_orm::DbErr| StoreError::from_db(backend, "applying migrations", &e);
+        let err =
+            |e: sea_orm::DbErr| StoreError::from_db_at_start(backend, "applying migrations", &e);
         if backend == DbBackend::Postgres {
             let txn = self.db().begin().await.map_err(err)?;
             txn.execute_unprepared(&format!(

@@ -134,6 +134,44 @@ async fn a_database_that_does_not_exist_is_a_configuration_error_naming_database
     assert!(text.contains("DATABASE_URL"), "says what to fix: {text}");
 }
 
+/// A database that turns the running server away (dropped, or its password rotated) is an
+/// outage while running (503, Twilio may retry, `/readyz` fails), not a bad request: only at
+/// start is it a configuration error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_dropped_while_running_is_unavailable_not_invalid_input() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let store = db.default_store().await;
+    assert_eq!(
+        store.record_inbound(inbound(&sid("SMa"))).await.unwrap(),
+        Recorded::New
+    );
+    let TestDb::Postgres { name } = &db else {
+        unreachable!("a PostgreSQL test database")
+    };
+    let admin = sea_orm::Database::connect(format!("{PG_BASE}/postgres"))
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+    admin.close().await.ok();
+    let mut said_why = false;
+    for _ in 0..3 {
+        let err = store
+            .record_inbound(inbound(&sid("SMb")))
+            .await
+            .unwrap_err();
+        assert!(err.is_unavailable(), "{err}");
+        said_why |= err.to_string().contains("does not exist");
+        let err = store.ping().await.unwrap_err();
+        assert!(err.is_unavailable(), "{err}");
+    }
+    assert!(said_why, "the error names the missing database");
+}
+
 async fn a_closed_store_answers_unavailable(db: &TestDb) {
     let store = db.default_store().await;
     store.close().await;
