@@ -109,6 +109,13 @@ impl Store {
             _ => 4,
         });
         co.max_connections(if in_memory { 1 } else { max.max(1) });
+        if in_memory {
+            // The database lives in its one connection: sqlx's defaults (closed after 10 min
+            // idle, replaced after 30 min) would silently start an empty one, without tables.
+            co.min_connections(1)
+                .idle_timeout(None::<Duration>)
+                .max_lifetime(None::<Duration>);
+        }
         if backend == DbBackend::Sqlite {
             if !in_memory {
                 create_parent_dir(database_url)?;

@@ -172,6 +172,34 @@ async fn a_database_dropped_while_running_is_unavailable_not_invalid_input() {
     assert!(said_why, "the error names the missing database");
 }
 
+/// `sqlite::memory:` lives in the pool's one connection: that connection is never retired (sqlx
+/// closes idle connections after 10 min and replaces each after 30 min by default, which would
+/// swap the database for an empty one without tables).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_memory_database_keeps_its_one_connection() {
+    let store = Store::connect(
+        "sqlite::memory:",
+        StoreOptions {
+            migrate: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let options = store.connection().get_sqlite_connection_pool().options();
+    assert_eq!(options.get_max_connections(), 1);
+    assert_eq!(options.get_min_connections(), 1);
+    assert_eq!(options.get_max_lifetime(), None);
+    assert_eq!(options.get_idle_timeout(), None);
+    let file = TestDb::sqlite();
+    let store = file.default_store().await;
+    let options = store.connection().get_sqlite_connection_pool().options();
+    assert!(
+        options.get_max_lifetime().is_some(),
+        "files keep the defaults"
+    );
+}
+
 async fn a_closed_store_answers_unavailable(db: &TestDb) {
     let store = db.default_store().await;
     store.close().await;
