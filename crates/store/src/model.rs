@@ -35,8 +35,9 @@ pub struct NewInbound {
 impl NewInbound {
     /// Empty optional strings become `None`, so both backends store the same NULLs. A NUL
     /// character, which PostgreSQL's text cannot hold (the whole row would be refused, and the
-    /// message lost), becomes U+FFFD in the columns on both backends; `params_json` keeps it,
-    /// escaped as `\u0000`.
+    /// message lost), becomes U+FFFD in the columns on both backends, and in `params_json` too
+    /// (`\u0000` becomes `\uFFFD`: PostgreSQL's `params::jsonb ->> 'Body'` fails on the former,
+    /// for the whole query).
     pub(crate) fn normalized(mut self) -> NewInbound {
         for field in [
             &mut self.profile_name,
@@ -58,8 +59,37 @@ impl NewInbound {
         ] {
             without_nul(field);
         }
+        json_without_nul(&mut self.params_json);
         self
     }
+}
+
+/// `json` (a JSON text) with each escaped NUL (`\u0000`) written as `\uFFFD`. Only escapes are read: a backslash that is itself escaped (`\\u0000`,
+/// the six characters `\u0000` in a value) is left alone.
+fn json_without_nul(json: &mut String) {
+    if !json.contains("\\u0000") {
+        return;
+    }
+    let bytes = json.as_bytes();
+    let mut out = String::with_capacity(json.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if bytes.get(i + 1..i + 6) == Some(b"u0000".as_slice()) {
+            out.push_str(&json[copied..i]);
+            out.push_str("\\uFFFD");
+            i += 6;
+            copied = i;
+        } else {
+            i += 2; // an escape of two characters at least: its second is never a backslash start
+        }
+    }
+    out.push_str(&json[copied..]);
+    *json = out;
 }
 
 /// Replaces each NUL character (which PostgreSQL's text cannot hold) with U+FFFD, so that a
@@ -337,6 +367,27 @@ pub struct NewStatusEvent {
     pub callback_marker: Option<String>,
 }
 
+impl NewStatusEvent {
+    /// NUL characters as U+FFFD, as in [`NewInbound`]'s columns and params.
+    pub(crate) fn normalized(mut self) -> NewStatusEvent {
+        for field in [&mut self.message_sid, &mut self.status] {
+            without_nul(field);
+        }
+        for field in [
+            &mut self.error_message,
+            &mut self.idempotency_token,
+            &mut self.callback_marker,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            without_nul(field);
+        }
+        json_without_nul(&mut self.params_json);
+        self
+    }
+}
+
 /// A stored status callback (one `status_events` row).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusEvent {
@@ -367,4 +418,44 @@ pub enum StatusApplied {
     /// No outbound row has this `MessageSid` (yet); the event is kept and is applied when the
     /// send's SID is recorded.
     UnknownMessage,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cleaned(json: &str) -> String {
+        let mut s = json.to_owned();
+        json_without_nul(&mut s);
+        s
+    }
+
+    #[test]
+    fn escaped_nuls_in_json_become_replacement_characters_and_nothing_else_changes() {
+        assert_eq!(cleaned(r#"{"a":"x\u0000y"}"#), r#"{"a":"x\uFFFDy"}"#);
+        assert_eq!(
+            cleaned(r#"{"\u0000":"\u0000\u0000"}"#),
+            r#"{"\uFFFD":"\uFFFD\uFFFD"}"#
+        );
+        // An escaped backslash followed by `u0000` is six characters of text, not a NUL.
+        assert_eq!(cleaned(r#"{"a":"\\u0000"}"#), r#"{"a":"\\u0000"}"#);
+        assert_eq!(cleaned(r#"{"a":"\\\u0000"}"#), r#"{"a":"\\\uFFFD"}"#);
+        assert_eq!(cleaned(r#"{"a":"\u00001"}"#), r#"{"a":"\uFFFD1"}"#);
+        for same in [
+            r#"{"a":"\u00a0 é"}"#,
+            r#"{"a":"\u0001"}"#,
+            "",
+            "\\",
+            "\\u000",
+        ] {
+            assert_eq!(cleaned(same), same);
+        }
+        // The result is the same JSON with U+FFFD for each NUL.
+        let original = serde_json::json!({"Body": "a\0b\\u0000\0", "k\0": ["\0"]}).to_string();
+        let value: serde_json::Value = serde_json::from_str(&cleaned(&original)).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"Body": "a\u{FFFD}b\\u0000\u{FFFD}", "k\u{FFFD}": ["\u{FFFD}"]})
+        );
+    }
 }

@@ -130,6 +130,7 @@ impl Store {
         ev: NewStatusEvent,
     ) -> Result<StatusApplied, StoreError> {
         let _write = self.write_guard().await;
+        let ev = ev.normalized();
         if ev.message_sid.is_empty() {
             return Err(StoreError::InvalidInput(
                 "status callback without MessageSid".to_owned(),

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use sea_orm::ConnectionTrait;
 use store::{InboundState, Recorded, StoreOptions};
 
 use crate::on_both_backends;
@@ -212,7 +213,8 @@ async fn a_refused_row_fails_only_itself_on_postgres() {
 
 /// A signed message whose text holds a NUL character is kept on both backends (PostgreSQL text
 /// cannot hold one: it used to refuse the row, and the webhook got 400 and was lost): U+FFFD in
-/// the columns, the character itself in params (escaped in the JSON).
+/// the columns and in params, whose documented query (`params::jsonb ->> 'Body'` on PostgreSQL)
+/// then still works for every row.
 async fn a_nul_character_is_kept_as_a_replacement_character(db: &TestDb) {
     let store = db.default_store().await;
     // Alone, and in a batch with other rows.
@@ -235,9 +237,51 @@ async fn a_nul_character_is_kept_as_a_replacement_character(db: &TestDb) {
             assert_eq!(row.body, "nul \u{FFFD} byte");
             assert_eq!(row.profile_name.as_deref(), Some("Ann\u{FFFD}"));
             let params: serde_json::Value = serde_json::from_str(&row.params_json).unwrap();
-            assert_eq!(params["Body"], "nul \0 byte");
+            assert_eq!(params["Body"], "nul \u{FFFD} byte");
+            let conn = store.connection();
+            let backend = conn.get_database_backend();
+            let sql = match backend {
+                sea_orm::DbBackend::Postgres => {
+                    "SELECT params::jsonb ->> 'Body' AS body FROM inbound_messages WHERE message_sid = $1"
+                }
+                _ => {
+                    "SELECT json_extract(params, '$.Body') AS body FROM inbound_messages WHERE message_sid = ?"
+                }
+            };
+            let queried = conn
+                .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                    backend,
+                    sql,
+                    [s.as_str().into()],
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                queried.try_get::<String>("", "body").unwrap(),
+                "nul \u{FFFD} byte"
+            );
         }
     }
+    // A status callback's parameters alike.
+    let ev = store::NewStatusEvent {
+        message_sid: sid("SM"),
+        status: "failed".to_owned(),
+        error_code: Some(63016),
+        error_message: Some("nul \0".to_owned()),
+        params_json: serde_json::json!({ "ErrorMessage": "nul \0", "Raw": "\\u0000" }).to_string(),
+        idempotency_token: None,
+        callback_marker: None,
+    };
+    let sid = ev.message_sid.clone();
+    store.record_status(ev).await.unwrap();
+    let stored = store.status_events(&sid).await.unwrap();
+    let params: serde_json::Value = serde_json::from_str(&stored[0].params_json).unwrap();
+    assert_eq!(params["ErrorMessage"], "nul \u{FFFD}");
+    assert_eq!(
+        params["Raw"], "\\u0000",
+        "six characters, not an escape: kept"
+    );
 }
 on_both_backends!(
     nul_character,
