@@ -259,6 +259,10 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
         .max_buf_size(MAX_HEADER_BYTES.max(8192))
+        // A client or proxy that shuts down its sending side after a complete request waits
+        // for the answer: hyper's default closes at that EOF and drops the request's handler
+        // (a webhook then acknowledged to nobody).
+        .half_close(true)
         .keep_alive(true);
     tokio::pin!(shutdown);
     loop {

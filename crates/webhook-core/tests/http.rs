@@ -677,3 +677,41 @@ async fn shutdown_refuses_new_connections_while_it_drains_the_open_ones() {
     );
     stopping.await.unwrap();
 }
+
+/// A client (or proxy) that shuts down its sending side after a complete request still gets
+/// its answer: the 200 after the commit. hyper's default closed the connection at the EOF and
+/// dropped the request's handler, so the message was acknowledged to nobody (and, when the
+/// EOF came before the row reached the store, not recorded either).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_closed_request_is_answered_after_its_commit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestDb::sqlite();
+    let s = Server::start(&db, Opts::default()).await;
+    for _ in 0..3 {
+        let sid = sid("SM");
+        let body = inbound_body(&sid);
+        let signature = sign_form(AUTH_TOKEN, WEBHOOK_URL, &body);
+        let mut conn = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        conn.write_all(
+            format!(
+                "POST /api/v1/whatsapp/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nX-Twilio-Signature: {signature}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        conn.shutdown().await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            conn.read_to_end(&mut answer),
+        )
+        .await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with(EMPTY_TWIML), "{answer}");
+        assert!(s.app.store.get_inbound(&sid).await.unwrap().is_some());
+    }
+    s.stop().await;
+}
