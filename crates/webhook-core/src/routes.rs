@@ -247,14 +247,34 @@ async fn read_body(
     }
 }
 
-fn body_error(e: BodyError) -> Response<Body> {
+/// The answer to a body that could not be read, with its log line (`route` names the endpoint).
+fn body_error(route: &'static str, e: BodyError) -> Response<Body> {
     match e {
-        BodyError::TooLarge => text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request body is larger than 64 KiB\n",
-        ),
-        BodyError::Timeout => text(StatusCode::REQUEST_TIMEOUT, "request body too slow\n"),
-        BodyError::Broken => text(StatusCode::BAD_REQUEST, "could not read request body\n"),
+        BodyError::TooLarge => {
+            tracing::warn!(
+                route,
+                "❌ Webhook refused with 413: the body is larger than 64 KiB (Twilio's are a few KiB: the request did not come from Twilio as sent)"
+            );
+            text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body is larger than 64 KiB\n",
+            )
+        }
+        BodyError::Timeout => {
+            tracing::warn!(
+                route,
+                "❌ Webhook refused with 408: the body did not arrive within {} s of its headers (a slow or stalled client)",
+                BODY_TIMEOUT.as_secs()
+            );
+            text(StatusCode::REQUEST_TIMEOUT, "request body too slow\n")
+        }
+        BodyError::Broken => {
+            tracing::warn!(
+                route,
+                "❌ Webhook refused with 400: the body could not be read (the client closed the connection mid-body, or sent broken chunked encoding)"
+            );
+            text(StatusCode::BAD_REQUEST, "could not read request body\n")
+        }
     }
 }
 
@@ -444,7 +464,7 @@ fn bad_request(route: &'static str, reason: &str) -> Response<Body> {
 async fn inbound(app: &App, req: Request<Incoming>, started: Instant) -> Response<Body> {
     let (parts, body) = match read_body(req).await {
         Ok(x) => x,
-        Err(e) => return body_error(e),
+        Err(e) => return body_error("webhook", e),
     };
     let form = match authenticate(app, &app.webhook_url, &parts, &body, "webhook") {
         Verified::Pass(form) => form,
@@ -523,7 +543,7 @@ async fn record_message(
 async fn status(app: &App, req: Request<Incoming>, started: Instant) -> Response<Body> {
     let (parts, body) = match read_body(req).await {
         Ok(x) => x,
-        Err(e) => return body_error(e),
+        Err(e) => return body_error("status", e),
     };
     let form = match authenticate(app, &app.status_url, &parts, &body, "status") {
         Verified::Pass(form) => form,

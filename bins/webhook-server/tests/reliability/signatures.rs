@@ -179,6 +179,54 @@ async fn a_webhook_configured_with_get_is_refused_with_a_log_line_that_names_the
     );
 }
 
+/// A body the server cannot read (over 64 KiB, broken chunked encoding) is refused with one log
+/// line that says which and on which route, like every other refusal (these had none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_body_is_refused_with_a_log_line() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestDb::sqlite();
+    let server = ServerProcess::start(&base_env(&db.url(), None)).await;
+    let big = format!("Body={}", "a".repeat(70 * 1024));
+    let r = request(server.addr, "POST", WEBHOOK_PATH, &[], big.as_bytes()).await;
+    assert_eq!(r.status, 413);
+    let mut conn = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    conn.write_all(
+        b"POST /api/v1/whatsapp/status HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        conn.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 400"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let line = |logs: &str, what: &str| logs.lines().find(|l| l.contains(what)).map(str::to_owned);
+    crate::support::wait_for("both log lines", std::time::Duration::from_secs(5), || {
+        let logs = server.logs();
+        let seen = line(&logs, "Webhook refused with 413").is_some()
+            && line(&logs, "Webhook refused with 400").is_some();
+        async move { seen }
+    })
+    .await;
+    let logs = server.logs();
+    let too_large = line(&logs, "Webhook refused with 413").unwrap();
+    assert!(
+        too_large.contains("larger than 64 KiB") && too_large.contains("webhook"),
+        "{too_large}"
+    );
+    let broken = line(&logs, "Webhook refused with 400").unwrap();
+    assert!(
+        broken.contains("could not be read") && broken.contains("status"),
+        "{broken}"
+    );
+}
+
 /// A Console URL with a wrong path (a typo, a framework's route): Twilio's signed POST gets a
 /// 404, and the log says where it went and which path to use; a scanner's POST to an unknown
 /// path, with or without a made-up signature header, is not worth a line.
