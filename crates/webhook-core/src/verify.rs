@@ -247,6 +247,8 @@ pub fn diagnose(
         .is_some_and(|s| comparable(s) != comparable(&without_userinfo(checked_url)));
     let hint = if let Some(hint) = placeholder_hint(key) {
         hint
+    } else if matches!(error, SignatureError::InvalidBody { .. }) {
+        "the body is not what Twilio sends (UTF-8 form data, or JSON with bodySHA256 in the URL), so no signature can cover it: the request did not come from Twilio, or a proxy re-encoded the body"
     } else if matches!(error, SignatureError::Missing) {
         "the request has no X-Twilio-Signature header: it did not come from Twilio (or a proxy stripped the header)"
     } else if matches!(error, SignatureError::Malformed) {
@@ -402,6 +404,23 @@ mod tests {
         );
         assert_eq!(same.request_suggests, None);
         assert!(same.hint.contains("TWILIO_AUTH_TOKEN is the current token"));
+        // A body that is not UTF-8 form data was never signed by Twilio: the token and the URL
+        // are not the suspects, whatever the headers suggest.
+        for url in [
+            "https://abc.ngrok-free.app/api/v1/whatsapp/webhook",
+            "https://old.ngrok-free.app/api/v1/whatsapp/webhook",
+        ] {
+            let body = diagnose(
+                &SignatureError::InvalidBody {
+                    reason: "not UTF-8",
+                },
+                url,
+                &h,
+                "/api/v1/whatsapp/webhook",
+                TOKEN,
+            );
+            assert!(body.hint.contains("not what Twilio sends"), "{}", body.hint);
+        }
         // A trailing slash is not a different URL: the signature was checked both ways.
         let slash = diagnose(
             &SignatureError::Mismatch,
