@@ -94,10 +94,13 @@ async fn sweep_up_to(
 /// soon as the queue has room after it dropped jobs for being full.
 ///
 /// A pass that finds a full batch has found a backlog. The sweep then takes [`BACKLOG_BATCH`]
-/// at a time, each time the queue is down to fewer than [`BATCH`] jobs (or the interval has
-/// passed, should the queue never say so), for as long as passes come back full or overfill
-/// the queue; then it looks again [`GRACE`] later, for messages that were too young for the
-/// last pass, until a look finds nothing.
+/// at a time, each time the queue is down to fewer than [`BATCH`] jobs, for as long as passes
+/// come back full or overfill the queue; then it looks again [`GRACE`] later, for messages that
+/// were too young for the last pass, until a look finds nothing. While the queue stays fuller
+/// than that (a Redis stream that kept its jobs across a restart), the sweep waits: the
+/// messages it would find are, for the most part, the ones waiting in the queue, and queuing
+/// them again would only lengthen it. A queue that cannot tell its depth (Redis down) counts
+/// as having room, and the sweep answers what it finds itself.
 pub async fn run(app: Arc<App>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
     /// What the sweep waits for before its next pass.
     #[derive(Debug, Clone, Copy, PartialEq)]
@@ -165,7 +168,6 @@ pub async fn run(app: Arc<App>, interval: Duration, mut shutdown: watch::Receive
             },
             Next::Room => tokio::select! {
                 () = queue_has_room(&app) => Some(Next::Room),
-                _ = tick.tick() => Some(Next::Room),
                 _ = shutdown.changed() => None,
             },
             Next::Tail => tokio::select! {

@@ -740,6 +740,8 @@ async fn shutdown_ends_a_retry_wait_that_would_outlast_it() {
 #[derive(Default)]
 struct BlackHole {
     enqueued: std::sync::atomic::AtomicUsize,
+    /// What `depth` reports (0: empty).
+    depth: u64,
 }
 
 impl WorkQueue for BlackHole {
@@ -758,7 +760,8 @@ impl WorkQueue for BlackHole {
         Box::pin(async { Ok(()) })
     }
     fn depth(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(async { Ok(0) })
+        let depth = self.depth;
+        Box::pin(async move { Ok(depth) })
     }
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async { Ok(()) })
@@ -1345,6 +1348,36 @@ async fn a_backlog_that_stays_unanswered_is_not_swept_in_a_loop() {
         webhook_core::sweep::BATCH as usize + n,
         "{enqueued}"
     );
+    second.stop().await;
+}
+
+/// A backlog whose queue stays full (a Redis stream that survived the restart with its jobs
+/// still in it) is not queued again at every sweep interval while the queue says it has no
+/// room: each such pass added thousands of entries for messages already waiting in the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_not_queued_again_while_the_queue_stays_full() {
+    let db = TestDb::sqlite();
+    let n = webhook_core::sweep::BATCH as usize + 100;
+    left_unanswered(&db, n).await;
+
+    let queue = Arc::new(BlackHole {
+        depth: 2 * webhook_core::sweep::BATCH,
+        ..BlackHole::default()
+    });
+    let second = Server::start(
+        &db,
+        Opts {
+            queue: Some(queue.clone()),
+            env: vec![("SWEEP_INTERVAL_SECS", "1".to_owned())],
+            ..Opts::default()
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let enqueued = queue.enqueued.load(std::sync::atomic::Ordering::Relaxed);
+    // The start's pass (a full 500) found the backlog; the queue never has room, so three
+    // intervals later nothing more was queued.
+    assert_eq!(enqueued, webhook_core::sweep::BATCH as usize, "{enqueued}");
     second.stop().await;
 }
 
