@@ -224,8 +224,8 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Dura
         (Ok(()), 0) => tracing::info!("worker stopped: in-flight replies finished"),
         (Ok(()), left) => tracing::warn!(
             unanswered = left,
-            "⚠️ worker stopped with {left} queued messages not answered within the shutdown's {} s; they are recorded, and the next start's sweep answers them",
-            drain.as_secs()
+            "⚠️ worker stopped with {left} queued messages unanswered (a shutdown takes work from the queue for its first {} s, then finishes what it took); they are recorded, and the next start's sweep answers them",
+            (drain / 2).as_secs()
         ),
         (Err(_), left) => tracing::warn!(
             unanswered = left,
