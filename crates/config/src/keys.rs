@@ -224,7 +224,7 @@ pub const KEYS: &[KeySpec] = &[
         "STORE_BATCH_MAX",
         Some("256"),
         "",
-        "Most inbound messages committed in one database transaction (1 to 10000).",
+        "Most inbound messages committed in one database transaction (1 to 1024).",
         false,
         "",
     ),

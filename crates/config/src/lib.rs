@@ -59,7 +59,7 @@
 //! | `AUTO_REPLY_TEMPLATE` | Reply text; `{name}` and `{text}` are replaced by the sender's profile name and message. | `Hi {name}! We received your message: {text}` |
 //! | `LOG_FORMAT` | `text` or `json`. | none: `text`, or `json` when APP_ENV=production |
 //! | `WORKER_CONCURRENCY` | Replies being sent to Twilio at the same time (1 to 1024); dry-run replies are recorded in batches regardless. | `8` |
-//! | `STORE_BATCH_MAX` | Most inbound messages committed in one database transaction (1 to 10000). | `256` |
+//! | `STORE_BATCH_MAX` | Most inbound messages committed in one database transaction (1 to 1024). | `256` |
 //! | `STORE_BATCH_LINGER_US` | Microseconds a commit waits for more messages to join its batch (0 to 1000000). | `0` |
 //! | `SWEEP_INTERVAL_SECS` | Seconds between sweeps that pick up unanswered messages (1 to 86400). | `30` |
 //!

@@ -244,7 +244,7 @@ fn build_partial(gathered: Gathered) -> (Settings, Vec<Problem>) {
         s.worker_concurrency = usize::try_from(n).unwrap_or(s.worker_concurrency);
     }
     if let Some(n) = b.parse("STORE_BATCH_MAX", |v| {
-        parse_number("STORE_BATCH_MAX", v, 1, 10_000)
+        parse_number("STORE_BATCH_MAX", v, 1, 1024)
     }) {
         s.store_batch_max = usize::try_from(n).unwrap_or(s.store_batch_max);
     }

@@ -430,8 +430,8 @@ fn each_bad_value_names_key_source_and_fix() {
         ),
         (
             "STORE_BATCH_MAX",
-            "10001",
-            "STORE_BATCH_MAX (environment): 10001 is outside 1 to 10000; fix: set STORE_BATCH_MAX to a whole number from 1 to 10000",
+            "1025",
+            "STORE_BATCH_MAX (environment): 1025 is outside 1 to 1024; fix: set STORE_BATCH_MAX to a whole number from 1 to 1024",
         ),
         (
             "STORE_BATCH_LINGER_US",
