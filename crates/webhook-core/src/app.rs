@@ -417,6 +417,15 @@ impl App {
             twilio_client::hint_for_code(code)
                 .unwrap_or("see https://www.twilio.com/docs/api/errors")
         });
+        if !crate::status::KNOWN_STATUSES.contains(&cb.status.as_str()) {
+            tracing::warn!(
+                message_sid = %cb.message_sid,
+                status = %cb.status,
+                error_code = cb.error_code,
+                "⚠️ Delivery status this server does not know: kept in status_events, the reply's status is unchanged"
+            );
+            return Ok(());
+        }
         match (failed || cb.error_code.is_some(), applied) {
             // A failure that is now the reply's status (or will be once its SID is recorded).
             (true, StatusApplied::Advanced | StatusApplied::UnknownMessage) => tracing::warn!(

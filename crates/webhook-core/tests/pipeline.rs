@@ -246,6 +246,33 @@ async fn a_delivery_failure_callback_records_its_hint_on_the_reply() {
     s.stop().await;
 }
 
+/// A signed callback with a status this server does not know (Twilio adds statuses) is kept in
+/// status_events and answered 200, and the reply's status stays: it used to be refused 400, and
+/// Twilio does not retry a 4xx, so the event was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_with_a_status_not_in_the_list_is_kept_and_not_applied() {
+    let db = TestDb::sqlite();
+    let twilio = FakeTwilio::start().await;
+    let s = Server::with_twilio(&db, &twilio).await;
+    let sid = sid("SM");
+    assert_eq!(s.post_webhook(&inbound_body(&sid)).await.status, 200);
+    assert_eq!(s.wait_processed(&sid).await, InboundState::Answered);
+    let out = s.reply_row(&sid).await;
+    let reply_sid = out.message_sid.clone().expect("sent");
+    let body = test_support::fixture("status-delivered.form")
+        .replace("SM8e2c4a6b0d1f3e5a7c9b2d4f6a8c0e1b", &reply_sid)
+        .replace("MessageStatus=delivered", "MessageStatus=delivery_unknown");
+    assert!(body.contains("MessageStatus=delivery_unknown"), "{body}");
+    let r = s.post_status(&body, "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let events = s.app.store.status_events(&reply_sid).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].status, "delivery_unknown");
+    let after = s.app.store.get_outbound(out.id).await.unwrap().unwrap();
+    assert_eq!(after.status, out.status, "not applied");
+    s.stop().await;
+}
+
 /// Two identical replies to one person (a fixed template), the second's POST answered 500
 /// without creating anything: its lookup lists the first reply's message, which that reply
 /// recorded, so it sends its own at once (it took the first reply's message, failed on the
