@@ -29,7 +29,7 @@ fn run() -> anyhow::Result<()> {
         .context("could not start the async runtime")?;
     runtime.block_on(async {
         let addr = bench::listen_addr();
-        let listener = tokio::net::TcpListener::bind(&addr)
+        let listener = webhook_core::server::listen(&addr)
             .await
             .with_context(|| format!("could not listen on {addr}"))?;
         tracing::info!("bench-hello listening on http://{addr}");

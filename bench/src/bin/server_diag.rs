@@ -68,7 +68,7 @@ fn run() -> anyhow::Result<()> {
         .context("could not start the async runtime")?;
     runtime.block_on(async {
         let addr = format!("{}:{}", settings.host, settings.port);
-        let listener = tokio::net::TcpListener::bind(&addr)
+        let listener = webhook_core::server::listen(&addr)
             .await
             .with_context(|| format!("could not listen on {addr}"))?;
         let app = if park {

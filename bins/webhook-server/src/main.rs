@@ -80,7 +80,7 @@ fn main() -> ExitCode {
 
 async fn serve(settings: config::Settings, sources: Vec<String>) -> anyhow::Result<()> {
     let addr = format!("{}:{}", settings.host, settings.port);
-    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+    let listener = webhook_core::server::listen(&addr).await.map_err(|e| {
         let why = match e.kind() {
             std::io::ErrorKind::AddrInUse => {
                 format!("is another process using PORT={}?", settings.port)

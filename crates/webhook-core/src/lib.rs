@@ -33,7 +33,8 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let settings = config::load(&config::LoadOptions::default())?.settings;
-//! let listener = tokio::net::TcpListener::bind((settings.host.as_str(), settings.port)).await?;
+//! let addr = format!("{}:{}", settings.host, settings.port);
+//! let listener = webhook_core::server::listen(&addr).await?;
 //! webhook_core::serve(listener, settings, async { let _ = tokio::signal::ctrl_c().await; }).await?;
 //! # Ok(()) }
 //! ```

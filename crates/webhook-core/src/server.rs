@@ -29,6 +29,43 @@ pub const DRAIN: Duration = Duration::from_secs(20);
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest header section accepted (bigger → 431).
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Connections the kernel holds for the accept loop (capped by `net.core.somaxconn`). Twilio
+/// opens many connections at once in a burst; with std's and tokio's 128, the 129th waited
+/// for a SYN retransmission (1 s).
+pub const LISTEN_BACKLOG: u32 = 1024;
+
+/// Listens on `addr` (`host:port`, a name or an address) with [`LISTEN_BACKLOG`], like
+/// [`TcpListener::bind`] otherwise: the first resolved address that binds, or the last error.
+///
+/// ```no_run
+/// # async fn f() -> std::io::Result<()> {
+/// let listener = webhook_core::server::listen("0.0.0.0:5000").await?;
+/// # Ok(()) }
+/// ```
+pub async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for resolved in tokio::net::lookup_host(addr).await? {
+        let socket = if resolved.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        let bound = socket
+            .set_reuseaddr(true)
+            .and_then(|()| socket.bind(resolved))
+            .and_then(|()| socket.listen(LISTEN_BACKLOG));
+        match bound {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{addr} resolves to no address"),
+        )
+    }))
+}
 
 /// Errors that stop the server.
 #[derive(Debug, thiserror::Error)]
@@ -304,6 +341,42 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Many connections at once wait in the kernel's queue instead of being dropped: with a
+    /// backlog of 128 the rest waited a second for their SYN to be sent again.
+    #[tokio::test]
+    async fn a_burst_of_connections_fits_the_listen_backlog() {
+        let listener = listen("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Nothing accepts: every connection must fit the backlog.
+        let mut connecting = tokio::task::JoinSet::new();
+        for _ in 0..400 {
+            connecting.spawn(tokio::time::timeout(
+                Duration::from_millis(500),
+                tokio::net::TcpStream::connect(addr),
+            ));
+        }
+        let mut connected = Vec::new();
+        while let Some(done) = connecting.join_next().await {
+            if let Ok(Ok(stream)) = done.unwrap() {
+                connected.push(stream);
+            }
+        }
+        assert_eq!(connected.len(), 400);
+        drop(listener);
+    }
+
+    #[tokio::test]
+    async fn listening_on_a_name_and_on_a_taken_port() {
+        let listener = listen("localhost:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(listener.local_addr().unwrap().ip().is_loopback());
+        let taken = listen(&format!("{}", listener.local_addr().unwrap()))
+            .await
+            .unwrap_err();
+        assert_eq!(taken.kind(), std::io::ErrorKind::AddrInUse, "port {port}");
+        assert!(listen("no-such-host.invalid:80").await.is_err());
+    }
 
     #[tokio::test]
     async fn the_database_probe_names_the_address_and_what_happened() {
