@@ -116,7 +116,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Dura
             }
         }
         let drain_until = stopped_at.map(|at| at + drain / 2);
-        let batch_slot = match permit(&batches, drain_until, &mut shutdown).await {
+        let batch_slot = match permit(|| app.beat(), &batches, drain_until, &mut shutdown).await {
             Permit::Got(p) => p,
             Permit::Signal => continue,
             Permit::Over => break,
@@ -126,7 +126,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>, drain: Dura
         // for its lease to expire).
         let mut send_slots = Vec::new();
         if !app.is_dry_run() {
-            match permit(&sends, drain_until, &mut shutdown).await {
+            match permit(|| app.beat(), &sends, drain_until, &mut shutdown).await {
                 Permit::Got(p) => send_slots.push(p),
                 Permit::Signal => continue,
                 Permit::Over => break,
@@ -246,20 +246,33 @@ enum Permit {
 
 /// Waits for a permit of `slots`: raced against the stop signal while running, bounded by the
 /// end of the queue drain (`drain_until`) once stopping.
+///
+/// Waiting here is not being stuck: every slot is held by a batch or a send, each bounded by its
+/// own deadlines (a Twilio that does not answer holds a send for about 80 s). The wait beats the
+/// heartbeat, so `/readyz` does not call the worker stuck (and take the instance out of
+/// routing, where webhooks would be lost) while Twilio is slow.
 async fn permit(
+    heartbeat: impl Fn(),
     slots: &Arc<Semaphore>,
     drain_until: Option<Deadline>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Permit {
-    let acquired = match drain_until {
-        Some(until) => match tokio::time::timeout_at(until, slots.clone().acquire_owned()).await {
-            Ok(p) => p,
-            Err(_) => return Permit::Over,
-        },
-        None => tokio::select! {
-            p = slots.clone().acquire_owned() => p,
-            _ = shutdown.changed() => return Permit::Signal,
-        },
+    let acquire = slots.clone().acquire_owned();
+    tokio::pin!(acquire);
+    let mut beat = tokio::time::interval(crate::app::WORKER_STALE_AFTER / 4);
+    let acquired = loop {
+        let drained = async {
+            match drain_until {
+                Some(until) => tokio::time::sleep_until(until).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            p = &mut acquire => break p,
+            _ = beat.tick() => heartbeat(),
+            () = drained => return Permit::Over,
+            _ = shutdown.changed(), if drain_until.is_none() => return Permit::Signal,
+        }
     };
     acquired.map_or(Permit::Over, Permit::Got)
 }
@@ -1135,6 +1148,38 @@ fn json_string(v: serde_json::Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// Every send slot held by slow sends (Twilio not answering) for longer than the stale
+    /// limit: the worker waiting for one still beats, so `/readyz` does not call it stuck; the
+    /// wait ends with the slot, or with the stop signal.
+    #[tokio::test(start_paused = true)]
+    async fn waiting_for_a_slot_beats_the_heartbeat() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let slots = Arc::new(Semaphore::new(0));
+        let beats = Arc::new(AtomicU32::new(0));
+        let (stop, mut shutdown) = watch::channel(false);
+        let waiting = {
+            let (slots, beats) = (slots.clone(), beats.clone());
+            tokio::spawn(async move {
+                let heartbeat = || {
+                    beats.fetch_add(1, Ordering::Relaxed);
+                };
+                matches!(
+                    super::permit(heartbeat, &slots, None, &mut shutdown).await,
+                    super::Permit::Got(_)
+                )
+            })
+        };
+        tokio::time::sleep(crate::app::WORKER_STALE_AFTER * 2).await;
+        let seen = beats.load(Ordering::Relaxed);
+        assert!(
+            seen >= 8,
+            "a beat at least every quarter of the stale limit: {seen}"
+        );
+        slots.add_permits(1);
+        assert!(waiting.await.unwrap(), "the slot ends the wait");
+        drop(stop);
+    }
+
     use super::*;
     use crate::inbound::params_to_json;
 
