@@ -234,7 +234,7 @@ impl App {
         )
         .await
         .map_err(StartError::Store)?;
-        let worker_id = format!("{}-{}", hostname(), std::process::id());
+        let worker_id = worker_id();
         let queue: Arc<dyn WorkQueue> = match &settings.redis_url {
             Some(url) => {
                 let opts = store::RedisQueueOptions {
@@ -565,6 +565,26 @@ pub fn twilio_auth(settings: &Settings) -> Option<twilio_client::Auth> {
     }
 }
 
+/// `<hostname>-<pid>-<6 random hex digits>`: unique per process even where every instance is pid
+/// 1 on the same hostname (containers with host networking), since a claim made under this name
+/// is taken again by the same name (two such instances both sent a reply to one message).
+fn worker_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    // std's RandomState is seeded from the operating system's randomness per process.
+    let mut random = std::collections::hash_map::RandomState::new().build_hasher();
+    random.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!(
+        "{}-{}-{:06x}",
+        hostname(),
+        std::process::id(),
+        random.finish() & 0xff_ffff
+    )
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
@@ -578,6 +598,16 @@ fn hostname() -> String {
 mod tests {
     use super::*;
     use crate::pace::{BUSY_HOLD, BUSY_RECORDING};
+
+    #[test]
+    fn worker_ids_of_one_host_and_pid_differ() {
+        let a = worker_id();
+        let b = worker_id();
+        let prefix = format!("{}-{}-", hostname(), std::process::id());
+        assert!(a.starts_with(&prefix) && b.starts_with(&prefix), "{a} {b}");
+        assert_eq!(a.len(), prefix.len() + 6, "{a}");
+        assert_ne!(a, b);
+    }
 
     /// A base URL the configuration accepts is stored in a form the client accepts, and one the
     /// client accepts as written is accepted by the configuration: otherwise the server logs
