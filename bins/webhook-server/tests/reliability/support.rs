@@ -155,12 +155,26 @@ impl ServerProcess {
         self.child.id()
     }
 
-    /// The worker id the server claims messages with (`hostname-pid`).
+    /// The worker id the server claims messages with (`hostname-pid-random`), from its
+    /// "worker started" log line.
     pub(crate) fn worker_id(&self) -> String {
+        let logs = self.logs();
+        let line = logs
+            .lines()
+            .find(|l| l.contains("worker started"))
+            .unwrap_or_else(|| panic!("no 'worker started' line in:\n{logs}"));
+        let id = line
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("worker="))
+            .unwrap_or_else(|| panic!("no worker= field in {line}"));
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_default();
-        format!("{host}-{}", self.pid())
+        assert!(
+            id.starts_with(&format!("{host}-{}-", self.pid())),
+            "{id} names this process"
+        );
+        id.to_owned()
     }
 
     /// `kill -9` and reap.
