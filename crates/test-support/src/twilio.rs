@@ -192,6 +192,11 @@ impl FakeTwilio {
         );
     }
 
+    /// Like [`FakeTwilio::fail_next_sends`] with an inline body (a gateway's HTML page, say).
+    pub fn fail_next_sends_with_body(&self, n: usize, status: u16, body: &str) {
+        self.push_failure(Scope::Sends, n, Reply::json(status, body));
+    }
+
     /// Answers the next `n` requests with 429 `error-429.json` and `Retry-After: <secs>`.
     pub fn rate_limit_next(&self, n: usize, retry_after_secs: u64) {
         let mut reply = Reply::json(429, fixture_or_note("error-429.json"));

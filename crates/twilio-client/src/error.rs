@@ -293,11 +293,16 @@ impl TwilioError {
         }
     }
 
-    /// Whether no answer came back (a timeout or a dropped connection after the request went
-    /// out, or a 2xx that could not be read), so the create may still be running at Twilio. A
-    /// 5xx is an answer: Twilio's handling of the request has ended.
+    /// Whether no answer from Twilio's API came back (a timeout or a dropped connection after
+    /// the request went out, a 2xx that could not be read, or a gateway's 5xx: a 502 or 504,
+    /// which say the upstream did not answer in time, or any 5xx without Twilio's JSON error),
+    /// so the create may still be running at Twilio. Another 5xx with Twilio's error code is
+    /// Twilio's answer: its handling has ended.
     pub(crate) fn response_lost(&self) -> bool {
-        self.may_have_been_sent() && !matches!(self, TwilioError::Server(_))
+        match self {
+            TwilioError::Server(e) => e.code.is_none() || matches!(e.status, 502 | 504),
+            _ => self.may_have_been_sent(),
+        }
     }
 
     /// Whether Twilio was never reached: the host name did not resolve, or the connection was

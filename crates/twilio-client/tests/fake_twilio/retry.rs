@@ -191,6 +191,54 @@ fn lost_response_is_found_by_lookup_instead_of_resending() {
     assert_eq!(list.query_value("From"), Some(FROM));
 }
 
+/// A 502 or 504, or a 5xx page without Twilio's JSON error, came from a gateway in front of
+/// Twilio's API, whose create may still be running: the lookup waits a request timeout first,
+/// as after a lost response (it came 0–0.5 s later, missed a message created 2 s later, and the
+/// resend was a second message). A 5xx with Twilio's error code is Twilio's own answer: looked
+/// up at once.
+#[test]
+fn a_gateway_s_5xx_is_looked_up_after_a_request_timeout_like_a_lost_response() {
+    let html = "<html><body><h1>504 Gateway Time-out</h1></body></html>";
+    let json_504 = r#"{"code": 20504, "message": "Gateway Timeout", "status": 504}"#;
+    for (status, body) in [
+        (504, html),
+        (502, html),
+        (500, html),
+        (503, html),
+        (504, json_504),
+    ] {
+        let fake = FakeTwilio::start_blocking();
+        fake.fail_next_sends_with_body(1, status, body);
+        let sleeps = Sleeps::default();
+        let client = sleeps.attach(client_with(
+            &fake,
+            Auth::token(ACCOUNT_SID, AUTH_TOKEN),
+            CLIENT_TIMEOUT,
+        ));
+        let outcome = client
+            .send_with_retry(&reply("once"), &policy(4))
+            .expect("sent on the second try");
+        assert_eq!(outcome.attempts, 2, "{status}");
+        let taken = sleeps.taken();
+        assert!(taken[0] >= CLIENT_TIMEOUT, "{status}: {taken:?}");
+        assert_eq!(lookups(&fake), 1, "{status}: looked up before the resend");
+        assert_eq!(fake.created_messages().len(), 1, "{status}");
+    }
+    // Twilio's own 500 (JSON with its code): no such wait.
+    let fake = FakeTwilio::start_blocking();
+    fake.fail_next_sends(1, 500, "error-500.json");
+    let sleeps = Sleeps::default();
+    let client = sleeps.attach(client_with(
+        &fake,
+        Auth::token(ACCOUNT_SID, AUTH_TOKEN),
+        CLIENT_TIMEOUT,
+    ));
+    client
+        .send_with_retry(&reply("once"), &policy(4))
+        .expect("sent on the second try");
+    assert!(sleeps.taken()[0] < CLIENT_TIMEOUT, "{:?}", sleeps.taken());
+}
+
 /// Twilio may finish creating a message after the client has stopped waiting for the answer:
 /// a lookup right after the timeout would miss it and the resend would be a second message.
 /// The lookup waits one more request timeout first (a real wait here, not a recorded one).
