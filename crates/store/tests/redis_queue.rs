@@ -385,3 +385,31 @@ async fn refused_connections_do_not_stop_enqueues_from_trying() {
         assert!(!err.to_string().contains("skipped"), "{err}");
     }
 }
+
+/// The sweep asks which SIDs the stream still holds (waiting, or taken and not acknowledged),
+/// oldest first, so it does not add them twice; an acknowledged job is gone from the list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_sids_lists_unfinished_jobs_oldest_first() {
+    let Some((prefix, _keys)) = setup() else {
+        return;
+    };
+    let q = queue(&prefix, "a").await;
+    let sids: Vec<String> = (0..5).map(|i| format!("SM{i:032}")).collect();
+    for s in &sids {
+        q.enqueue(s).await.unwrap();
+    }
+    let taken = q.receive(2, Duration::from_millis(100)).await.unwrap();
+    assert_eq!(taken.len(), 2);
+    let all: HashSet<String> = sids.iter().cloned().collect();
+    assert_eq!(
+        q.waiting_sids(100).await.unwrap(),
+        Some(all),
+        "taken ones included"
+    );
+    q.ack(&taken[0]).await.unwrap();
+    let left = q.waiting_sids(100).await.unwrap().unwrap();
+    assert!(!left.contains(&taken[0].message_sid));
+    assert_eq!(left.len(), 4);
+    let oldest = q.waiting_sids(2).await.unwrap().unwrap();
+    assert_eq!(oldest, sids[1..3].iter().cloned().collect::<HashSet<_>>());
+}

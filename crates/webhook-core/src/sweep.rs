@@ -29,6 +29,9 @@ pub const BATCH: u64 = 500;
 pub const BACKLOG_BATCH: u64 = 5_000;
 /// How often a sweep working through a backlog looks whether the queue has room again.
 const BACKLOG_POLL: Duration = Duration::from_millis(100);
+/// How many of the queue's oldest jobs a pass reads to leave their messages out (Redis: one
+/// `XRANGE`; the in-process queue never queues a waiting message twice and is not asked).
+pub const WAITING_LIMIT: usize = 10_000;
 
 /// Re-queues unanswered messages once (at most [`BATCH`]), or answers them itself when the
 /// queue is unavailable; returns how many it queued or answered.
@@ -51,6 +54,14 @@ async fn sweep_up_to(
             return 0;
         }
     };
+    // A message still waiting in the queue (a worker slower than the inflow: Twilio down, or
+    // acknowledgements first during a burst) is not queued again: Redis would hold it twice,
+    // and the stream would grow by every unanswered message at every pass.
+    let waiting = match app.queue.waiting_sids(WAITING_LIMIT).await {
+        Ok(waiting) => waiting.unwrap_or_default(),
+        Err(_) => Default::default(), // the enqueues below meet the same error and say so
+    };
+    let sids: Vec<String> = sids.into_iter().filter(|s| !waiting.contains(s)).collect();
     let mut queued = 0;
     let mut unqueued: &[String] = &[];
     for (i, sid) in sids.iter().enumerate() {

@@ -769,13 +769,25 @@ struct BlackHole {
     enqueued: std::sync::atomic::AtomicUsize,
     /// What `depth` reports (0: empty).
     depth: u64,
+    /// Lists what it holds, like Redis (which would hold a SID twice): `Some` records them.
+    listed: Option<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl WorkQueue for BlackHole {
-    fn enqueue<'a>(&'a self, _sid: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn enqueue<'a>(&'a self, sid: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
         self.enqueued
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(listed) = &self.listed {
+            listed.lock().unwrap().insert(sid.to_owned());
+        }
         Box::pin(async { Ok(()) })
+    }
+    fn waiting_sids(
+        &self,
+        _limit: usize,
+    ) -> BoxFuture<'_, Result<Option<std::collections::HashSet<String>>, StoreError>> {
+        let listed = self.listed.as_ref().map(|l| l.lock().unwrap().clone());
+        Box::pin(async move { Ok(listed) })
     }
     fn receive(&self, _max: usize, block: Duration) -> BoxFuture<'_, Result<Vec<Job>, StoreError>> {
         Box::pin(async move {
@@ -1376,6 +1388,41 @@ async fn a_backlog_that_stays_unanswered_is_not_swept_in_a_loop() {
         "{enqueued}"
     );
     second.stop().await;
+}
+
+/// A queue that lists its jobs (Redis) is not given a message it already holds: with a worker
+/// slower than the inflow (Twilio down) every sweep pass used to add every unanswered message
+/// again, and the stream grew without bound (2,962 entries for 20 messages in 13 minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_does_not_queue_a_message_the_queue_still_holds() {
+    let db = TestDb::sqlite();
+    left_unanswered(&db, 5).await;
+    let queue = Arc::new(BlackHole {
+        listed: Some(Default::default()),
+        ..BlackHole::default()
+    });
+    let s = start_with_queue(&db, queue.clone()).await;
+    let enqueued = || queue.enqueued.load(std::sync::atomic::Ordering::Relaxed);
+    // The start's pass queued the five; later passes find them still waiting.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while enqueued() < 5 {
+        assert!(tokio::time::Instant::now() < deadline, "{}", enqueued());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            webhook_core::sweep::sweep_once(&s.app, Duration::ZERO).await,
+            0
+        );
+    }
+    assert_eq!(enqueued(), 5);
+    // A message the queue lost (Redis restarted empty) is queued again.
+    queue.listed.as_ref().unwrap().lock().unwrap().clear();
+    assert_eq!(
+        webhook_core::sweep::sweep_once(&s.app, Duration::ZERO).await,
+        5
+    );
+    s.stop().await;
 }
 
 /// A backlog whose queue stays full (a Redis stream that survived the restart with its jobs

@@ -6,6 +6,7 @@
 //! delivered twice is harmless because [`Store::claim_inbound`](crate::Store::claim_inbound)
 //! lets only one worker process a message.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -76,6 +77,18 @@ pub trait WorkQueue: Send + Sync {
 
     /// Jobs waiting or in flight (not yet acknowledged or released).
     fn depth(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// The SIDs of the oldest `limit` jobs waiting or in flight, for a queue that would take a
+    /// SID it already holds a second time: the database sweep leaves those out instead of
+    /// queuing them again. `None` (the default): the queue does not list them, because it does
+    /// not queue a waiting SID twice anyway (the in-process queue).
+    fn waiting_sids(
+        &self,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Option<HashSet<String>>, StoreError>> {
+        let _ = limit;
+        Box::pin(async { Ok(None) })
+    }
 
     /// Jobs dropped since the queue was created because it was full (their messages are in the
     /// database; the sweep queues them again once there is room). Only a bounded queue drops.

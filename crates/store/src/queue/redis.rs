@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::streams::{
-    StreamAutoClaimReply, StreamPendingCountReply, StreamReadReply,
+    StreamAutoClaimReply, StreamPendingCountReply, StreamRangeReply, StreamReadReply,
 };
 use deadpool_redis::redis::{self, AsyncConnectionConfig, RedisError, Value};
 use deadpool_redis::{Manager, Pool, Runtime};
@@ -562,6 +562,33 @@ impl WorkQueue for RedisQueue {
                 .query_async(&mut *conn)
                 .await
                 .map_err(|e| StoreError::from_redis("reading the queue length (XLEN)", &e))
+        })
+    }
+
+    /// `XRANGE <prefix>:jobs - + COUNT limit`: the stream holds only unfinished jobs (acknowledged
+    /// entries are deleted), oldest first, those delivered and not yet acknowledged included.
+    fn waiting_sids(
+        &self,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Option<std::collections::HashSet<String>>, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let reply: StreamRangeReply = redis::cmd("XRANGE")
+                .arg(&self.stream)
+                .arg("-")
+                .arg("+")
+                .arg("COUNT")
+                .arg(limit.max(1))
+                .query_async(&mut *conn)
+                .await
+                .map_err(|e| StoreError::from_redis("listing the queued jobs (XRANGE)", &e))?;
+            Ok(Some(
+                reply
+                    .ids
+                    .iter()
+                    .filter_map(|entry| entry.get::<String>("sid"))
+                    .collect(),
+            ))
         })
     }
 
