@@ -184,8 +184,6 @@ fn describe(err: &DbErr) -> String {
     }
 }
 
-/// PostgreSQL codes that mean `DATABASE_URL` itself must change (retrying does not help and it
-/// is not a bug of ours), with what to tell the operator.
 /// What to fix when `err` is PostgreSQL refusing `DATABASE_URL` itself.
 fn misconfiguration(backend: DbBackend, err: &DbErr) -> Option<&'static str> {
     match sqlx_error(err) {
@@ -196,6 +194,8 @@ fn misconfiguration(backend: DbBackend, err: &DbErr) -> Option<&'static str> {
     }
 }
 
+/// PostgreSQL codes that mean `DATABASE_URL` itself must change (it is not a bug of ours), with
+/// what to tell the operator.
 fn pg_misconfiguration(code: &str) -> Option<&'static str> {
     match code {
         "3D000" => {

@@ -386,30 +386,53 @@ async fn refused_connections_do_not_stop_enqueues_from_trying() {
     }
 }
 
-/// The sweep asks which SIDs the stream still holds (waiting, or taken and not acknowledged),
-/// oldest first, so it does not add them twice; an acknowledged job is gone from the list.
+/// The sweep asks which SIDs wait in the stream, not yet taken by any consumer, oldest first,
+/// so it does not add them twice; taken and unacknowledged ones (a failed batch, a dead
+/// consumer) are not listed, so their messages can be queued again. Pages past 10,000.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn waiting_sids_lists_unfinished_jobs_oldest_first() {
+async fn waiting_sids_lists_the_jobs_no_consumer_took_yet() {
     let Some((prefix, _keys)) = setup() else {
         return;
     };
     let q = queue(&prefix, "a").await;
+    assert_eq!(
+        q.waiting_sids(100).await.unwrap(),
+        Some(HashSet::new()),
+        "no stream yet"
+    );
     let sids: Vec<String> = (0..5).map(|i| format!("SM{i:032}")).collect();
     for s in &sids {
         q.enqueue(s).await.unwrap();
     }
+    let all: HashSet<String> = sids.iter().cloned().collect();
+    assert_eq!(q.waiting_sids(100).await.unwrap(), Some(all));
     let taken = q.receive(2, Duration::from_millis(100)).await.unwrap();
     assert_eq!(taken.len(), 2);
-    let all: HashSet<String> = sids.iter().cloned().collect();
+    let rest: HashSet<String> = sids[2..].iter().cloned().collect();
     assert_eq!(
         q.waiting_sids(100).await.unwrap(),
-        Some(all),
-        "taken ones included"
+        Some(rest),
+        "taken ones left out"
     );
-    q.ack(&taken[0]).await.unwrap();
-    let left = q.waiting_sids(100).await.unwrap().unwrap();
-    assert!(!left.contains(&taken[0].message_sid));
-    assert_eq!(left.len(), 4);
     let oldest = q.waiting_sids(2).await.unwrap().unwrap();
-    assert_eq!(oldest, sids[1..3].iter().cloned().collect::<HashSet<_>>());
+    assert_eq!(oldest, sids[2..4].iter().cloned().collect::<HashSet<_>>());
+
+    // More than a page.
+    let client = deadpool_redis::redis::Client::open(REDIS_URL).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut pipe = deadpool_redis::redis::pipe();
+    for i in 0..10_050 {
+        pipe.cmd("XADD")
+            .arg(format!("{prefix}:jobs"))
+            .arg("*")
+            .arg("sid")
+            .arg(format!("SMp{i:031}"))
+            .ignore();
+    }
+    let () = pipe.query_async(&mut conn).await.unwrap();
+    assert_eq!(
+        q.waiting_sids(50_000).await.unwrap().unwrap().len(),
+        3 + 10_050
+    );
+    assert_eq!(q.waiting_sids(10_001).await.unwrap().unwrap().len(), 10_001);
 }

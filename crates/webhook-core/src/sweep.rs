@@ -29,9 +29,9 @@ pub const BATCH: u64 = 500;
 pub const BACKLOG_BATCH: u64 = 5_000;
 /// How often a sweep working through a backlog looks whether the queue has room again.
 const BACKLOG_POLL: Duration = Duration::from_millis(100);
-/// How many of the queue's oldest jobs a pass reads to leave their messages out (Redis: one
-/// `XRANGE`; the in-process queue never queues a waiting message twice and is not asked).
-pub const WAITING_LIMIT: usize = 10_000;
+/// How many of the queue's waiting jobs a pass reads to leave their messages out (Redis:
+/// `XRANGE` by pages of 10,000; the in-process queue never queues a waiting message twice).
+pub const WAITING_LIMIT: usize = 50_000;
 
 /// Re-queues unanswered messages once (at most [`BATCH`]), or answers them itself when the
 /// queue is unavailable; returns how many it queued or answered.
@@ -57,9 +57,13 @@ async fn sweep_up_to(
     // A message still waiting in the queue (a worker slower than the inflow: Twilio down, or
     // acknowledgements first during a burst) is not queued again: Redis would hold it twice,
     // and the stream would grow by every unanswered message at every pass.
-    let waiting = match app.queue.waiting_sids(WAITING_LIMIT).await {
-        Ok(waiting) => waiting.unwrap_or_default(),
-        Err(_) => Default::default(), // the enqueues below meet the same error and say so
+    let waiting = if sids.is_empty() {
+        Default::default()
+    } else {
+        match app.queue.waiting_sids(WAITING_LIMIT).await {
+            Ok(waiting) => waiting.unwrap_or_default(),
+            Err(_) => Default::default(), // the enqueues below meet the same error and say so
+        }
     };
     let sids: Vec<String> = sids.into_iter().filter(|s| !waiting.contains(s)).collect();
     let mut queued = 0;
@@ -105,13 +109,14 @@ async fn sweep_up_to(
 /// soon as the queue has room after it dropped jobs for being full.
 ///
 /// A pass that finds a full batch has found a backlog. The sweep then takes [`BACKLOG_BATCH`]
-/// at a time, each time the queue is down to fewer than [`BATCH`] jobs, for as long as passes
-/// come back full or overfill the queue; then it looks again [`GRACE`] later, for messages that
-/// were too young for the last pass, until a look finds nothing. While the queue stays fuller
-/// than that (a Redis stream that kept its jobs across a restart), the sweep waits: the
-/// messages it would find are, for the most part, the ones waiting in the queue, and queuing
-/// them again would only lengthen it. A queue that cannot tell its depth (Redis down) counts
-/// as having room, and the sweep answers what it finds itself.
+/// at a time, each time the queue is down to fewer than [`BATCH`] jobs (or the interval has
+/// passed, while it stays fuller), for as long as passes come back full or overfill the queue;
+/// then it looks again [`GRACE`] later, for messages that were too young for the last pass,
+/// until a look finds nothing. Every pass leaves out the messages the queue still holds
+/// ([`WorkQueue::waiting_sids`](store::WorkQueue::waiting_sids); the in-process queue does not
+/// take a waiting one twice), so a queue that stays full (a Redis stream that kept its jobs
+/// across a restart) is not lengthened by copies. A queue that cannot tell its depth (Redis
+/// down) counts as having room, and the sweep answers what it finds itself.
 pub async fn run(app: Arc<App>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
     /// What the sweep waits for before its next pass.
     #[derive(Debug, Clone, Copy, PartialEq)]
@@ -179,6 +184,7 @@ pub async fn run(app: Arc<App>, interval: Duration, mut shutdown: watch::Receive
             },
             Next::Room => tokio::select! {
                 () = queue_has_room(&app) => Some(Next::Room),
+                _ = tick.tick() => Some(Next::Room),
                 _ = shutdown.changed() => None,
             },
             Next::Tail => tokio::select! {

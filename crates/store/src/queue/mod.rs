@@ -78,10 +78,12 @@ pub trait WorkQueue: Send + Sync {
     /// Jobs waiting or in flight (not yet acknowledged or released).
     fn depth(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
 
-    /// The SIDs of the oldest `limit` jobs waiting or in flight, for a queue that would take a
-    /// SID it already holds a second time: the database sweep leaves those out instead of
-    /// queuing them again. `None` (the default): the queue does not list them, because it does
-    /// not queue a waiting SID twice anyway (the in-process queue).
+    /// The SIDs of the oldest `limit` jobs waiting to be handed out, for a queue that would take
+    /// a SID it already holds a second time: the database sweep leaves those out instead of
+    /// queuing them again. Jobs already handed out and not acknowledged are not listed (their
+    /// messages, when still unanswered, need the sweep). `None` (the default): the queue does
+    /// not list them, because it does not queue a waiting SID twice anyway (the in-process
+    /// queue).
     fn waiting_sids(
         &self,
         limit: usize,

@@ -26,7 +26,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::streams::{
-    StreamAutoClaimReply, StreamPendingCountReply, StreamRangeReply, StreamReadReply,
+    StreamAutoClaimReply, StreamInfoGroupsReply, StreamPendingCountReply, StreamRangeReply,
+    StreamReadReply,
 };
 use deadpool_redis::redis::{self, AsyncConnectionConfig, RedisError, Value};
 use deadpool_redis::{Manager, Pool, Runtime};
@@ -42,8 +43,8 @@ pub struct RedisQueueOptions {
     pub key_prefix: String,
     /// Consumer group shared by all instances.
     pub group: String,
-    /// This consumer's name, unique per process (e.g. `hostname-pid`; the pid alone is not
-    /// unique across containers, where it is often 1).
+    /// This consumer's name, unique per process (the server uses `hostname-pid-random`: the
+    /// pid is often 1 in containers, and host networking gives them one hostname).
     pub consumer: String,
     /// An unacknowledged entry idle this long is taken over by another consumer.
     pub reclaim_timeout: Duration,
@@ -565,30 +566,65 @@ impl WorkQueue for RedisQueue {
         })
     }
 
-    /// `XRANGE <prefix>:jobs - + COUNT limit`: the stream holds only unfinished jobs (acknowledged
-    /// entries are deleted), oldest first, those delivered and not yet acknowledged included.
+    /// The entries after the group's `last-delivered-id` (`XINFO GROUPS`), oldest first, by
+    /// pages of `XRANGE (<id> + COUNT 10000`: the jobs no consumer has taken yet. Those taken
+    /// and not acknowledged (in flight; given back after a batch failed, which Redis keeps;
+    /// held by a consumer that died) are not listed, so the sweep queues their messages again
+    /// once the database shows them unanswered (at most the workers' concurrency of them)
+    /// instead of leaving them to `XAUTOCLAIM`'s reclaim timeout.
     fn waiting_sids(
         &self,
         limit: usize,
     ) -> BoxFuture<'_, Result<Option<std::collections::HashSet<String>>, StoreError>> {
+        const PAGE: usize = 10_000;
         Box::pin(async move {
             let mut conn = self.conn().await?;
-            let reply: StreamRangeReply = redis::cmd("XRANGE")
+            let groups: Result<StreamInfoGroupsReply, RedisError> = redis::cmd("XINFO")
+                .arg("GROUPS")
                 .arg(&self.stream)
-                .arg("-")
-                .arg("+")
-                .arg("COUNT")
-                .arg(limit.max(1))
                 .query_async(&mut *conn)
-                .await
-                .map_err(|e| StoreError::from_redis("listing the queued jobs (XRANGE)", &e))?;
-            Ok(Some(
-                reply
-                    .ids
-                    .iter()
-                    .filter_map(|entry| entry.get::<String>("sid"))
-                    .collect(),
-            ))
+                .await;
+            let mut from = match groups {
+                Ok(reply) => reply
+                    .groups
+                    .into_iter()
+                    .find(|g| g.name == self.opts.group)
+                    .map_or_else(|| "-".to_owned(), |g| format!("({}", g.last_delivered_id)),
+                // No stream yet: nothing is waiting.
+                Err(e) if e.to_string().contains("no such key") => {
+                    return Ok(Some(Default::default()));
+                }
+                Err(e) => {
+                    return Err(StoreError::from_redis(
+                        "reading the consumer group (XINFO GROUPS)",
+                        &e,
+                    ));
+                }
+            };
+            let mut sids = std::collections::HashSet::new();
+            while sids.len() < limit {
+                let page = (limit - sids.len()).min(PAGE);
+                let reply: StreamRangeReply = redis::cmd("XRANGE")
+                    .arg(&self.stream)
+                    .arg(&from)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(page)
+                    .query_async(&mut *conn)
+                    .await
+                    .map_err(|e| StoreError::from_redis("listing the queued jobs (XRANGE)", &e))?;
+                sids.extend(
+                    reply
+                        .ids
+                        .iter()
+                        .filter_map(|entry| entry.get::<String>("sid")),
+                );
+                match reply.ids.last() {
+                    Some(last) if reply.ids.len() == page => from = format!("({}", last.id),
+                    _ => break,
+                }
+            }
+            Ok(Some(sids))
         })
     }
 
