@@ -10,6 +10,17 @@ use twilio_client::{Auth, RetryPolicy, SendRecords, TwilioError};
 use super::timeouts::{CLIENT_TIMEOUT, FAKE_DELAY};
 use crate::{FROM, Sleeps, TO, client, client_with, lookups, reply};
 
+/// A token client with the short test timeout that records its waits instead of sleeping.
+fn recording(fake: &FakeTwilio) -> (Sleeps, twilio_client::Client) {
+    let sleeps = Sleeps::default();
+    let client = sleeps.attach(client_with(
+        fake,
+        Auth::token(ACCOUNT_SID, AUTH_TOKEN),
+        CLIENT_TIMEOUT,
+    ));
+    (sleeps, client)
+}
+
 fn policy(max_attempts: u32) -> RetryPolicy {
     RetryPolicy::new(
         max_attempts,
@@ -161,12 +172,7 @@ fn a_failure_says_how_many_posts_it_took() {
 fn lost_response_is_found_by_lookup_instead_of_resending() {
     let fake = FakeTwilio::start_blocking();
     fake.delay_next_sends(1, FAKE_DELAY);
-    let sleeps = Sleeps::default();
-    let client = sleeps.attach(client_with(
-        &fake,
-        Auth::token(ACCOUNT_SID, AUTH_TOKEN),
-        CLIENT_TIMEOUT,
-    ));
+    let (sleeps, client) = recording(&fake);
 
     let outcome = client
         .send_with_retry(&reply("only once"), &policy(4))
@@ -209,12 +215,7 @@ fn a_gateway_s_5xx_is_looked_up_after_a_request_timeout_like_a_lost_response() {
     ] {
         let fake = FakeTwilio::start_blocking();
         fake.fail_next_sends_with_body(1, status, body);
-        let sleeps = Sleeps::default();
-        let client = sleeps.attach(client_with(
-            &fake,
-            Auth::token(ACCOUNT_SID, AUTH_TOKEN),
-            CLIENT_TIMEOUT,
-        ));
+        let (sleeps, client) = recording(&fake);
         let outcome = client
             .send_with_retry(&reply("once"), &policy(4))
             .expect("sent on the second try");
@@ -227,12 +228,7 @@ fn a_gateway_s_5xx_is_looked_up_after_a_request_timeout_like_a_lost_response() {
     // Twilio's own 500 (JSON with its code): no such wait.
     let fake = FakeTwilio::start_blocking();
     fake.fail_next_sends(1, 500, "error-500.json");
-    let sleeps = Sleeps::default();
-    let client = sleeps.attach(client_with(
-        &fake,
-        Auth::token(ACCOUNT_SID, AUTH_TOKEN),
-        CLIENT_TIMEOUT,
-    ));
+    let (sleeps, client) = recording(&fake);
     client
         .send_with_retry(&reply("once"), &policy(4))
         .expect("sent on the second try");
@@ -397,12 +393,7 @@ fn never_resends_while_the_lookup_fails() {
         503,
         r#"{"code":20503,"message":"Service Unavailable","status":503}"#,
     );
-    let sleeps = Sleeps::default();
-    let client = sleeps.attach(client_with(
-        &fake,
-        Auth::token(ACCOUNT_SID, AUTH_TOKEN),
-        CLIENT_TIMEOUT,
-    ));
+    let (_sleeps, client) = recording(&fake);
     let err = client
         .send_with_retry(&reply("hi"), &policy(3))
         .expect_err("cannot tell whether it went out");
