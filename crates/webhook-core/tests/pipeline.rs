@@ -857,10 +857,7 @@ async fn sweep_answers_while_the_queue_is_down(db: &TestDb) {
         },
     )
     .await;
-    let sids: Vec<String> = (0..3).map(|_| sid("SM")).collect();
-    for sid in &sids {
-        assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
-    }
+    let sids = s.post_new_messages(3).await;
     // The worker cannot take them: only a sweep answers them. The server's own first pass may
     // have run after the first posts and taken those already; this pass takes the rest.
     let taken = webhook_core::sweep::sweep_once(&s.app, Duration::ZERO).await;
@@ -1084,17 +1081,11 @@ async fn direct_processing_shares_the_workers_send_slots() {
     .await;
     // The worker's two sends are held by Twilio for 2 s: both slots are taken.
     twilio.delay_next_sends(2, Duration::from_secs(2));
-    let first: Vec<String> = (0..2).map(|_| sid("SM")).collect();
-    for sid in &first {
-        assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
-    }
+    let first = s.post_new_messages(2).await;
     wait_for_sends(&twilio, 2, "the worker never sent").await;
 
     // Two more messages, handed to the fallback path as the sweep does while Redis is down.
-    let more: Vec<String> = (0..2).map(|_| sid("SM")).collect();
-    for sid in &more {
-        assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
-    }
+    let more = s.post_new_messages(2).await;
     let app = s.app.clone();
     let direct = tokio::spawn({
         let more = more.clone();
@@ -1136,11 +1127,8 @@ async fn shutdown_is_not_held_up_by_the_fallback_waiting_for_send_slots() {
         },
     )
     .await;
-    let batch = |n: usize| -> Vec<String> { (0..n).map(|_| sid("SM")).collect() };
-    let (held, waiting) = (batch(2), batch(3));
-    for sid in held.iter().chain(&waiting) {
-        assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
-    }
+    let held = s.post_new_messages(2).await;
+    let waiting = s.post_new_messages(3).await;
     // Two sends hold two of the three slots for 1.5 s.
     twilio.delay_next_sends(2, Duration::from_millis(1500));
     let app = s.app.clone();
@@ -1186,10 +1174,7 @@ async fn the_fallback_is_not_slowed_by_the_workers_queue_retries() {
     .await;
     // Let the worker's retry wait grow past 3 s (0.1, 0.2, 0.4, 0.8, 1.6, then 3.2 s).
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    let sids: Vec<String> = (0..3).map(|_| sid("SM")).collect();
-    for sid in &sids {
-        assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
-    }
+    let sids = s.post_new_messages(3).await;
     // Strictly older than "now" for the sweep; the background sweep waits 10 s (its grace).
     tokio::time::sleep(Duration::from_millis(50)).await;
     let started = std::time::Instant::now();
@@ -1235,10 +1220,7 @@ async fn shutdown_answers_what_the_in_process_queue_still_holds() {
         },
     )
     .await;
-    let sids: Vec<String> = (0..6).map(|_| sid("SM")).collect();
-    for sid in &sids {
-        assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
-    }
+    let sids = s.post_new_messages(6).await;
     s.stop().await;
     // The server closed its pool: read through a new one.
     let store = store::Store::connect(&db.url(), store::StoreOptions::default())
@@ -1491,10 +1473,7 @@ async fn jobs_of_a_batch_that_cannot_be_written_leave_the_queue_depth(twilio: Op
     } else {
         refuse(&db, "INSERT", "outbound_messages").await;
     }
-    let sids: Vec<String> = (0..3).map(|_| sid("SM")).collect();
-    for sid in &sids {
-        assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
-    }
+    let sids = s.post_new_messages(3).await;
     wait_queue_empty(&s, "after the worker's batch failed").await;
     for sid in &sids {
         let row = s
@@ -1544,10 +1523,7 @@ async fn a_message_the_database_refuses_does_not_hold_back_its_batch() {
     // First every answer is refused, so that the four messages wait together for the sweep,
     // which queues them at once: one batch.
     refuse(&db, "UPDATE", "inbound_messages").await;
-    let sids: Vec<String> = (0..4).map(|_| sid("SM")).collect();
-    for sid in &sids {
-        assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
-    }
+    let sids = s.post_new_messages(4).await;
     wait_queue_empty(&s, "after the refused batches").await;
     let poison = &sids[1];
     test_support::services::execute_sql(&db.url(), "DROP TRIGGER refuse_inbound_messages").await;
@@ -1594,10 +1570,7 @@ async fn outcomes_are_counted_once_committed_not_when_decided() {
     )
     .await;
     refuse(&db, "UPDATE", "inbound_messages").await;
-    let sids: Vec<String> = (0..3).map(|_| sid("SM")).collect();
-    for sid in &sids {
-        assert_eq!(s.post_webhook(&inbound_body(sid)).await.status, 200);
-    }
+    let sids = s.post_new_messages(3).await;
     wait_queue_empty(&s, "after the refused batch").await;
     let skipped = r#"whatsapp_webhook_sends_total{outcome="skipped"}"#;
     let m = s.get("/metrics").await.body;

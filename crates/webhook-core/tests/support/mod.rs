@@ -161,6 +161,19 @@ impl Server {
         self.post("/api/v1/whatsapp/webhook", body, &sig).await
     }
 
+    /// Posts `n` messages with new SIDs, one after the other, each acknowledged with 200; returns
+    /// their SIDs in order.
+    pub(crate) async fn post_new_messages(&self, n: usize) -> Vec<String> {
+        let mut sids = Vec::with_capacity(n);
+        for _ in 0..n {
+            let sid = test_support::services::sid("SM");
+            let r = self.post_webhook(&inbound_body(&sid)).await;
+            assert_eq!(r.status, 200, "{sid}: {}", r.body);
+            sids.push(sid);
+        }
+        sids
+    }
+
     pub(crate) async fn post_status(&self, body: &str, query: &str) -> Response {
         let url = if query.is_empty() {
             STATUS_URL.to_owned()
