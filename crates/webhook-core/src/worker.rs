@@ -258,19 +258,19 @@ async fn permit(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Permit {
     let acquire = slots.clone().acquire_owned();
-    tokio::pin!(acquire);
+    let drained = async {
+        match drain_until {
+            Some(until) => tokio::time::sleep_until(until).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(acquire, drained);
     let mut beat = tokio::time::interval(crate::app::WORKER_STALE_AFTER / 4);
     let acquired = loop {
-        let drained = async {
-            match drain_until {
-                Some(until) => tokio::time::sleep_until(until).await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             p = &mut acquire => break p,
             _ = beat.tick() => heartbeat(),
-            () = drained => return Permit::Over,
+            () = &mut drained => return Permit::Over,
             _ = shutdown.changed(), if drain_until.is_none() => return Permit::Signal,
         }
     };
@@ -1148,9 +1148,12 @@ fn json_string(v: serde_json::Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::inbound::params_to_json;
+
     /// Every send slot held by slow sends (Twilio not answering) for longer than the stale
     /// limit: the worker waiting for one still beats, so `/readyz` does not call it stuck; the
-    /// wait ends with the slot, or with the stop signal.
+    /// wait ends with the slot.
     #[tokio::test(start_paused = true)]
     async fn waiting_for_a_slot_beats_the_heartbeat() {
         use std::sync::atomic::{AtomicU32, Ordering};
@@ -1164,8 +1167,8 @@ mod tests {
                     beats.fetch_add(1, Ordering::Relaxed);
                 };
                 matches!(
-                    super::permit(heartbeat, &slots, None, &mut shutdown).await,
-                    super::Permit::Got(_)
+                    permit(heartbeat, &slots, None, &mut shutdown).await,
+                    Permit::Got(_)
                 )
             })
         };
@@ -1177,11 +1180,8 @@ mod tests {
         );
         slots.add_permits(1);
         assert!(waiting.await.unwrap(), "the slot ends the wait");
-        drop(stop);
+        drop(stop); // kept until here: a closed channel would end the wait as a stop signal
     }
-
-    use super::*;
-    use crate::inbound::params_to_json;
 
     /// A database step that never answers (a connection stuck in its statement) ends with
     /// "unavailable" after STEP_TIMEOUT instead of holding the worker, and is not tried again
