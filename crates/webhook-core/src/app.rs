@@ -412,11 +412,6 @@ impl App {
             .await?;
         drop(recording);
         self.metrics.delivery_status(&cb.status, cb.error_code);
-        let failed = matches!(cb.status.as_str(), "failed" | "undelivered");
-        let hint = cb.error_code.map(|code| {
-            twilio_client::hint_for_code(code)
-                .unwrap_or("see https://www.twilio.com/docs/api/errors")
-        });
         if !crate::status::KNOWN_STATUSES.contains(&cb.status.as_str()) {
             tracing::warn!(
                 message_sid = %cb.message_sid,
@@ -426,6 +421,11 @@ impl App {
             );
             return Ok(());
         }
+        let failed = matches!(cb.status.as_str(), "failed" | "undelivered");
+        let hint = cb.error_code.map(|code| {
+            twilio_client::hint_for_code(code)
+                .unwrap_or("see https://www.twilio.com/docs/api/errors")
+        });
         match (failed || cb.error_code.is_some(), applied) {
             // A failure that is now the reply's status (or will be once its SID is recorded).
             (true, StatusApplied::Advanced | StatusApplied::UnknownMessage) => tracing::warn!(
