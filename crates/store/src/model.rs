@@ -64,8 +64,9 @@ impl NewInbound {
     }
 }
 
-/// `json` (a JSON text) with each escaped NUL (`\u0000`) written as `\uFFFD`. Only escapes are read: a backslash that is itself escaped (`\\u0000`,
-/// the six characters `\u0000` in a value) is left alone.
+/// `json` (a JSON text) with each escaped NUL (`\u0000`) written as `\uFFFD`. Only escapes are
+/// read: a backslash that is itself escaped (`\\u0000`, the six characters `\u0000` in a
+/// value) is left alone.
 fn json_without_nul(json: &mut String) {
     if !json.contains("\\u0000") {
         return;

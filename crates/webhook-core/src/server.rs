@@ -24,7 +24,6 @@ use tokio::sync::watch;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests and replies.
 pub const DRAIN: Duration = Duration::from_secs(20);
-
 /// How long the exit waits for the database pool to close after the drain.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest header section accepted (bigger → 431).

@@ -21,6 +21,7 @@
 //!   enqueues fail at once, so webhooks are not each held for the timeout while the sweep queues
 //!   their messages anyway (see `breaker.rs`).
 
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -575,7 +576,7 @@ impl WorkQueue for RedisQueue {
     fn waiting_sids(
         &self,
         limit: usize,
-    ) -> BoxFuture<'_, Result<Option<std::collections::HashSet<String>>, StoreError>> {
+    ) -> BoxFuture<'_, Result<Option<HashSet<String>>, StoreError>> {
         const PAGE: usize = 10_000;
         Box::pin(async move {
             let mut conn = self.conn().await?;
@@ -601,7 +602,7 @@ impl WorkQueue for RedisQueue {
                     ));
                 }
             };
-            let mut sids = std::collections::HashSet::new();
+            let mut sids = HashSet::new();
             while sids.len() < limit {
                 let page = (limit - sids.len()).min(PAGE);
                 let reply: StreamRangeReply = redis::cmd("XRANGE")
