@@ -44,8 +44,9 @@ const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// after it, the caller answers 503 and the writer moves on.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The largest batch: keeps a multi-row statement under SQLite's 32,766 bound parameters.
-pub(crate) const MAX_BATCH: usize = 1024;
+/// The largest batch ([`StoreOptions::batch_max`](crate::StoreOptions::batch_max) is capped at
+/// it): keeps a multi-row statement under SQLite's 32,766 bound parameters.
+pub const MAX_BATCH: usize = 1024;
 
 /// How a batch is written. Chosen per backend at connect; see `BatchStatement`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -65,7 +65,7 @@ pub mod status;
 mod store;
 
 pub use error::StoreError;
-pub use group_commit::WRITE_TIMEOUT;
+pub use group_commit::{MAX_BATCH, WRITE_TIMEOUT};
 pub use migrations::Migrator;
 pub use model::{
     InboundMessage, InboundState, NewInbound, NewOutbound, NewStatusEvent, OutboundMessage,

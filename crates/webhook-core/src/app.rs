@@ -609,6 +609,18 @@ mod tests {
         assert_ne!(a, b);
     }
 
+    /// `STORE_BATCH_MAX` takes exactly the batch sizes the store writes: a larger one was once
+    /// accepted and silently capped.
+    #[test]
+    fn the_configuration_accepts_the_store_s_batch_sizes_and_no_more() {
+        let at = |n: usize| Settings::from_vars([("STORE_BATCH_MAX", n.to_string().as_str())]);
+        assert_eq!(
+            at(store::MAX_BATCH).unwrap().store_batch_max,
+            store::MAX_BATCH
+        );
+        assert!(at(store::MAX_BATCH + 1).is_err());
+    }
+
     /// A base URL the configuration accepts is stored in a form the client accepts, and one the
     /// client accepts as written is accepted by the configuration: otherwise the server logs
     /// "🚀 listening" and then stops at its first step with an error outside the configuration's
