@@ -7,21 +7,15 @@ use sea_orm::ConnectionTrait;
 use store::{InboundState, Recorded, StoreOptions};
 
 use crate::on_both_backends;
-use crate::support::{TestDb, TestDbExt, inbound, sid};
+use crate::support::{TestDb, TestDbExt, inbound, record_all, sid};
 
 async fn exactly_one_of_64_concurrent_duplicates_is_new(db: &TestDb) {
     let store = db.default_store().await;
     for round in 0..3 {
         let the_sid = sid(&format!("SM{round}"));
-        let mut tasks = Vec::new();
-        for _ in 0..64 {
-            let store = store.clone();
-            let msg = inbound(&the_sid);
-            tasks.push(tokio::spawn(async move { store.record_inbound(msg).await }));
-        }
         let mut new = 0;
-        for t in tasks {
-            if t.await.unwrap().unwrap() == Recorded::New {
+        for r in record_all(&store, (0..64).map(|_| inbound(&the_sid))).await {
+            if r.unwrap() == Recorded::New {
                 new += 1;
             }
         }
@@ -79,14 +73,8 @@ async fn many_distinct_concurrent_messages_are_all_new_and_stored(db: &TestDb) {
         })
         .await;
     let sids: Vec<String> = (0..300).map(|i| sid(&format!("SM{i}x"))).collect();
-    let mut tasks = Vec::new();
-    for s in &sids {
-        let store = store.clone();
-        let msg = inbound(s);
-        tasks.push(tokio::spawn(async move { store.record_inbound(msg).await }));
-    }
-    for t in tasks {
-        assert_eq!(t.await.unwrap().unwrap(), Recorded::New);
+    for r in record_all(&store, sids.iter().map(|s| inbound(s))).await {
+        assert_eq!(r.unwrap(), Recorded::New);
     }
     for s in &sids {
         assert!(store.get_inbound(s).await.unwrap().is_some(), "{s} missing");
@@ -112,15 +100,9 @@ async fn same_sid_twice_in_one_batch_is_one_new_one_duplicate(db: &TestDb) {
     let a = sid("SMa");
     let b = sid("SMb");
     let sids = [&a, &a, &b, &a, &b, &a];
-    let mut tasks = Vec::new();
-    for s in sids {
-        let store = store.clone();
-        let msg = inbound(s);
-        tasks.push(tokio::spawn(async move { store.record_inbound(msg).await }));
-    }
     let mut new = 0;
-    for t in tasks {
-        if t.await.unwrap().unwrap() == Recorded::New {
+    for r in record_all(&store, sids.map(|s| inbound(s))).await {
+        if r.unwrap() == Recorded::New {
             new += 1;
         }
     }
@@ -173,17 +155,14 @@ async fn a_refused_row_fails_only_itself_on_postgres() {
             .await;
         let sids: Vec<String> = (0..20).map(|i| sid(&format!("SM{i}n"))).collect();
         let bad = 7;
-        let mut tasks = Vec::new();
-        for (i, s) in sids.iter().enumerate() {
-            let store = store.clone();
+        let msgs = sids.iter().enumerate().map(|(i, s)| {
             let mut msg = inbound(s);
             if i == bad {
                 msg.params_json = "{\"Body\":\"raw nul \0\"}".to_owned();
             }
-            tasks.push(tokio::spawn(async move { store.record_inbound(msg).await }));
-        }
-        for (i, t) in tasks.into_iter().enumerate() {
-            let res = t.await.unwrap();
+            msg
+        });
+        for (i, res) in record_all(&store, msgs).await.into_iter().enumerate() {
             if i == bad {
                 let err = res.expect_err("the NUL row must fail");
                 assert!(err.is_invalid_input(), "{statement:?}: {err}");
@@ -220,17 +199,15 @@ async fn a_nul_character_is_kept_as_a_replacement_character(db: &TestDb) {
     // Alone, and in a batch with other rows.
     for batch in [1, 8] {
         let sids: Vec<String> = (0..batch).map(|_| sid("SM")).collect();
-        let mut tasks = Vec::new();
-        for s in &sids {
-            let store = store.clone();
+        let msgs = sids.iter().map(|s| {
             let mut msg = inbound(s);
             msg.body = "nul \0 byte".to_owned();
             msg.profile_name = Some("Ann\0".to_owned());
             msg.params_json = serde_json::json!({ "Body": "nul \0 byte" }).to_string();
-            tasks.push(tokio::spawn(async move { store.record_inbound(msg).await }));
-        }
-        for t in tasks {
-            assert_eq!(t.await.unwrap().unwrap(), Recorded::New);
+            msg
+        });
+        for r in record_all(&store, msgs).await {
+            assert_eq!(r.unwrap(), Recorded::New);
         }
         for s in &sids {
             let row = store.get_inbound(s).await.unwrap().unwrap();
@@ -317,16 +294,14 @@ async fn a_batch_mixing_known_and_new_sids_tells_each_caller_apart(db: &TestDb) 
             ..Default::default()
         })
         .await;
-    let mut tasks = Vec::new();
-    for s in &sids {
-        let store = store.clone();
+    let msgs = sids.iter().map(|s| {
         let mut msg = inbound(s);
         msg.body = "this delivery's text".to_owned();
         msg.wa_id = None;
-        tasks.push(tokio::spawn(async move { store.record_inbound(msg).await }));
-    }
-    for (s, t) in sids.iter().zip(tasks) {
-        let recorded = t.await.unwrap().unwrap();
+        msg
+    });
+    for (s, recorded) in sids.iter().zip(record_all(&store, msgs).await) {
+        let recorded = recorded.unwrap();
         let row = store.get_inbound(s).await.unwrap().expect("stored");
         if known.contains(&s) {
             assert_eq!(recorded, Recorded::Duplicate, "{s}");
@@ -378,19 +353,14 @@ async fn each_batch_statement_records_new_and_duplicate_rows_on_postgres() {
         );
         let mut sids: Vec<String> = (0..100).map(|i| sid(&format!("SM{i}{tag}"))).collect();
         sids.push(known.clone());
-        let mut tasks = Vec::new();
-        for s in &sids {
-            let store = store.clone();
-            let msg = inbound(s);
-            tasks.push(tokio::spawn(async move { store.record_inbound(msg).await }));
-        }
-        for (s, t) in sids.iter().zip(tasks) {
+        let results = record_all(&store, sids.iter().map(|s| inbound(s))).await;
+        for (s, recorded) in sids.iter().zip(results) {
             let expected = if *s == known {
                 Recorded::Duplicate
             } else {
                 Recorded::New
             };
-            assert_eq!(t.await.unwrap().unwrap(), expected, "{statement:?}: {s}");
+            assert_eq!(recorded.unwrap(), expected, "{statement:?}: {s}");
         }
         let row = store.get_inbound(&sids[0]).await.unwrap().unwrap();
         assert_eq!(

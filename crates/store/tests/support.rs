@@ -1,7 +1,7 @@
 //! Test harness: a fresh PostgreSQL database or SQLite file per test, a random Redis key
 //! prefix, and skip-or-fail when a service is missing (fail when `CI=true`).
 
-use store::{NewInbound, Store, StoreOptions};
+use store::{NewInbound, Recorded, Store, StoreError, StoreOptions};
 
 pub(crate) use test_support::TestDb;
 pub(crate) use test_support::services::{PG_BASE, REDIS_URL, require, unique};
@@ -48,6 +48,26 @@ pub(crate) fn inbound(sid: &str) -> NewInbound {
         ),
         idempotency_token: Some(format!("token-{sid}")),
     }
+}
+
+/// Records every message at once, one task each (so that they share group commits), and
+/// returns each call's result in the messages' order.
+pub(crate) async fn record_all(
+    store: &Store,
+    msgs: impl IntoIterator<Item = NewInbound>,
+) -> Vec<Result<Recorded, StoreError>> {
+    let tasks: Vec<_> = msgs
+        .into_iter()
+        .map(|msg| {
+            let store = store.clone();
+            tokio::spawn(async move { store.record_inbound(msg).await })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        results.push(t.await.expect("record_inbound task"));
+    }
+    results
 }
 
 /// A random SID-shaped string.
