@@ -254,13 +254,14 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Check> {
 
 fn forwarding(t: &Tunnel, port: u16, host: &str) -> Check {
     let addr = t.config.addr.as_str();
+    let (forward_host, forward_port) = forward_target(addr);
     // ngrok connects to what `addr` names; both of these get its 502 for every request.
     let unreachable = if addr.starts_with("https://") {
         Some((
             "the server speaks plain http, so ngrok's TLS handshake with it fails (502)",
             format!("Restart ngrok with `ngrok http {port}` (no https:// before the port)."),
         ))
-    } else if forward_target(addr).0 == "[::1]" && host.parse::<std::net::Ipv4Addr>().is_ok() {
+    } else if forward_host == "[::1]" && host.parse::<std::net::Ipv4Addr>().is_ok() {
         // Only an IPv4 address for certain: `localhost` may resolve to ::1 first.
         Some((
             "the server listens on IPv4 only (HOST), so ngrok's connection is refused (502)",
@@ -269,7 +270,7 @@ fn forwarding(t: &Tunnel, port: u16, host: &str) -> Check {
     } else {
         None
     };
-    match (forward_port(addr), unreachable) {
+    match (forward_port, unreachable) {
         (Some(p), Some((why, fix))) if p == port => Check::error(
             S,
             "forwarding",
